@@ -1,0 +1,82 @@
+"""Publishing that cannot lose a message silently.
+
+Persistent, confirmed by the broker, `mandatory` with returns raised as errors, and the event id
+as `message_id` so a republished event looks the same to consumers. Many confirms may be awaited
+at once (one channel, many in flight): awaiting them one by one caps a publisher near 1,000/s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+
+class ConfirmingPublisher:
+    def __init__(self, url: str, *, name: str) -> None:
+        self._url = url
+        self._name = name
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._reply_channel: AbstractChannel | None = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        assert self._channel is not None, "publisher not connected"
+        return self._channel
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": f"{self._name}.publisher"}
+        )
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        # Replies go to a direct reply-to address: no confirms and not mandatory (on 3.10 a
+        # mandatory reply there is delivered *and* returned, doubling the work).
+        self._reply_channel = await self._connection.channel(publisher_confirms=False)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if name == "":
+            return self.channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await self.channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        mandatory: bool = True,
+    ) -> None:
+        """Returns once the broker confirmed; raises if it refused or could not route it."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            headers=headers or {},
+        )
+        target = await self._exchange(exchange)
+        await target.publish(message, routing_key=routing_key, mandatory=mandatory)
+
+    async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
+        assert self._reply_channel is not None, "publisher not connected"
+        await self._reply_channel.default_exchange.publish(
+            aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id),
+            routing_key=reply_to,
+            mandatory=False,
+        )

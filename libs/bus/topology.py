@@ -1,0 +1,73 @@
+"""The RabbitMQ topology: what exists, and the arguments that keep messages from being lost.
+
+- `dmp.events`: topic exchange for every event. Its alternate exchange `dmp.unrouted` parks any
+  event no queue is bound for in `ops.unrouted`, so an event with no subscriber yet is kept for
+  operators rather than dropped.
+- Each consumer has its own durable quorum queue `<consumer>.<purpose>`, dead-lettering
+  at-least-once to `dmp.dead` with its own name as routing key, into `<queue>.dlq`.
+- Commands and `access.decide` are quorum queues on the default exchange, same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+EVENTS_EXCHANGE = "dmp.events"
+UNROUTED_EXCHANGE = "dmp.unrouted"
+UNROUTED_QUEUE = "ops.unrouted"
+DEAD_EXCHANGE = "dmp.dead"
+# Past this many deliveries the broker dead-letters the message (3.10 has no default limit).
+DELIVERY_LIMIT = 10
+
+
+def dlq_name(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+def queue_arguments(queue: str) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_EXCHANGE,
+        "x-dead-letter-routing-key": queue,
+        # at-least-once dead-lettering needs reject-publish overflow, else it falls back to
+        # at-most-once without a word.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+async def declare_exchanges(channel: AbstractChannel) -> None:
+    unrouted = await channel.declare_exchange(
+        UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    parked = await channel.declare_queue(
+        UNROUTED_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await parked.bind(unrouted)
+    await channel.declare_exchange(
+        EVENTS_EXCHANGE,
+        aio_pika.ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": UNROUTED_EXCHANGE},
+    )
+    await channel.declare_exchange(DEAD_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+
+
+async def declare_queue(
+    channel: AbstractChannel, name: str, routing_keys: list[str] | None = None
+) -> None:
+    """Declare a consumer queue, its dead-letter queue, and bind it to the given event keys."""
+    dead = await channel.get_exchange(DEAD_EXCHANGE)
+    dlq = await channel.declare_queue(
+        dlq_name(name), durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(dead, routing_key=name)
+    queue = await channel.declare_queue(name, durable=True, arguments=queue_arguments(name))
+    if routing_keys:
+        events = await channel.get_exchange(EVENTS_EXCHANGE)
+        for key in routing_keys:
+            await queue.bind(events, routing_key=key)

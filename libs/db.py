@@ -1,0 +1,66 @@
+"""PostgreSQL: one pool per service, bound to the service's own schema, and the migration runner.
+
+Migrations are numbered `.sql` files. Each applied file is recorded in `<schema>.schema_migrations`
+and applied once, in its own transaction, under an advisory lock so replicas starting together
+do not race.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger()
+
+LIBS_MIGRATIONS = Path(__file__).parent / "migrations"
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def create_pool(url: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": schema},
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: Pool, schema: str, sources: dict[str, Path]) -> list[str]:
+    """Apply, in order, the files of each source (e.g. {"libs": ..., "identity": ...})."""
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext('migrate:' || $1))", schema)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                " version text PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+            )
+            done = {
+                r["version"]
+                for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+            }
+            for source, directory in sources.items():
+                for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+                    version = f"{source}/{path.stem}"
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                        await conn.execute(path.read_text())
+                        await conn.execute(
+                            f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)',
+                            version,
+                        )
+                    applied_now.append(version)
+                    log.info("migration_applied", schema=schema, version=version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext('migrate:' || $1))", schema)
+    return applied_now

@@ -1,0 +1,174 @@
+"""Transactional outbox: events are written with the change that causes them, then relayed.
+
+`add` inserts the event in the caller's transaction and NOTIFYs the relay (delivered at commit).
+The relay claims unsent rows with `FOR UPDATE SKIP LOCKED` and a lease (never "id greater than
+the last seen": sequences are taken before commit, so a late commit would be skipped forever),
+publishes them with confirms, then marks them sent. A crash between confirm and mark republishes:
+consumers de-duplicate by event id (inbox). LISTEN/NOTIFY is not durable, so it also polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from libs.bus.publisher import ConfirmingPublisher
+from libs.bus.topology import EVENTS_EXCHANGE
+from libs.contracts.envelope import Envelope, Event, envelope_for
+
+log = structlog.get_logger()
+
+
+def channel_for(schema: str) -> str:
+    return f"outbox_{schema}"
+
+
+async def add(conn: asyncpg.Connection, envelope: Envelope, routing_key: str) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (event_id, routing_key, body, correlation_id) VALUES ($1, $2, $3, $4)",
+        envelope.event_id,
+        routing_key,
+        envelope.model_dump_json().encode(),
+        envelope.correlation_id,
+    )
+    await conn.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+async def add_event(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    holder_key: str,
+    occurred_at: Any,
+    correlation_id: str,
+    causation_id: str | None = None,
+) -> Envelope:
+    envelope = envelope_for(
+        event,
+        holder_key=holder_key,
+        occurred_at=occurred_at,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+    await add(conn, envelope, event.routing_key())
+    return envelope
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: ConfirmingPublisher,
+        schema: str,
+        *,
+        batch_size: int = 256,
+        lease: timedelta = timedelta(seconds=30),
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._schema = schema
+        self._batch_size = batch_size
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run_forever(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.release(self._listener)
+            self._listener = None
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await self._pool.acquire()
+            await self._listener.add_listener(channel_for(self._schema), self._on_notify)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+                while await self.relay_once() > 0:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the relay must outlive a broker or database outage
+                log.warning("outbox_relay_failed", schema=self._schema, error=repr(exc))
+                self._listener = None
+                await asyncio.sleep(self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+
+    async def claim(self) -> list[asyncpg.Record]:
+        return await self._pool.fetch(
+            """
+            UPDATE outbox SET claimed_until = clock_timestamp() + $1, attempts = attempts + 1
+            WHERE event_id IN (
+                SELECT event_id FROM outbox
+                WHERE sent_at IS NULL
+                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+                ORDER BY seq LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+            RETURNING event_id, seq, routing_key, body, correlation_id
+            """,
+            self._lease,
+            self._batch_size,
+        )
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many were published."""
+        rows = sorted(await self.claim(), key=lambda r: r["seq"])
+        if not rows:
+            return 0
+        results = await asyncio.gather(
+            *(
+                self._publisher.publish(
+                    EVENTS_EXCHANGE,
+                    r["routing_key"],
+                    r["body"],
+                    message_id=str(r["event_id"]),
+                    correlation_id=r["correlation_id"],
+                )
+                for r in rows
+            ),
+            return_exceptions=True,
+        )
+        sent = [r["event_id"] for r, res in zip(rows, results, strict=True) if res is None]
+        failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
+        await self.mark_sent(sent)
+        for row, error in failed:
+            log.warning("outbox_publish_failed", event_id=str(row["event_id"]), error=repr(error))
+            await self._pool.execute(
+                "UPDATE outbox SET last_error = $2, claimed_until = clock_timestamp() + $3"
+                " WHERE event_id = $1",
+                row["event_id"],
+                repr(error)[:1000],
+                timedelta(seconds=5),
+            )
+        return len(sent)
+
+    async def mark_sent(self, event_ids: list[Any]) -> None:
+        if event_ids:
+            await self._pool.execute(
+                "UPDATE outbox SET sent_at = clock_timestamp(), claimed_until = NULL,"
+                " last_error = NULL WHERE event_id = ANY($1::uuid[])",
+                event_ids,
+            )

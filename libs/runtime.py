@@ -1,0 +1,350 @@
+"""What every service is made of: one object that owns the connections and the edges.
+
+A service builds a `Runtime`, registers its event handlers (`on_events`) and its commands
+(`on_commands`), and runs it. The runtime gives every edge the same discipline:
+
+- events: parse the envelope and the typed payload; a message that fails is dead-lettered with
+  the reason and acknowledged (it can never succeed). Otherwise one transaction records the event
+  id in the inbox and applies the handler, which writes any outgoing events to the outbox; the
+  message is acknowledged only after commit. An unexpected failure requeues the message after a
+  short backoff; past the delivery limit the broker dead-letters it.
+- commands: request/reply; the token is verified locally; the reply is a result or a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import ValidationError
+
+from libs import db
+from libs.bus import topology
+from libs.bus.publisher import ConfirmingPublisher
+from libs.bus.rpc import DEADLINE_HEADER, RpcClient
+from libs.clock import Clock
+from libs.contracts.commands import ErrorInfo, Reply, Request
+from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
+from libs.errors import DomainError, InvalidInput
+from libs.inbox import first_delivery
+from libs.logging import bind_correlation, configure_logging
+from libs.outbox import OutboxRelay
+from libs.settings import ServiceSettings
+from libs.tokens import Claims, TokenVerifier
+
+log = structlog.get_logger()
+
+C = TypeVar("C", bound=Contract)
+
+
+@dataclass(frozen=True)
+class EventContext:
+    runtime: Runtime
+    conn: asyncpg.Connection
+    envelope: Envelope
+
+    @property
+    def correlation_id(self) -> str:
+        return self.envelope.correlation_id
+
+    @property
+    def causation_id(self) -> str:
+        return str(self.envelope.event_id)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    runtime: Runtime
+    actor: Claims | None
+    correlation_id: str
+
+    def require_actor(self) -> Claims:
+        assert self.actor is not None, "command registered without authentication"
+        return self.actor
+
+
+EventHandler = Callable[[EventContext, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command(Generic[C]):
+    model: type[C]
+    handler: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]]
+    authenticated: bool = True
+
+
+class Permanent(DomainError):
+    """An event that can never be applied (e.g. it refers to something that cannot exist)."""
+
+    code = "permanent_failure"
+
+
+def describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+@dataclass
+class Background:
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+
+
+class Runtime:
+    def __init__(self, name: str, settings: ServiceSettings, migrations: Path) -> None:
+        self.name = name
+        self.schema = name
+        self.settings = settings
+        self.migrations = migrations
+        self.clock = Clock(adjustable=settings.clock_mode == "adjustable")
+        self.tokens = TokenVerifier(settings.identity_public_key)
+        self.broker = RabbitBroker(
+            settings.amqp_url,
+            default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
+            graceful_timeout=settings.graceful_timeout_seconds,
+            ack_policy=AckPolicy.MANUAL,
+            log_level=logging.DEBUG,
+            app_id=name,
+        )
+        self.publisher = ConfirmingPublisher(settings.amqp_url, name=name)
+        self.rpc = RpcClient(settings.amqp_url, name=name, timeout=settings.rpc_timeout_seconds)
+        self._pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self._queues: dict[str, list[str]] = {}
+        self._background: list[Background] = []
+        self._started = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, f"{self.name} not started"
+        return self._pool
+
+    def now(self) -> Any:
+        return self.clock.now()
+
+    # --- registration ---------------------------------------------------------------------
+
+    def on_events(self, queue: str, handlers: dict[type[Event], EventHandler]) -> None:
+        self._queues[queue] = [cls.routing_key() for cls in handlers]
+
+        @self.broker.subscriber(
+            RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
+        )
+        async def consume(message: RabbitMessage) -> None:
+            await self._consume_event(queue, handlers, message)
+
+    def on_commands(self, queue: str, commands: dict[str, Command[Any]]) -> None:
+        self._queues[queue] = []
+
+        @self.broker.subscriber(
+            RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
+        )
+        async def serve(message: RabbitMessage) -> None:
+            await self._serve_command(queue, commands, message)
+
+    def add_background(
+        self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._background.append(Background(start, stop))
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Everything but consuming: database, migrations, clock, publisher, topology."""
+        configure_logging(self.name, self.settings.log_level)
+        self._pool = await db.create_pool(self.settings.database_url, self.schema)
+        await db.migrate(
+            self._pool, self.schema, {"libs": db.LIBS_MIGRATIONS, self.name: self.migrations}
+        )
+        await self.clock.start(self.settings.database_url)
+        await self.publisher.connect()
+        await topology.declare_exchanges(self.publisher.channel)
+        for queue, keys in self._queues.items():
+            await topology.declare_queue(self.publisher.channel, queue, keys)
+        await self.rpc.connect()
+        self.relay = OutboxRelay(self._pool, self.publisher, self.schema)
+
+    async def start_consuming(self) -> None:
+        assert self.relay is not None
+        await self.relay.start()
+        for task in self._background:
+            await task.start()
+        self._started = True
+        log.info("service_started", queues=sorted(self._queues))
+
+    async def start(self) -> None:
+        await self.prepare()
+        await self.broker.start()
+        await self.start_consuming()
+
+    async def stop(self) -> None:
+        # Stop taking messages first (waiting for handlers in flight), then the rest.
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        for task in reversed(self._background):
+            with contextlib.suppress(Exception):
+                await task.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.rpc.close()
+        await self.publisher.close()
+        await self.clock.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service_stopped")
+
+    def app(self) -> FastStream:
+        @contextlib.asynccontextmanager
+        async def lifespan() -> AsyncIterator[None]:
+            await self.prepare()
+            yield
+            await self.stop()
+
+        app = FastStream(self.broker, lifespan=lifespan)
+        app.after_startup(self.start_consuming)
+        return app
+
+    # --- the edges --------------------------------------------------------------------------
+
+    async def _consume_event(
+        self, queue: str, handlers: dict[type[Event], EventHandler], message: Any
+    ) -> None:
+        raw = message.raw_message
+        structlog.contextvars.clear_contextvars()
+        bind_correlation(raw.correlation_id, queue=queue, message_id=raw.message_id)
+        try:
+            envelope = Envelope.model_validate_json(raw.body)
+            event = open_envelope(envelope)
+            handler = handlers[type(event)]
+        except ValidationError as exc:
+            await self._dead_letter_and_ack(queue, message, f"schema: {describe(exc)}")
+            return
+        except LookupError as exc:
+            await self._dead_letter_and_ack(queue, message, f"unknown event: {exc}")
+            return
+        bind_correlation(envelope.correlation_id, event_type=envelope.type)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await first_delivery(conn, queue, str(envelope.event_id)):
+                    await handler(EventContext(self, conn, envelope), event)
+                else:
+                    log.info("duplicate_ignored", event_id=str(envelope.event_id))
+        except DomainError as exc:
+            await self._dead_letter_and_ack(queue, message, f"{exc.code}: {exc.message}")
+            return
+        except Exception as exc:
+            attempt = int((raw.headers or {}).get("x-delivery-count", 0) or 0) + 1
+            log.warning("event_failed_will_retry", attempt=attempt, error=repr(exc))
+            # Back off before giving the message back, so a short outage does not burn the
+            # delivery limit in milliseconds.
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _dead_letter_and_ack(self, queue: str, message: Any, reason: str) -> None:
+        raw = message.raw_message
+        log.error("dead_lettered", reason=reason)
+        headers = dict(raw.headers or {})
+        headers.update(
+            {
+                "x-dead-reason": reason[:2000],
+                "x-original-queue": queue,
+                "x-original-routing-key": raw.routing_key or "",
+            }
+        )
+        try:
+            await self.publisher.publish(
+                topology.DEAD_EXCHANGE,
+                queue,
+                raw.body,
+                message_id=raw.message_id or uuid.uuid4().hex,
+                correlation_id=raw.correlation_id,
+                headers=headers,
+            )
+        except Exception as exc:
+            # Not parked: give it back rather than lose it.
+            log.error("dead_letter_failed", error=repr(exc))
+            await asyncio.sleep(1.0)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _serve_command(
+        self, queue: str, commands: dict[str, Command[Any]], message: Any
+    ) -> None:
+        raw = message.raw_message
+        structlog.contextvars.clear_contextvars()
+        bind_correlation(raw.correlation_id, queue=queue)
+        deadline = (raw.headers or {}).get(DEADLINE_HEADER)
+        if isinstance(deadline, int) and time.time() * 1000 > deadline:
+            # The caller has given up and been told so: acting now would surprise them.
+            log.warning("request_expired_dropped")
+            await message.ack()
+            return
+        reply = await self._run_command(commands, raw.body)
+        if raw.reply_to:
+            try:
+                await self.publisher.reply(
+                    raw.reply_to, raw.correlation_id, reply.model_dump_json().encode()
+                )
+            except Exception as exc:
+                log.error("reply_failed", error=repr(exc))
+        elif not reply.ok:
+            assert reply.error is not None
+            await self._dead_letter_and_ack(
+                queue, message, f"{reply.error.code}: {reply.error.message}"
+            )
+            return
+        await message.ack()
+
+    async def _run_command(self, commands: dict[str, Command[Any]], body: bytes) -> Reply:
+        try:
+            request = Request.model_validate_json(body)
+        except ValidationError as exc:
+            return _error("malformed_request", describe(exc))
+        bind_correlation(request.correlation_id, command=request.command)
+        command = commands.get(request.command)
+        if command is None:
+            return _error("unknown_command", f"no command {request.command!r} here")
+        try:
+            actor = (
+                self.tokens.verify(request.token, self.clock.now())
+                if command.authenticated
+                else None
+            )
+            try:
+                payload = command.model.model_validate(request.payload)
+            except ValidationError as exc:
+                raise InvalidInput(describe(exc)) from None
+            result = await command.handler(
+                CommandContext(self, actor, request.correlation_id), payload
+            )
+        except DomainError as exc:
+            log.info("command_refused", code=exc.code, reason=exc.message)
+            return _error(exc.code, exc.message)
+        except Exception:
+            log.exception("command_failed")
+            return _error("internal_error", f"{self.name} failed to handle the request")
+        if isinstance(result, Contract):
+            result = result.model_dump(mode="json")
+        return Reply(ok=True, result=result)
+
+
+def _error(code: str, message: str) -> Reply:
+    return Reply(ok=False, error=ErrorInfo(code=code, message=message))

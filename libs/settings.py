@@ -1,0 +1,24 @@
+"""Settings every service reads from its environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/dmp"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Identity's Ed25519 public key (raw, base64url): every service verifies tokens with it.
+    identity_public_key: str
+    # Unacknowledged deliveries per consumer channel: bounds memory and concurrency.
+    prefetch: int = 64
+    rpc_timeout_seconds: float = 5.0
+    # "adjustable" lets a demo or a test move time forward for all services at once; never in
+    # production, where the clock is the system's.
+    clock_mode: Literal["system", "adjustable"] = "system"
+    log_level: str = "INFO"
+    graceful_timeout_seconds: float = 10.0
