@@ -88,10 +88,15 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._listener is not None:
+        await self._release_listener()
+
+    async def _release_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             with contextlib.suppress(Exception):
-                await self._pool.release(self._listener)
-            self._listener = None
+                await listener.remove_listener(channel_for(self._schema), self._on_notify)
+            with contextlib.suppress(Exception):
+                await self._pool.release(listener)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -111,7 +116,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # the relay must outlive a broker or database outage
                 log.warning("outbox_relay_failed", schema=self._schema, error=repr(exc))
-                self._listener = None
+                await self._release_listener()
                 await asyncio.sleep(self._poll_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

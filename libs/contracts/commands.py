@@ -90,7 +90,8 @@ class CloseSpace(Contract):
 
 
 class Decide(Contract):
-    token: str
+    """Asked by a service on behalf of the actor whose token the request carries."""
+
     ins: str
     action: Literal["read", "deposit", "message", "read_history"]
     document_type: str | None = None

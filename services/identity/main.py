@@ -14,6 +14,7 @@ from services.identity import handlers
 from services.identity.settings import IdentitySettings
 
 NAME = "identity"
+Settings = IdentitySettings
 
 
 def build(settings: IdentitySettings | None = None) -> Runtime:

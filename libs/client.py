@@ -1,0 +1,155 @@
+"""A client of the system on the bus, as a patient app or a practice software would be.
+
+Used by the demo, the end-to-end tests and the benchmark; a real client would do the same:
+request/reply messages carrying a signed token, never a database.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+from typing import Any, Literal
+
+from libs.bus.rpc import RpcClient
+from libs.tokens import private_key, sign_bytes
+
+IDENTITY = "identity.commands"
+ACCESS = "access.commands"
+DOSSIER = "dossier.commands"
+MESSAGING = "messaging.commands"
+NOTIFIER = "notifier.commands"
+
+
+class Client:
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    async def sign_in_with_card(
+        self, kind: Literal["professional", "operator"], subject: str, card_private_key: str
+    ) -> str:
+        challenge = (
+            await self.rpc.call(IDENTITY, "RequestChallenge", {"kind": kind, "subject": subject})
+        )["challenge"]
+        signature = sign_bytes(private_key(card_private_key), challenge.encode())
+        result = await self.rpc.call(
+            IDENTITY,
+            "SignInWithCard",
+            {"kind": kind, "subject": subject, "challenge": challenge, "signature": signature},
+        )
+        return str(result["token"])
+
+    async def register_holder(
+        self,
+        operator_token: str,
+        *,
+        nir: str,
+        first_name: str,
+        last_name: str,
+        birth_date: date,
+        email: str | None = None,
+        phone: str | None = None,
+        legal_representative_email: str | None = None,
+    ) -> dict[str, Any]:
+        return await self.rpc.call(
+            IDENTITY,
+            "RegisterHolder",
+            {
+                "nir": nir,
+                "first_name": first_name,
+                "last_name": last_name,
+                "birth_date": birth_date.isoformat(),
+                "email": email,
+                "phone": phone,
+                "legal_representative_email": legal_representative_email,
+            },
+            token=operator_token,
+        )
+
+    async def register_professional(
+        self,
+        operator_token: str,
+        *,
+        rpps: str,
+        first_name: str,
+        last_name: str,
+        profession: str,
+        card_public_key: str,
+        specialty: str | None = None,
+    ) -> dict[str, Any]:
+        return await self.rpc.call(
+            IDENTITY,
+            "RegisterProfessional",
+            {
+                "rpps": rpps,
+                "first_name": first_name,
+                "last_name": last_name,
+                "profession": profession,
+                "specialty": specialty,
+                "card_public_key": card_public_key,
+            },
+            token=operator_token,
+        )
+
+    async def request_holder_code(self, ins: str) -> dict[str, Any]:
+        return await self.rpc.call(IDENTITY, "RequestHolderCode", {"ins": ins})
+
+    async def sign_in_holder(self, ins: str, code: str) -> str:
+        result = await self.rpc.call(IDENTITY, "SignInHolder", {"ins": ins, "code": code})
+        return str(result["token"])
+
+    async def close_space(self, token: str, ins: str) -> dict[str, Any]:
+        return await self.rpc.call(IDENTITY, "CloseSpace", {"ins": ins}, token=token)
+
+    async def authorize(
+        self, holder_token: str, ins: str, rpps: str, until: datetime | None = None
+    ) -> dict[str, Any]:
+        return await self.rpc.call(
+            ACCESS,
+            "AuthorizeProfessional",
+            {"ins": ins, "rpps": rpps, "until": until.isoformat() if until else None},
+            token=holder_token,
+        )
+
+    async def access_history(
+        self, holder_token: str, ins: str, page: int = 1, page_size: int = 20
+    ) -> dict[str, Any]:
+        return await self.rpc.call(
+            ACCESS,
+            "ListAccessHistory",
+            {"ins": ins, "page": page, "page_size": page_size},
+            token=holder_token,
+        )
+
+    async def deposit(
+        self,
+        token: str,
+        ins: str,
+        *,
+        document_type: str,
+        title: str,
+        content: bytes,
+        media_type: str = "application/pdf",
+    ) -> dict[str, Any]:
+        return await self.rpc.call(
+            DOSSIER,
+            "DepositDocument",
+            {
+                "ins": ins,
+                "document_type": document_type,
+                "title": title,
+                "content_b64": base64.b64encode(content).decode(),
+                "media_type": media_type,
+            },
+            token=token,
+        )
+
+    async def read_dossier(self, token: str, ins: str) -> dict[str, Any]:
+        return await self.rpc.call(DOSSIER, "ReadDossier", {"ins": ins}, token=token)
+
+    async def send_message(self, token: str, ins: str, subject: str, body: str) -> dict[str, Any]:
+        return await self.rpc.call(
+            MESSAGING, "SendMessage", {"ins": ins, "subject": subject, "body": body}, token=token
+        )
+
+    async def alerts(self, holder_token: str, ins: str) -> dict[str, Any]:
+        return await self.rpc.call(NOTIFIER, "ListAlerts", {"ins": ins}, token=holder_token)

@@ -1,0 +1,120 @@
+"""Fixtures shared by every tier: real servers, a fresh database and vhost per run, keys."""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.bus.rpc import RpcClient
+from libs.client import Client
+from libs.runtime import Runtime
+from libs.tokens import new_keypair
+from tests.support import infra
+from tests.support.smtp import SmtpServer
+
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+
+
+@dataclass(frozen=True)
+class Keys:
+    identity_private: str
+    identity_public: str
+    operator_id: str
+    operator_private: str
+    operator_public: str
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[infra.Servers]:
+    with infra.servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def database_url(servers: infra.Servers) -> AsyncIterator[str]:
+    name = f"dmp_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield infra.with_database(servers.database_url, name)
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_url(servers: infra.Servers) -> Iterator[str]:
+    with infra.fresh_vhost(servers.amqp_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    identity_private, identity_public = new_keypair()
+    operator_private, operator_public = new_keypair()
+    return Keys(
+        identity_private, identity_public, "cnam-agent-1", operator_private, operator_public
+    )
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings_values(
+    database_url: str, amqp_url: str, keys: Keys, smtp: SmtpServer
+) -> dict[str, Any]:
+    """What every service is configured with in tests (each takes the fields it knows)."""
+    return {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "identity_public_key": keys.identity_public,
+        "identity_private_key": keys.identity_private,
+        "operator_public_keys": {keys.operator_id: keys.operator_public},
+        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "clock_mode": "adjustable",
+        "log_level": "WARNING",
+        "rpc_timeout_seconds": 10.0,
+    }
+
+
+def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtime:
+    module = importlib.import_module(f"services.{name}.main")
+    runtime: Runtime = module.build(module.Settings(**{**values, **overrides}))
+    return runtime
+
+
+@pytest.fixture(scope="session")
+async def client(amqp_url: str) -> AsyncIterator[Client]:
+    rpc = RpcClient(amqp_url, name="tests", timeout=10.0)
+    await rpc.connect()
+    yield Client(rpc)
+    await rpc.close()
+
+
+@pytest.fixture(scope="session")
+async def operator_token(client: Client, keys: Keys, identity: Runtime) -> str:
+    return await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+
+
+@pytest.fixture(scope="session")
+async def identity(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
+    runtime = build_service("identity", settings_values)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()

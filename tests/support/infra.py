@@ -1,0 +1,124 @@
+"""Where the tests' PostgreSQL and RabbitMQ come from, and a fresh database and vhost per run.
+
+Order: the URLs in DATABASE_URL / AMQP_URL; else containers, when a Docker engine answers
+(testcontainers); else the local servers on their default ports. No server is a failure, never a
+skip: a test about delivery or storage that did not run proves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass(frozen=True)
+class Servers:
+    database_url: str  # a maintenance database on the server (to create test databases)
+    amqp_url: str
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[Servers]:
+    database_url = os.environ.get("DATABASE_URL")
+    amqp_url = os.environ.get("AMQP_URL")
+    if database_url is None and amqp_url is None and _docker_answers():
+        from testcontainers.community.postgres import PostgresContainer
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+
+        with (
+            PostgresContainer("postgres:15") as pg,
+            RabbitMqContainer("rabbitmq:3.13-management") as mq,
+        ):
+            host = mq.get_container_host_ip()
+            port = mq.get_exposed_port(mq.port)
+            yield Servers(
+                pg.get_connection_url(driver=None),
+                f"amqp://{mq.username}:{mq.password}@{host}:{port}/",
+            )
+        return
+    database_url = database_url or LOCAL_DATABASE_URL
+    amqp_url = amqp_url or LOCAL_AMQP_URL
+    for url, port, what in ((database_url, 5432, "PostgreSQL"), (amqp_url, 5672, "RabbitMQ")):
+        if not _answers(url, port):
+            pytest.fail(
+                f"{what} does not answer at {url}: start it (make services-up), or set"
+                " DATABASE_URL / AMQP_URL, or run a Docker engine for testcontainers",
+                pytrace=False,
+            )
+    yield Servers(database_url, amqp_url)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{quote(vhost, safe='')}"))
+
+
+@contextlib.contextmanager
+def fresh_vhost(amqp_url: str) -> Iterator[str]:
+    """A vhost of its own for this run, where the broker is local and rabbitmqctl is here.
+
+    Elsewhere (a container) the broker is fresh anyway, and the URL is used as given.
+    """
+    host = urlsplit(amqp_url).hostname
+    ctl = shutil.which("rabbitmqctl")
+    if (
+        ctl is None
+        or host not in ("127.0.0.1", "localhost")
+        or urlsplit(amqp_url).path
+        not in (
+            "",
+            "/",
+        )
+    ):
+        yield amqp_url
+        return
+    vhost = f"dmp-test-{uuid.uuid4().hex[:8]}"
+    user = urlsplit(amqp_url).username or "guest"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield with_vhost(amqp_url, vhost)
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, capture_output=True)

@@ -1,0 +1,37 @@
+"""Test people: valid NIRs, professionals with card keys."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from libs.tokens import new_keypair
+from services.identity.domain import with_key
+
+
+def new_nir(sex: int = 1, year: int = 85, month: int = 5) -> str:
+    dept = random.choice(["75", "69", "13", "2A", "2B", "33"])
+    body = (
+        f"{sex}{year:02d}{month:02d}{dept}{random.randint(1, 999):03d}{random.randint(1, 999):03d}"
+    )
+    return with_key(body)
+
+
+def new_rpps() -> str:
+    return f"10{random.randint(0, 10**9 - 1):09d}"
+
+
+@dataclass(frozen=True)
+class Professional:
+    rpps: str
+    first_name: str
+    last_name: str
+    profession: str
+    card_private: str
+    card_public: str
+    specialty: str | None = None
+
+
+def new_professional(profession: str = "physician", last_name: str = "Martin") -> Professional:
+    private, public = new_keypair()
+    return Professional(new_rpps(), "Claire", last_name, profession, private, public)
