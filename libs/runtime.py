@@ -70,6 +70,8 @@ class CommandContext:
     runtime: Runtime
     actor: Claims | None
     correlation_id: str
+    # The caller's token as received, to ask another service on the caller's behalf.
+    token: str | None = None
 
     def require_actor(self) -> Claims:
         assert self.actor is not None, "command registered without authentication"
@@ -333,7 +335,7 @@ class Runtime:
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
             result = await command.handler(
-                CommandContext(self, actor, request.correlation_id), payload
+                CommandContext(self, actor, request.correlation_id, request.token), payload
             )
         except DomainError as exc:
             log.info("command_refused", code=exc.code, reason=exc.message)
