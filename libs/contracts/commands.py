@@ -163,3 +163,15 @@ class SendMessage(Contract):
 
 class ListAlerts(Contract):
     ins: str
+
+
+# --- shared shapes --------------------------------------------------------------------------
+
+
+class SpaceRef(Contract):
+    ins: str
+
+
+class ProfessionalRef(Contract):
+    ins: str
+    rpps: str

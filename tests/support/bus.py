@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import aio_pika
@@ -80,3 +81,19 @@ async def publish_raw(amqp_url: str, routing_key: str, body: bytes, message_id: 
         )
     finally:
         await connection.close()
+
+
+async def publish_event(amqp_url: str, event: Any, *, holder_key: str, occurred_at: Any) -> str:
+    """Publish a real, well-formed event envelope as its owner would; returns its event id."""
+    from libs.contracts.envelope import envelope_for
+
+    envelope = envelope_for(
+        event, holder_key=holder_key, occurred_at=occurred_at, correlation_id=uuid.uuid4().hex
+    )
+    await publish_raw(
+        amqp_url,
+        event.routing_key(),
+        envelope.model_dump_json().encode(),
+        str(envelope.event_id),
+    )
+    return str(envelope.event_id)

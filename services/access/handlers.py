@@ -1,0 +1,33 @@
+"""access's edges: `access.decide`, the holder's commands, and identity's lifecycle events."""
+
+from __future__ import annotations
+
+from libs.contracts import commands as cmd
+from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.runtime import Command, Runtime
+from services.access import service
+
+DECIDE_QUEUE = "access.decide"
+COMMANDS_QUEUE = "access.commands"
+LIFECYCLE_QUEUE = "access.space-lifecycle"
+
+
+def register(runtime: Runtime) -> None:
+    # Its own queue, so that decisions never wait behind the holder's commands.
+    runtime.on_commands(DECIDE_QUEUE, {"Decide": Command(cmd.Decide, service.decide)})
+    runtime.on_commands(
+        COMMANDS_QUEUE,
+        {
+            "AuthorizeProfessional": Command(
+                cmd.AuthorizeProfessional, service.authorize_professional
+            ),
+            "RevokeAuthorization": Command(cmd.ProfessionalRef, service.revoke_authorization),
+            "BlockProfessional": Command(cmd.ProfessionalRef, service.block_professional),
+            "UnblockProfessional": Command(cmd.ProfessionalRef, service.unblock_professional),
+            "ListPermissions": Command(cmd.SpaceRef, service.list_permissions),
+            "ListAccessHistory": Command(cmd.ListAccessHistory, service.list_access_history),
+        },
+    )
+    runtime.on_events(
+        LIFECYCLE_QUEUE, {SpaceOpened: service.space_opened, SpaceClosed: service.space_closed}
+    )

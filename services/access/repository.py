@@ -1,0 +1,171 @@
+"""access's SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.access.domain import Authorization, HolderSettings
+
+
+async def holder_settings(conn: asyncpg.Connection, ins: str, rpps: str | None) -> HolderSettings:
+    """Everything a decision about (holder, professional) depends on, in one round trip."""
+    row = await conn.fetchrow(
+        """SELECT s.status,
+                  a.rpps IS NOT NULL AS authorized, a.until,
+                  b.rpps IS NOT NULL AS blocked,
+                  t.rpps IS NOT NULL AS treating
+           FROM (SELECT $1::text AS ins) q
+           LEFT JOIN spaces s ON s.ins = q.ins
+           LEFT JOIN authorizations a ON a.ins = q.ins AND a.rpps = $2
+           LEFT JOIN blocks b ON b.ins = q.ins AND b.rpps = $2
+           LEFT JOIN treating_physicians t ON t.ins = q.ins AND t.rpps = $2""",
+        ins,
+        rpps,
+    )
+    assert row is not None
+    return HolderSettings(
+        space_status=row["status"] or "unknown",
+        authorization=Authorization(row["until"]) if row["authorized"] else None,
+        blocked=row["blocked"],
+        treating_physician=row["treating"],
+    )
+
+
+async def space_status(conn: asyncpg.Connection, ins: str) -> str | None:
+    status: str | None = await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins)
+    return status
+
+
+async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: datetime) -> None:
+    # Events may arrive out of order across queues; closed is final within this issue's scope.
+    await conn.execute(
+        """INSERT INTO spaces (ins, status, changed_at) VALUES ($1, $2, $3)
+           ON CONFLICT (ins) DO UPDATE SET status = $2, changed_at = $3
+           WHERE spaces.status <> 'closed'""",
+        ins,
+        status,
+        at,
+    )
+
+
+async def upsert_authorization(
+    conn: asyncpg.Connection,
+    ins: str,
+    rpps: str,
+    until: datetime | None,
+    now: datetime,
+    granted_by: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO authorizations (ins, rpps, granted_at, until, granted_by)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (ins, rpps) DO UPDATE SET granted_at = $3, until = $4, granted_by = $5""",
+        ins,
+        rpps,
+        now,
+        until,
+        granted_by,
+    )
+
+
+async def delete_authorization(conn: asyncpg.Connection, ins: str, rpps: str) -> bool:
+    deleted = await conn.fetchval(
+        "DELETE FROM authorizations WHERE ins = $1 AND rpps = $2 RETURNING true", ins, rpps
+    )
+    return bool(deleted)
+
+
+async def insert_block(conn: asyncpg.Connection, ins: str, rpps: str, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO blocks (ins, rpps, blocked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        ins,
+        rpps,
+        now,
+    )
+
+
+async def delete_block(conn: asyncpg.Connection, ins: str, rpps: str) -> None:
+    await conn.execute("DELETE FROM blocks WHERE ins = $1 AND rpps = $2", ins, rpps)
+
+
+async def is_treating_physician(conn: asyncpg.Connection, ins: str, rpps: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM treating_physicians WHERE ins = $1 AND rpps = $2", ins, rpps
+    )
+    return bool(found)
+
+
+async def list_permissions(
+    conn: asyncpg.Connection, ins: str
+) -> dict[str, list[dict[str, object]]]:
+    authorized = await conn.fetch(
+        "SELECT rpps, granted_at, until FROM authorizations WHERE ins = $1 ORDER BY granted_at",
+        ins,
+    )
+    blocked = await conn.fetch(
+        "SELECT rpps, blocked_at FROM blocks WHERE ins = $1 ORDER BY blocked_at", ins
+    )
+    return {
+        "authorized": [dict(r) for r in authorized],
+        "blocked": [dict(r) for r in blocked],
+    }
+
+
+async def insert_trace(
+    conn: asyncpg.Connection,
+    *,
+    trace_id: UUID,
+    decision_id: UUID,
+    ins: str,
+    at: datetime,
+    actor_kind: str,
+    actor_id: str,
+    actor_name: str,
+    actor_profession: str | None,
+    action: str,
+    document_type: str | None,
+    outcome: str,
+    rule: str,
+    reason: str,
+    correlation_id: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO traces (trace_id, decision_id, ins, at, actor_kind, actor_id, actor_name,
+                               actor_profession, action, document_type, outcome, rule, reason,
+                               correlation_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        trace_id,
+        decision_id,
+        ins,
+        at,
+        actor_kind,
+        actor_id,
+        actor_name,
+        actor_profession,
+        action,
+        document_type,
+        outcome,
+        rule,
+        reason,
+        correlation_id,
+    )
+
+
+async def traces_page(
+    conn: asyncpg.Connection, ins: str, page: int, page_size: int
+) -> tuple[int, list[asyncpg.Record]]:
+    total = await conn.fetchval("SELECT count(*) FROM traces WHERE ins = $1", ins)
+    rows = await conn.fetch(
+        """SELECT trace_id, at, actor_kind, actor_id, actor_name, actor_profession, action,
+                  outcome, rule
+           FROM traces WHERE ins = $1
+           ORDER BY at DESC, trace_id DESC
+           LIMIT $2 OFFSET $3""",
+        ins,
+        page_size,
+        (page - 1) * page_size,
+    )
+    return int(total), rows

@@ -1,0 +1,185 @@
+"""access's use cases. `decide` is the system's only decision point."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from libs import outbox
+from libs.contracts import commands as cmd
+from libs.contracts.events import AccessDenied, AccessGranted, AccessLogged
+from libs.errors import Conflict, Forbidden, NotFound
+from libs.runtime import CommandContext, EventContext
+from libs.tokens import Claims
+from services.access import domain, repository
+
+
+async def decide(ctx: CommandContext, c: cmd.Decide) -> cmd.Decision:
+    """Decide, trace, and publish, in one transaction; the reply goes out after commit.
+
+    The trace and `AccessLogged` are written for every decision, granted or denied (ACC_03),
+    with the rule that took it (ACC_18). Nothing is granted unless this commits.
+    """
+    actor = ctx.require_actor()
+    now = ctx.runtime.now()
+    decision_id, trace_id = uuid.uuid4(), uuid.uuid4()
+    rpps = actor.sub if actor.kind == "professional" else None
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        holder = await repository.holder_settings(conn, c.ins, rpps)
+        decision = domain.decide(actor, c.ins, c.action, c.document_type, holder, now)
+        outcome = "granted" if decision.granted else "denied"
+        await repository.insert_trace(
+            conn,
+            trace_id=trace_id,
+            decision_id=decision_id,
+            ins=c.ins,
+            at=now,
+            actor_kind=actor.kind,
+            actor_id=actor.sub,
+            actor_name=actor.name,
+            actor_profession=actor.profession,
+            action=c.action,
+            document_type=c.document_type,
+            outcome=outcome,
+            rule=decision.rule,
+            reason=decision.reason,
+            correlation_id=ctx.correlation_id,
+        )
+        common: dict[str, Any] = {
+            "holder_key": c.ins,
+            "occurred_at": now,
+            "correlation_id": ctx.correlation_id,
+        }
+        outcome_event = (
+            AccessGranted(
+                decision_id=decision_id,
+                ins=c.ins,
+                actor_kind=actor.kind,
+                actor_id=actor.sub,
+                action=c.action,
+                rule=decision.rule,
+                document_types=decision.document_types,
+                include_masked=decision.include_masked,
+            )
+            if decision.granted
+            else AccessDenied(
+                decision_id=decision_id,
+                ins=c.ins,
+                actor_kind=actor.kind,
+                actor_id=actor.sub,
+                action=c.action,
+                rule=decision.rule,
+                reason=decision.reason,
+            )
+        )
+        await outbox.add_event(conn, outcome_event, **common)
+        await outbox.add_event(
+            conn,
+            AccessLogged(
+                trace_id=trace_id,
+                decision_id=decision_id,
+                ins=c.ins,
+                actor_kind=actor.kind,
+                actor_id=actor.sub,
+                actor_name=actor.name,
+                actor_profession=actor.profession,
+                action=c.action,
+                outcome=outcome,
+                rule=decision.rule,
+                at=now,
+            ),
+            **common,
+        )
+    return cmd.Decision(
+        decision_id=decision_id,
+        granted=decision.granted,
+        rule=decision.rule,
+        reason=decision.reason,
+        document_types=decision.document_types,
+        include_masked=decision.include_masked,
+    )
+
+
+def _require_holder_of(actor: Claims, ins: str) -> None:
+    if not (actor.kind == "holder" and actor.sub == ins):
+        raise Forbidden("only the holder (or their legal representative) manages this (ACC_02)")
+
+
+async def _require_open_space(conn: Any, ins: str) -> None:
+    status = await repository.space_status(conn, ins)
+    if status is None:
+        raise NotFound(f"no space for INS {ins}")
+    if status == "closed":
+        raise Conflict("the space is closed (ACC_17)", code="space_closed")
+
+
+async def authorize_professional(
+    ctx: CommandContext, c: cmd.AuthorizeProfessional
+) -> dict[str, Any]:
+    """ACC_05 / ACC_14: the holder authorizes a professional, permanently or until a date."""
+    actor = ctx.require_actor()
+    _require_holder_of(actor, c.ins)
+    now = ctx.runtime.now()
+    if c.until is not None and c.until <= now:
+        raise Conflict("the end of the authorization is already past")
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        await _require_open_space(conn, c.ins)
+        await repository.upsert_authorization(conn, c.ins, c.rpps, c.until, now, actor.sub)
+    return {"ins": c.ins, "rpps": c.rpps, "until": c.until.isoformat() if c.until else None}
+
+
+async def revoke_authorization(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+    _require_holder_of(ctx.require_actor(), c.ins)
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        if not await repository.delete_authorization(conn, c.ins, c.rpps):
+            raise NotFound(f"professional {c.rpps} is not authorized")
+    return {"ins": c.ins, "rpps": c.rpps, "authorized": False}
+
+
+async def block_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+    """ACC_08: the holder blocks a professional; never the treating physician."""
+    _require_holder_of(ctx.require_actor(), c.ins)
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        await _require_open_space(conn, c.ins)
+        if await repository.is_treating_physician(conn, c.ins, c.rpps):
+            raise Conflict("the treating physician cannot be blocked (ACC_04, ACC_08)")
+        await repository.insert_block(conn, c.ins, c.rpps, ctx.runtime.now())
+    return {"ins": c.ins, "rpps": c.rpps, "blocked": True}
+
+
+async def unblock_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+    _require_holder_of(ctx.require_actor(), c.ins)
+    async with ctx.runtime.pool.acquire() as conn:
+        await repository.delete_block(conn, c.ins, c.rpps)
+    return {"ins": c.ins, "rpps": c.rpps, "blocked": False}
+
+
+async def list_permissions(ctx: CommandContext, c: cmd.SpaceRef) -> dict[str, Any]:
+    """ACC_02: the holder sees who is allowed and who is blocked."""
+    _require_holder_of(ctx.require_actor(), c.ins)
+    async with ctx.runtime.pool.acquire() as conn:
+        permissions = await repository.list_permissions(conn, c.ins)
+    return {
+        kind: [
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+            for row in rows
+        ]
+        for kind, rows in permissions.items()
+    }
+
+
+async def list_access_history(ctx: CommandContext, c: cmd.ListAccessHistory) -> dict[str, Any]:
+    """ACC_03: the holder reads every trace, newest first, a page at a time."""
+    _require_holder_of(ctx.require_actor(), c.ins)
+    async with ctx.runtime.pool.acquire() as conn:
+        total, rows = await repository.traces_page(conn, c.ins, c.page, c.page_size)
+    traces = [cmd.AccessTrace.model_validate(dict(r)).model_dump(mode="json") for r in rows]
+    return {"page": c.page, "page_size": c.page_size, "total": total, "traces": traces}
+
+
+async def space_opened(ctx: EventContext, event: Any) -> None:
+    await repository.set_space_status(ctx.conn, event.ins, "open", event.opened_at)
+
+
+async def space_closed(ctx: EventContext, event: Any) -> None:
+    await repository.set_space_status(ctx.conn, event.ins, "closed", event.closed_at)

@@ -1,0 +1,187 @@
+"""access against real PostgreSQL and RabbitMQ: decisions, traces, events, history."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from libs.bus.rpc import RpcError
+from libs.client import Client
+from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.runtime import Runtime
+from tests.conftest import Keys, build_service
+from tests.support.bus import EventTap, publish_event
+from tests.support.people import new_nir, new_rpps
+from tests.support.tokens import token_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def access(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
+    runtime = build_service("access", settings_values)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+async def open_space(access: Runtime, amqp_url: str) -> str:
+    ins = new_nir()
+    await publish_event(
+        amqp_url,
+        SpaceOpened(ins=ins, opened_at=access.now()),
+        holder_key=ins,
+        occurred_at=access.now(),
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with access.pool.acquire() as conn:
+                if await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins) == "open":
+                    return ins
+            await asyncio.sleep(0.05)
+
+
+async def decide(
+    client: Client, token: str, ins: str, action: str = "read", **extra: Any
+) -> dict[str, Any]:
+    return await client.rpc.call(
+        "access.decide", "Decide", {"ins": ins, "action": action, **extra}, token=token
+    )
+
+
+async def test_authorized_professional_is_granted_traced_and_published__ACC_05__ACC_03(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    rpps = new_rpps()
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    pro = token_for(
+        keys.identity_private,
+        sub=rpps,
+        kind="professional",
+        profession="physician",
+        now=access.now(),
+    )
+    async with EventTap(amqp_url, "access.#") as tap:
+        await client.authorize(holder, ins, rpps)
+        decision = await decide(client, pro, ins)
+        granted = await tap.wait_for("AccessGranted", ins=ins)
+        logged = await tap.wait_for("AccessLogged", ins=ins)
+    assert decision["granted"] and decision["rule"] == "ACC_05"
+    assert granted[0]["payload"]["decision_id"] == decision["decision_id"]
+    assert logged[0]["payload"]["outcome"] == "granted"
+    assert logged[0]["payload"]["actor_id"] == rpps
+
+
+async def test_unauthorized_professional_is_denied_with_the_rule_named__ACC_18(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    stranger = token_for(
+        keys.identity_private,
+        sub=new_rpps(),
+        kind="professional",
+        profession="physician",
+        now=access.now(),
+    )
+    async with EventTap(amqp_url, "access.#") as tap:
+        decision = await decide(client, stranger, ins)
+        denied = await tap.wait_for("AccessDenied", ins=ins)
+        await tap.wait_for("AccessLogged", ins=ins, outcome="denied")
+    assert not decision["granted"]
+    assert decision["rule"] == "ACC_05" and decision["reason"]
+    assert denied[0]["payload"]["rule"] == "ACC_05"
+
+
+async def test_blocked_professional_is_denied__ACC_08(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    rpps = new_rpps()
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    pro = token_for(
+        keys.identity_private,
+        sub=rpps,
+        kind="professional",
+        profession="physician",
+        now=access.now(),
+    )
+    await client.authorize(holder, ins, rpps)
+    await client.rpc.call(
+        "access.commands", "BlockProfessional", {"ins": ins, "rpps": rpps}, token=holder
+    )
+    decision = await decide(client, pro, ins, "deposit", document_type="lab_report")
+    assert (decision["granted"], decision["rule"]) == (False, "ACC_08")
+    permissions = await client.rpc.call(
+        "access.commands", "ListPermissions", {"ins": ins}, token=holder
+    )
+    assert [b["rpps"] for b in permissions["blocked"]] == [rpps]
+
+
+async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    actors = [new_rpps() for _ in range(5)]
+    for rpps in actors:
+        token = token_for(
+            keys.identity_private,
+            sub=rpps,
+            kind="professional",
+            profession="nurse",
+            now=access.now(),
+        )
+        await decide(client, token, ins)
+    first = await client.access_history(holder, ins, page=1, page_size=3)
+    second = await client.access_history(holder, ins, page=2, page_size=3)
+    assert first["total"] == 5
+    seen = [t["actor_id"] for t in first["traces"] + second["traces"]]
+    assert seen == list(reversed(actors))
+    assert all(t["outcome"] == "denied" and t["rule"] == "ACC_05" for t in first["traces"])
+
+    other = token_for(keys.identity_private, sub=new_nir(), kind="holder", now=access.now())
+    with pytest.raises(RpcError) as refused:
+        await client.access_history(other, ins)
+    assert refused.value.code == "forbidden"
+
+
+async def test_closed_space_denies_everyone__ACC_17(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    rpps = new_rpps()
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    pro = token_for(
+        keys.identity_private,
+        sub=rpps,
+        kind="professional",
+        profession="physician",
+        now=access.now(),
+    )
+    await client.authorize(holder, ins, rpps)
+    assert (await decide(client, pro, ins))["granted"]
+    await publish_event(
+        amqp_url,
+        SpaceClosed(ins=ins, closed_at=access.now(), requested_by="holder"),
+        holder_key=ins,
+        occurred_at=access.now(),
+    )
+    async with asyncio.timeout(10):
+        while (await decide(client, pro, ins))["granted"]:
+            await asyncio.sleep(0.05)
+    for token in (pro, holder):
+        decision = await decide(client, token, ins)
+        assert (decision["granted"], decision["rule"]) == (False, "ACC_17")
+
+
+async def test_forged_token_gets_a_clear_error_not_a_decision(
+    access: Runtime, client: Client, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    with pytest.raises(RpcError) as refused:
+        await decide(client, "forged.token", ins)
+    assert refused.value.code == "unauthenticated"
