@@ -94,6 +94,10 @@ class Permanent(DomainError):
     code = "permanent_failure"
 
 
+class Ping(Contract):
+    pass
+
+
 def describe(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
@@ -151,6 +155,8 @@ class Runtime:
 
     def on_commands(self, queue: str, commands: dict[str, Command[Any]]) -> None:
         self._queues[queue] = []
+        # Every command queue answers Ping: readiness probes and the demo wait on it.
+        commands = {"Ping": Command(Ping, self._ping, authenticated=False), **commands}
 
         @self.broker.subscriber(
             RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
@@ -162,6 +168,9 @@ class Runtime:
         self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
     ) -> None:
         self._background.append(Background(start, stop))
+
+    async def _ping(self, _ctx: CommandContext, _c: Ping) -> dict[str, Any]:
+        return {"service": self.name, "ready": self._started}
 
     # --- lifecycle --------------------------------------------------------------------------
 

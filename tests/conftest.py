@@ -107,7 +107,7 @@ async def client(amqp_url: str) -> AsyncIterator[Client]:
     await rpc.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def operator_token(client: Client, keys: Keys, identity: Runtime) -> str:
     return await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
 
