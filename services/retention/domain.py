@@ -1,0 +1,69 @@
+"""Retention rules, without I/O: the periods and when each deadline falls due.
+
+- SPC_01 / RET_04: a space opens six weeks after it was announced (unless the person objected).
+- RET_01: from closure, the space is archived for ten years, then purged.
+
+**Decision** (RET_01): "ten years" are calendar years, as a lawyer reads the rule: the purge is
+due on the same date and time ten years after closure, in UTC. A closure on 29 February falls due
+on 28 February of the tenth year when that year has no 29 February (the period never runs
+longer than ten years). This is never more than one day away from 10 × 365.25 days.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from libs.contracts.envelope import Event
+from libs.contracts.events import SpaceOpeningDue, SpacePurgeDue
+
+DeadlineKind = Literal["space_opening", "space_purge"]
+DeadlineStatus = Literal["pending", "fired", "cancelled"]
+
+SPACE_OPENING: DeadlineKind = "space_opening"
+SPACE_PURGE: DeadlineKind = "space_purge"
+
+# SPC_01: six weeks between the announcement and the opening.
+OPENING_PERIOD = timedelta(weeks=6)
+# RET_01: ten (calendar) years of archive between closure and purge.
+ARCHIVE_YEARS = 10
+
+
+def add_calendar_years(moment: datetime, years: int) -> datetime:
+    """The same date and time `years` later, in `moment`'s own time zone; 29 Feb -> 28 Feb."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a year without one
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def opening_due_at(announced_at: datetime) -> datetime:
+    """SPC_01 / RET_04: when an announced space opens by itself."""
+    return announced_at + OPENING_PERIOD
+
+
+def purge_due_at(closed_at: datetime) -> datetime:
+    """RET_01: when a closed space's archive is deleted."""
+    return add_calendar_years(closed_at, ARCHIVE_YEARS)
+
+
+def is_due(due_at: datetime, now: datetime) -> bool:
+    return due_at <= now
+
+
+def status_of(fired_at: datetime | None, cancelled_at: datetime | None) -> DeadlineStatus:
+    if fired_at is not None:
+        return "fired"
+    if cancelled_at is not None:
+        return "cancelled"
+    return "pending"
+
+
+def due_event(kind: str, *, ins: str, deadline_id: UUID, due_at: datetime) -> Event:
+    """The event that announces a deadline has come (RET_04: the time rules act by themselves)."""
+    if kind == SPACE_OPENING:
+        return SpaceOpeningDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
+    if kind == SPACE_PURGE:
+        return SpacePurgeDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
+    raise ValueError(f"no event for deadline kind {kind!r}")

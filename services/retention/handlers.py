@@ -1,0 +1,83 @@
+"""retention's edges: the lifecycle events, the operator's commands, and the sweep timer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.runtime import Command, Runtime
+from services.retention import service
+from services.retention.settings import RetentionSettings
+
+log = structlog.get_logger()
+
+COMMANDS_QUEUE = "retention.commands"
+LIFECYCLE_QUEUE = "retention.space-lifecycle"
+
+
+class Sweeper:
+    """Every `interval` seconds, fire the deadlines that have come (by the shared clock).
+
+    It outlives database outages: a failed round is logged and the next one tries again.
+    """
+
+    def __init__(self, runtime: Runtime, interval: float, batch_size: int) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self._runtime.name}-sweep")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def sweep_once(self) -> int:
+        """One round; returns how many deadlines this replica fired."""
+        fired = 0
+        while True:
+            count = await service.fire_due(
+                self._runtime.pool, self._runtime.now(), self._batch_size
+            )
+            if count is None:  # another replica holds the sweep lock
+                return fired
+            fired += count
+            if count < self._batch_size:
+                return fired
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the timer must outlive a database outage
+                log.warning("sweep_failed", error=repr(exc))
+            await asyncio.sleep(self._interval)
+
+
+def register(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, RetentionSettings)
+    runtime.on_events(
+        LIFECYCLE_QUEUE,
+        {
+            SpaceAnnounced: service.on_space_announced,
+            SpaceOpened: service.on_space_opened,
+            SpaceClosed: service.on_space_closed,
+        },
+    )
+    runtime.on_commands(
+        COMMANDS_QUEUE,
+        {"ListDeadlines": Command(service.ListDeadlines, service.list_deadlines)},
+    )
+    sweeper = Sweeper(runtime, settings.sweep_interval_seconds, settings.sweep_batch_size)
+    runtime.add_background(sweeper.start, sweeper.stop)

@@ -1,0 +1,130 @@
+"""retention's use cases: record and cancel deadlines, fire those that have come, list them.
+
+Every deadline of the system lives here (RET_04): other services never keep timers, they react
+to the `...Due` events this service publishes when a deadline comes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from libs import outbox
+from libs.contracts.envelope import Contract
+from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.errors import Forbidden
+from libs.runtime import CommandContext, EventContext
+from services.retention import domain, repository
+
+log = structlog.get_logger()
+
+# pg_try_advisory_xact_lock key: one sweeping replica at a time ("retention" in ASCII, 7 bytes).
+SWEEP_LOCK = 0x72_65_74_65_6E_74_69
+
+
+class ListDeadlines(Contract):
+    """Operator's view of a space's deadlines (retention.commands)."""
+
+    ins: str
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+async def on_space_announced(ctx: EventContext, event: SpaceAnnounced) -> None:
+    """SPC_01 / RET_04: the space opens by itself six weeks after the announcement."""
+    await _record(ctx, event.ins, domain.SPACE_OPENING, domain.opening_due_at(event.announced_at))
+
+
+async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
+    """The opening happened: nothing left to wait for."""
+    await repository.cancel_pending(ctx.conn, event.ins, domain.SPACE_OPENING, ctx.runtime.now())
+
+
+async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
+    """RET_01: ten years of archive from closure, then the purge; no opening any more."""
+    await repository.cancel_pending(ctx.conn, event.ins, domain.SPACE_OPENING, ctx.runtime.now())
+    await _record(ctx, event.ins, domain.SPACE_PURGE, domain.purge_due_at(event.closed_at))
+
+
+async def _record(ctx: EventContext, ins: str, kind: str, due_at: datetime) -> None:
+    deadline_id = await repository.insert_deadline(
+        ctx.conn,
+        ins=ins,
+        kind=kind,
+        due_at=due_at,
+        now=ctx.runtime.now(),
+        cause_event_id=ctx.envelope.event_id,
+        correlation_id=ctx.correlation_id,
+    )
+    if deadline_id is None:
+        log.info("deadline_already_pending", ins=ins, kind=kind)
+    else:
+        log.info("deadline_recorded", ins=ins, kind=kind, due_at=due_at.isoformat())
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+
+async def fire_due(pool: asyncpg.Pool, now: datetime, limit: int) -> int | None:
+    """Fire up to `limit` deadlines due at `now`, in one transaction.
+
+    Each fired deadline writes its due event to the outbox and is marked fired in the same
+    transaction, so a deadline is announced once or not at all. Only the replica holding the
+    advisory lock sweeps (None: another one is sweeping); SKIP LOCKED is a second guard.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repository.try_sweep_lock(conn, SWEEP_LOCK):
+            return None
+        rows = await repository.claim_due(conn, now, limit)
+        for row in rows:
+            event = domain.due_event(
+                row["kind"], ins=row["ins"], deadline_id=row["deadline_id"], due_at=row["due_at"]
+            )
+            await outbox.add_event(
+                conn,
+                event,
+                holder_key=row["ins"],
+                occurred_at=now,
+                correlation_id=row["correlation_id"] or uuid.uuid4().hex,
+                causation_id=str(row["cause_event_id"]) if row["cause_event_id"] else None,
+            )
+            await repository.mark_fired(conn, row["deadline_id"], now)
+            log.info(
+                "deadline_fired", ins=row["ins"], kind=row["kind"], deadline_id=row["deadline_id"]
+            )
+        return len(rows)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+async def list_deadlines(ctx: CommandContext, c: ListDeadlines) -> dict[str, Any]:
+    if ctx.require_actor().kind != "operator":
+        raise Forbidden("only the operator lists a space's deadlines")
+    async with ctx.runtime.pool.acquire() as conn:
+        rows = await repository.deadlines_of(conn, c.ins)
+    return {
+        "deadlines": [
+            {
+                "deadline_id": str(r["deadline_id"]),
+                "ins": r["ins"],
+                "kind": r["kind"],
+                "status": domain.status_of(r["fired_at"], r["cancelled_at"]),
+                "due_at": r["due_at"].isoformat(),
+                "created_at": r["created_at"].isoformat(),
+                "fired_at": _iso(r["fired_at"]),
+                "cancelled_at": _iso(r["cancelled_at"]),
+                "cause_event_id": str(r["cause_event_id"]),
+            }
+            for r in rows
+        ]
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
