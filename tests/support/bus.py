@@ -2,58 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
 from libs.bus import topology
+from libs.bus.tap import EventTap
 
-
-class EventTap:
-    """An exclusive queue bound to some event keys, recording every envelope it receives."""
-
-    def __init__(self, amqp_url: str, *keys: str) -> None:
-        self._url = amqp_url
-        self._keys = keys or ("#",)
-        self.events: list[dict[str, Any]] = []
-        self._connection: AbstractRobustConnection | None = None
-
-    async def __aenter__(self) -> EventTap:
-        self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel()
-        await topology.declare_exchanges(channel)
-        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for key in self._keys:
-            await queue.bind(exchange, routing_key=key)
-        await queue.consume(self._on_message, no_ack=True)
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self.events.append(json.loads(message.body))
-
-    def of_type(self, type_: str, **payload: Any) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.events
-            if e["type"] == type_ and all(e["payload"].get(k) == v for k, v in payload.items())
-        ]
-
-    async def wait_for(
-        self, type_: str, count: int = 1, timeout: float = 15.0, **payload: Any
-    ) -> list[dict[str, Any]]:
-        async with asyncio.timeout(timeout):
-            while len(self.of_type(type_, **payload)) < count:
-                await asyncio.sleep(0.05)
-        return self.of_type(type_, **payload)
+__all__ = ["EventTap", "dead_letters", "publish_event", "publish_raw"]
 
 
 async def dead_letters(amqp_url: str, queue: str) -> list[AbstractIncomingMessage]:
