@@ -1,0 +1,5 @@
+import asyncio
+
+from services.dossier.main import app
+
+asyncio.run(app().run())

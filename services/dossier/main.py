@@ -1,0 +1,27 @@
+"""dossier: documents (metadata + content encrypted at rest), asking access before every act.
+
+python -m services.dossier
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faststream import FastStream
+
+from libs.runtime import Runtime
+from services.dossier import handlers
+from services.dossier.settings import DossierSettings
+
+NAME = "dossier"
+Settings = DossierSettings
+
+
+def build(settings: DossierSettings | None = None) -> Runtime:
+    runtime = Runtime(NAME, settings or DossierSettings(), Path(__file__).parent / "migrations")
+    handlers.register(runtime)
+    return runtime
+
+
+def app() -> FastStream:
+    return build().app()
