@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -15,11 +16,15 @@ from aiosmtpd.controller import Controller
 @dataclass
 class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
+    spool: Path | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
+        if self.spool is not None:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            (self.spool / f"{len(self.messages):05d}.eml").write_bytes(envelope.content)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -41,8 +46,9 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.mailbox = Mailbox()
+    def __init__(self, port: int | None = None, spool: Path | None = None) -> None:
+        # Runs in aiosmtpd's own thread; `wait_for` polls from the caller's loop.
+        self.mailbox = Mailbox(spool=spool)
         self.port = port or free_port()
         self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
 

@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration test-e2e lint typecheck bench infra venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+infra:
+	bash scripts/ensure-infra.sh
+
+## Run the whole system (six services as separate processes) and play the narrated demo.
+run: venv infra
+	$(PY) -m scripts.run_system
+
+## Run every test tier against real PostgreSQL, RabbitMQ and SMTP.
+test: venv infra
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+test-integration: venv infra
+	$(PY) -m pytest -q tests/integration
+
+test-e2e: venv infra
+	$(PY) -m pytest -q tests/e2e
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+bench: venv infra
+	$(PY) -m bench.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .run

@@ -1,0 +1,175 @@
+"""The holder's journey, narrated: what `make run` plays once the six services are up.
+
+Each step goes through the bus exactly as an app or a practice software would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from libs.bus.rpc import RpcError
+from libs.bus.tap import EventTap
+from libs.client import Client
+from libs.clock import advance
+from libs.tokens import new_keypair
+from scripts.smtp_sink import Mailbox
+from services.identity.domain import with_key
+
+Say = Callable[[str], None]
+
+
+def _nir() -> str:
+    body = f"2870675{random.randint(100, 999)}{random.randint(100, 999)}"
+    return with_key(body)
+
+
+def _rpps() -> str:
+    return f"10{random.randint(0, 10**9 - 1):09d}"
+
+
+async def play(
+    client: Client,
+    mailbox: Mailbox,
+    *,
+    database_url: str,
+    amqp_url: str,
+    operator_id: str,
+    operator_private: str,
+    say: Say = print,
+) -> dict[str, Any]:
+    seen: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        seen.append(event["type"])
+        say(f"      ⇢ event {event['type']} (holder {event['holder_key']})")
+
+    async with EventTap(amqp_url, "#", on_event=on_event) as tap:
+        say("\n1. The health insurance registers Sophie, and two professionals.")
+        operator = await client.sign_in_with_card("operator", operator_id, operator_private)
+        nir = _nir()
+        wrong = nir[:-2] + f"{(int(nir[-2:]) % 96) + 1:02d}"
+        try:
+            await client.register_holder(
+                operator,
+                nir=wrong,
+                first_name="Sophie",
+                last_name="Leroy",
+                birth_date=date(1987, 6, 14),
+            )
+        except RpcError as refused:
+            say(f"   A NIR with a wrong key is refused: [{refused.code}] {refused.message}")
+        email = f"sophie.{nir[-4:]}@example.org"
+        result = await client.register_holder(
+            operator,
+            nir=nir,
+            first_name="Sophie",
+            last_name="Leroy",
+            birth_date=date(1987, 6, 14),
+            email=email,
+        )
+        say(
+            f"   Sophie's space {nir} is {result['status']}; it opens on {result['opens_at'][:10]}"
+            " unless she objects (six weeks)."
+        )
+        pros = {}
+        for last_name, profession in (("Martin", "physician"), ("Bernard", "physician")):
+            private, public = new_keypair()
+            rpps = _rpps()
+            await client.register_professional(
+                operator,
+                rpps=rpps,
+                first_name="Claire" if last_name == "Martin" else "Louis",
+                last_name=last_name,
+                profession=profession,
+                card_public_key=public,
+            )
+            pros[last_name] = (rpps, private)
+        say(
+            f"   Dr Martin ({pros['Martin'][0]}) and Dr Bernard ({pros['Bernard'][0]}) are registered."
+        )
+
+        say("\n   Six weeks pass (the shared clock moves forward for every service)...")
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await tap.wait_for("SpaceOpened", ins=nir, timeout=30)
+        say("   retention saw the deadline fall due; identity opened the space.")
+
+        say("\n2. Dr Martin signs in with her card; Sophie signs in with a one-time code.")
+        martin = await client.sign_in_with_card("professional", *pros["Martin"])
+        bernard = await client.sign_in_with_card("professional", *pros["Bernard"])
+        sent = await client.request_holder_code(nir)
+        mails = await mailbox.wait_for(email, 1)
+        code = _code(mails)
+        say(f"   The code went by e-mail to {sent['sent_to']}: {code}")
+        holder = await client.sign_in_holder(nir, code)
+        await client.authorize(holder, nir, pros["Martin"][0])
+        say("   Sophie authorizes Dr Martin.")
+
+        say("\n3. Dr Martin deposits a lab report.")
+        deposit = await client.deposit(
+            martin,
+            nir,
+            document_type="lab_report",
+            title="Bilan sanguin",
+            content=b"%PDF-1.4 Hemoglobine 13.5 g/dL",
+        )
+        say(f"   Stored encrypted as {deposit['document_id']}, granted by rule {deposit['rule']}.")
+
+        say("\n4. Dr Martin reads Sophie's dossier.")
+        dossier = await client.read_dossier(martin, nir)
+        for doc in dossier["documents"]:
+            content = base64.b64decode(doc["content_b64"]).decode(errors="replace")
+            say(
+                f"   - {doc['title']} ({doc['document_type']}) by {doc['author_name']}: {content!r}"
+            )
+
+        say("\n5. Dr Bernard, never authorized, tries to read it.")
+        try:
+            await client.read_dossier(bernard, nir)
+        except RpcError as refused:
+            say(f"   Refused: [{refused.code}] {refused.message}")
+
+        say("\n6. Sophie is told of every access by a professional.")
+        alert_mails = await mailbox.wait_for(email, 3, timeout=30)
+        for mail in alert_mails[1:]:
+            say(f"   ✉ to {mail['To']}: {mail['Subject']}")
+        alerts = await client.alerts(holder, nir)
+        say(f"   {len(alerts['alerts'])} alerts are in her space's inbox.")
+
+        say("\n7. Sophie reads her access history (newest first).")
+        history = await client.access_history(holder, nir, page=1, page_size=10)
+        for trace in history["traces"]:
+            say(
+                f"   {trace['at'][:19]}  {trace['actor_name']:<16} {trace['action']:<8}"
+                f" {trace['outcome']:<8} rule {trace['rule']}"
+            )
+
+        say("\n8. Sophie closes her space.")
+        closed = await client.close_space(holder, nir)
+        await tap.wait_for("SpaceClosed", ins=nir)
+        await asyncio.sleep(1.0)  # let every service take the event in
+        try:
+            await client.deposit(martin, nir, document_type="lab_report", title="x", content=b"x")
+        except RpcError as refused:
+            say(f"   A new deposit is refused: [{refused.code}] {refused.message}")
+        try:
+            await client.send_message(martin, nir, "Résultats", "Bonjour")
+        except RpcError as refused:
+            say(f"   A new message is refused: [{refused.code}] {refused.message}")
+        say(f"   Closed at {closed['closed_at'][:19]}; the archive is purged ten years later.")
+    return {"ins": nir, "events": seen}
+
+
+def _code(mails: list[Any]) -> str:
+    for mail in reversed(mails):
+        body = mail.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        found = re.search(r"\b(\d{6})\b", text)
+        if found:
+            return found[1]
+    raise RuntimeError("no one-time code in the holder's mail")
