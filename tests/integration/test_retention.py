@@ -1,0 +1,279 @@
+"""retention against real PostgreSQL and RabbitMQ, with the shared clock moved forward.
+
+The clock offset is shared by the whole test database and only moves forward: every expectation
+is computed from `runtime.now()`, and each test uses its own INS values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.clock import advance
+from libs.contracts.envelope import Event, envelope_for
+from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.runtime import Runtime
+from libs.tokens import issue_for, private_key
+from tests.conftest import Keys, build_service
+from tests.support.bus import EventTap, publish_raw
+from tests.support.people import new_nir
+
+pytestmark = pytest.mark.integration
+
+SWEEP = 0.2
+# Ten calendar years are at most 3653 days (three leap days).
+TEN_YEARS_AND_A_BIT = timedelta(days=3653, minutes=1)
+
+
+@asynccontextmanager
+async def running(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
+    runtime = build_service("retention", settings_values, sweep_interval_seconds=SWEEP)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def publish(amqp_url: str, event: Event, ins: str, at: datetime) -> str:
+    envelope = envelope_for(
+        event, holder_key=ins, occurred_at=at, correlation_id=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    await publish_raw(
+        amqp_url,
+        event.routing_key(),
+        envelope.model_dump_json().encode(),
+        message_id=str(envelope.event_id),
+    )
+    return str(envelope.event_id)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.05)
+    return result
+
+
+async def deadlines(runtime: Runtime, ins: str) -> list[asyncpg.Record]:
+    async with runtime.pool.acquire() as conn:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT * FROM deadlines WHERE ins = $1 ORDER BY created_at", ins
+        )
+    return rows
+
+
+def operator_token(keys: Keys, runtime: Runtime) -> str:
+    return issue_for(
+        private_key(keys.identity_private),
+        sub=keys.operator_id,
+        kind="operator",
+        name="operator",
+        now=runtime.now(),
+        ttl=timedelta(hours=1),
+    )
+
+
+async def test_space_opening_is_due_six_weeks_after_announcement_and_not_before__SPC_01__RET_04(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str
+) -> None:
+    ins = new_nir()
+    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+        announced_at = retention.now()
+        cause = await publish(
+            amqp_url,
+            SpaceAnnounced(ins=ins, announced_at=announced_at, minor=False),
+            ins,
+            announced_at,
+        )
+        [row] = await eventually(lambda: deadlines(retention, ins))
+        assert row["kind"] == "space_opening"
+        assert row["due_at"] == announced_at + timedelta(weeks=6)
+        assert str(row["cause_event_id"]) == cause
+
+        # Several sweeps, then almost six weeks: nothing yet.
+        await asyncio.sleep(5 * SWEEP)
+        await advance(database_url, timedelta(weeks=6) - timedelta(hours=1))
+        await asyncio.sleep(5 * SWEEP)
+        assert tap.of_type("SpaceOpeningDue", ins=ins) == []
+        assert (await deadlines(retention, ins))[0]["fired_at"] is None
+
+        await advance(database_url, timedelta(hours=1, minutes=1))
+        [due] = await tap.wait_for("SpaceOpeningDue", ins=ins)
+        await asyncio.sleep(5 * SWEEP)
+        assert len(tap.of_type("SpaceOpeningDue", ins=ins)) == 1
+    assert due["holder_key"] == ins
+    assert due["causation_id"] == cause
+    assert due["payload"]["deadline_id"] == str(row["deadline_id"])
+    assert datetime.fromisoformat(due["payload"]["due_at"]) == row["due_at"]
+
+
+async def test_opened_space_cancels_its_opening__SPC_01(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str
+) -> None:
+    ins = new_nir()
+    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+        now = retention.now()
+        await publish(amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=True), ins, now)
+        await eventually(lambda: deadlines(retention, ins))
+        await publish(amqp_url, SpaceOpened(ins=ins, opened_at=now), ins, now)
+
+        async def cancelled() -> bool:
+            return (await deadlines(retention, ins))[0]["cancelled_at"] is not None
+
+        await eventually(cancelled)
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await asyncio.sleep(5 * SWEEP)
+    assert tap.of_type("SpaceOpeningDue", ins=ins) == []
+
+
+async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str, keys: Keys, client: Any
+) -> None:
+    ins = new_nir()
+    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+        closed_at = retention.now()
+        await publish(
+            amqp_url,
+            SpaceClosed(ins=ins, closed_at=closed_at, requested_by=f"holder:{ins}"),
+            ins,
+            closed_at,
+        )
+        [row] = await eventually(lambda: deadlines(retention, ins))
+        assert row["kind"] == "space_purge"
+        # Ten calendar years: same date and time (29 February aside), 3652 or 3653 days.
+        assert row["due_at"].year == closed_at.year + 10
+        assert row["due_at"].time() == closed_at.time()
+        assert row["due_at"] - closed_at in (timedelta(days=3652), timedelta(days=3653))
+
+        listed = await client.rpc.call(
+            "retention.commands",
+            "ListDeadlines",
+            {"ins": ins},
+            token=operator_token(keys, retention),
+        )
+        [shown] = listed["deadlines"]
+        assert (shown["kind"], shown["status"]) == ("space_purge", "pending")
+        assert datetime.fromisoformat(shown["due_at"]) == row["due_at"]
+
+        # Nine years on, still archived.
+        await advance(database_url, timedelta(days=9 * 365))
+        await asyncio.sleep(5 * SWEEP)
+        assert tap.of_type("SpacePurgeDue", ins=ins) == []
+
+        await advance(database_url, TEN_YEARS_AND_A_BIT - timedelta(days=9 * 365))
+        [due] = await tap.wait_for("SpacePurgeDue", ins=ins)
+        await asyncio.sleep(5 * SWEEP)
+        assert len(tap.of_type("SpacePurgeDue", ins=ins)) == 1
+        assert due["payload"]["deadline_id"] == str(row["deadline_id"])
+        [fired] = await deadlines(retention, ins)
+        assert fired["fired_at"] is not None
+
+
+async def test_only_the_operator_lists_deadlines(
+    settings_values: dict[str, Any], keys: Keys, client: Any
+) -> None:
+    from libs.bus.rpc import RpcError
+
+    ins = new_nir()
+    async with running(settings_values) as retention:
+        holder = issue_for(
+            private_key(keys.identity_private),
+            sub=ins,
+            kind="holder",
+            name="Jeanne Durand",
+            now=retention.now(),
+            ttl=timedelta(hours=1),
+        )
+        with pytest.raises(RpcError) as refused:
+            await client.rpc.call("retention.commands", "ListDeadlines", {"ins": ins}, token=holder)
+        assert refused.value.code == "forbidden"
+
+
+async def test_two_replicas_fire_each_due_deadline_once__RET_04(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str
+) -> None:
+    people = [new_nir() for _ in range(30)]
+    async with (
+        running(settings_values) as first,
+        running(settings_values) as second,
+        EventTap(amqp_url, "retention.#") as tap,
+    ):
+        now = first.now()
+        for ins in people:
+            await publish(
+                amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now
+            )
+
+        async def all_recorded() -> bool:
+            async with first.pool.acquire() as conn:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM deadlines WHERE ins = ANY($1::text[])", people
+                )
+            return bool(count == len(people))
+
+        await eventually(all_recorded)
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        for ins in people:
+            await tap.wait_for("SpaceOpeningDue", ins=ins)
+        await asyncio.sleep(10 * SWEEP)
+        for replica in (first, second):
+            assert replica.now() >= now + timedelta(weeks=6)
+    for ins in people:
+        assert len(tap.of_type("SpaceOpeningDue", ins=ins)) == 1, ins
+
+
+async def test_a_deadline_survives_a_restart__RET_04(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str
+) -> None:
+    recorded_before, sent_while_down = new_nir(), new_nir()
+    async with running(settings_values) as retention:
+        now = retention.now()
+        await publish(
+            amqp_url,
+            SpaceAnnounced(ins=recorded_before, announced_at=now, minor=False),
+            recorded_before,
+            now,
+        )
+        await eventually(lambda: deadlines(retention, recorded_before))
+    # Down: the event waits in the durable queue.
+    await publish(
+        amqp_url,
+        SpaceAnnounced(ins=sent_while_down, announced_at=now, minor=False),
+        sent_while_down,
+        now,
+    )
+    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+        await eventually(lambda: deadlines(retention, sent_while_down))
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await tap.wait_for("SpaceOpeningDue", ins=recorded_before)
+        await tap.wait_for("SpaceOpeningDue", ins=sent_while_down)
+
+
+async def test_the_sweep_survives_a_database_outage__RET_04(
+    settings_values: dict[str, Any], amqp_url: str, database_url: str
+) -> None:
+    ins = new_nir()
+    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+        now = retention.now()
+        await publish(amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now)
+        await eventually(lambda: deadlines(retention, ins))
+        # Cut every connection the service holds; its pool reconnects, the sweep carries on.
+        admin = await asyncpg.connect(database_url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'retention' AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(3 * SWEEP)
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await tap.wait_for("SpaceOpeningDue", ins=ins)
