@@ -91,7 +91,8 @@ async def play(
             )
             pros[last_name] = (rpps, private)
         say(
-            f"   Dr Martin ({pros['Martin'][0]}) and Dr Bernard ({pros['Bernard'][0]}) are registered."
+            f"   Dr Martin ({pros['Martin'][0]}) and Dr Bernard ({pros['Bernard'][0]})"
+            " are registered."
         )
 
         say("\n   Six weeks pass (the shared clock moves forward for every service)...")

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -102,7 +101,8 @@ async def main() -> None:
         if name == "identity":  # only identity holds the signing key
             service_env["IDENTITY_PRIVATE_KEY"] = k["identity_private"]
         log = (RUN / "logs" / f"{name}.log").open("ab")
-        processes[name] = subprocess.Popen(
+        # Popen returns at once: the services run beside this loop, not in it.
+        processes[name] = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", f"services.{name}"], env=service_env, stdout=log, stderr=log
         )
     print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
