@@ -1,0 +1,5 @@
+import asyncio
+
+from services.notifier.main import app
+
+asyncio.run(app().run())

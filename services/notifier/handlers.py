@@ -1,0 +1,35 @@
+"""notifier's edges: the events that raise alerts, the contact it keeps, and its one command."""
+
+from __future__ import annotations
+
+from libs.contracts import commands as cmd
+from libs.contracts.events import (
+    AccessLogged,
+    ContactChanged,
+    MessageSent,
+    SpaceClosed,
+    SpaceOpened,
+)
+from libs.runtime import Command, Runtime
+from services.notifier import service
+
+ACCESS_QUEUE = "notifier.access-alerts"
+LIFECYCLE_QUEUE = "notifier.space-lifecycle"
+MESSAGES_QUEUE = "notifier.messages"
+COMMANDS_QUEUE = "notifier.commands"
+
+
+def register(runtime: Runtime) -> None:
+    runtime.on_events(ACCESS_QUEUE, {AccessLogged: service.alert_on_access})
+    runtime.on_events(
+        LIFECYCLE_QUEUE,
+        {
+            ContactChanged: service.change_contact,
+            SpaceOpened: service.alert_on_space_opened,
+            SpaceClosed: service.record_space_closed,
+        },
+    )
+    runtime.on_events(MESSAGES_QUEUE, {MessageSent: service.alert_on_message})
+    runtime.on_commands(
+        COMMANDS_QUEUE, {"ListAlerts": Command(cmd.ListAlerts, service.list_alerts)}
+    )

@@ -1,0 +1,133 @@
+"""The mail delivery worker: sends the mail outbox over SMTP, at least once, retrying failures.
+
+Like libs.outbox's relay: it claims due pending mails with `FOR UPDATE SKIP LOCKED` and a lease
+(so replicas share the work and a crashed worker's claims come back when the lease runs out),
+sends each, then marks it sent. A failed send stays pending with its attempts and last error,
+and is retried later with backoff. A crash between the SMTP server's acceptance and the mark
+re-sends the mail; its Message-ID is the alert id, so it is recognisably the same mail.
+It wakes on the NOTIFY written with each mail, and polls as a safety net (NOTIFY is not durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import asyncpg
+import structlog
+
+from libs.mail import send_mail
+from libs.runtime import Runtime
+from services.notifier import domain, repository
+from services.notifier.settings import NotifierSettings
+
+log = structlog.get_logger()
+
+
+class MailWorker:
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: NotifierSettings,
+        *,
+        batch_size: int = 16,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._batch_size = batch_size
+        self._lease = lease
+        self._poll_interval = settings.mail_poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def _channel(self) -> str:
+        return repository.mail_channel(self._runtime.schema)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.run_forever(), name="notifier-mail-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._release_listener()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await self._runtime.pool.acquire()
+            await self._listener.add_listener(self._channel, self._on_notify)
+
+    async def _release_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(self._channel, self._on_notify)
+            with contextlib.suppress(Exception):
+                await self._runtime.pool.release(listener)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+                while await self.deliver_once() > 0:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the worker must outlive a database outage
+                log.warning("mail_worker_failed", error=repr(exc))
+                await self._release_listener()
+                await asyncio.sleep(self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+
+    async def deliver_once(self) -> int:
+        """Send one batch of due mails; returns how many were claimed."""
+        rows = await repository.claim_mails(self._runtime.pool, self._lease, self._batch_size)
+        if rows:
+            results = await asyncio.gather(
+                *(self._deliver(row) for row in rows), return_exceptions=True
+            )
+            for error in results:
+                if error is not None:
+                    # Its lease runs out and it is tried again.
+                    log.warning("mail_bookkeeping_failed", error=repr(error))
+        return len(rows)
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        pool = self._runtime.pool
+        settings = self._settings
+        try:
+            await send_mail(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.mail_from,
+                to=row["to_address"],
+                subject=row["subject"],
+                body=row["body"],
+                message_id=str(row["alert_id"]),
+            )
+        except Exception as exc:
+            retry_in = domain.retry_delay(
+                row["attempts"], settings.mail_retry_seconds, settings.mail_retry_max_seconds
+            )
+            log.warning(
+                "mail_send_failed",
+                alert_id=str(row["alert_id"]),
+                attempts=row["attempts"],
+                retry_in_seconds=retry_in.total_seconds(),
+                error=repr(exc),
+            )
+            await repository.mark_failed(pool, row["alert_id"], repr(exc), retry_in)
+            return
+        await repository.mark_sent(pool, row["alert_id"])
+        log.info("mail_sent", alert_id=str(row["alert_id"]))

@@ -1,0 +1,31 @@
+"""notifier: tells the holder of every access to their record, in the space and by e-mail.
+
+python -m services.notifier
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faststream import FastStream
+
+from libs.runtime import Runtime
+from services.notifier import handlers
+from services.notifier.mailer import MailWorker
+from services.notifier.settings import NotifierSettings
+
+NAME = "notifier"
+Settings = NotifierSettings
+
+
+def build(settings: NotifierSettings | None = None) -> Runtime:
+    settings = settings or NotifierSettings()
+    runtime = Runtime(NAME, settings, Path(__file__).parent / "migrations")
+    handlers.register(runtime)
+    worker = MailWorker(runtime, settings)
+    runtime.add_background(worker.start, worker.stop)
+    return runtime
+
+
+def app() -> FastStream:
+    return build().app()

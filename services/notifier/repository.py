@@ -1,0 +1,179 @@
+"""notifier's SQL. Every function takes the connection of the caller's transaction (or the pool)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+MAIL_CHANNEL_PREFIX = "mail_"
+
+
+def mail_channel(schema: str) -> str:
+    return f"{MAIL_CHANNEL_PREFIX}{schema}"
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+async def lock_holder(conn: asyncpg.Connection, ins: str) -> asyncpg.Record:
+    """The holder's row, created if need be and locked until the transaction ends.
+
+    Alerts and contact changes for one holder go through this lock, so an alert raised while
+    the contact arrives is either mailed at once or picked up by the contact change.
+    """
+    await conn.execute("INSERT INTO contacts (ins) VALUES ($1) ON CONFLICT DO NOTHING", ins)
+    row = await conn.fetchrow("SELECT * FROM contacts WHERE ins = $1 FOR UPDATE", ins)
+    assert row is not None
+    return row
+
+
+async def set_contact(
+    conn: asyncpg.Connection,
+    *,
+    ins: str,
+    display_name: str,
+    email: str | None,
+    phone: str | None,
+    changed_at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE contacts SET display_name = $2, email = $3, phone = $4, changed_at = $5
+           WHERE ins = $1""",
+        ins,
+        display_name,
+        email,
+        phone,
+        changed_at,
+    )
+
+
+async def set_opened(conn: asyncpg.Connection, ins: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE contacts SET opened_at = COALESCE(opened_at, $2) WHERE ins = $1", ins, at
+    )
+
+
+async def set_closed(conn: asyncpg.Connection, ins: str, at: datetime) -> None:
+    await conn.execute("UPDATE contacts SET closed_at = $2 WHERE ins = $1", ins, at)
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+
+async def insert_alert(
+    conn: asyncpg.Connection,
+    *,
+    alert_id: UUID,
+    ins: str,
+    kind: str,
+    cause_event_id: UUID,
+    text: str,
+    created_at: datetime,
+    awaiting_contact: bool,
+) -> bool:
+    """False if this cause already has its alert (NTF_01: never two)."""
+    inserted = await conn.fetchval(
+        """INSERT INTO alerts (alert_id, ins, kind, cause_event_id, text, created_at,
+                               awaiting_contact)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true""",
+        alert_id,
+        ins,
+        kind,
+        cause_event_id,
+        text,
+        created_at,
+        awaiting_contact,
+    )
+    return bool(inserted)
+
+
+async def take_alerts_awaiting_contact(conn: asyncpg.Connection, ins: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """UPDATE alerts SET awaiting_contact = false
+               WHERE ins = $1 AND awaiting_contact
+               RETURNING alert_id, kind, text, seq""",
+            ins,
+        )
+    )
+
+
+async def list_alerts(conn: asyncpg.Connection | asyncpg.Pool, ins: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT alert_id, kind, text, created_at, read_at FROM alerts
+               WHERE ins = $1 ORDER BY created_at DESC, seq DESC""",
+            ins,
+        )
+    )
+
+
+# --- the mail outbox ------------------------------------------------------------------------
+
+
+async def insert_mail(
+    conn: asyncpg.Connection, *, alert_id: UUID, to_address: str, subject: str, body: str
+) -> None:
+    """A pending mail, in the alert's transaction; the NOTIFY wakes the worker at commit."""
+    await conn.execute(
+        """INSERT INTO mails (alert_id, to_address, subject, body) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING""",
+        alert_id,
+        to_address,
+        subject,
+        body,
+    )
+    await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
+
+
+async def claim_mails(pool: asyncpg.Pool, lease: timedelta, limit: int) -> list[asyncpg.Record]:
+    """Due pending mails, leased to this worker: another replica skips them until it expires."""
+    return list(
+        await pool.fetch(
+            """
+            UPDATE mails SET claimed_until = clock_timestamp() + $1, attempts = attempts + 1
+            WHERE alert_id IN (
+                SELECT alert_id FROM mails
+                WHERE sent_at IS NULL
+                  AND next_attempt_at <= clock_timestamp()
+                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+                ORDER BY next_attempt_at LIMIT $2
+                FOR UPDATE SKIP LOCKED)
+            RETURNING alert_id, to_address, subject, body, attempts
+            """,
+            lease,
+            limit,
+        )
+    )
+
+
+async def mark_sent(pool: asyncpg.Pool, alert_id: UUID) -> None:
+    await pool.execute(
+        """UPDATE mails SET sent_at = clock_timestamp(), claimed_until = NULL, last_error = NULL
+           WHERE alert_id = $1""",
+        alert_id,
+    )
+
+
+async def mark_failed(pool: asyncpg.Pool, alert_id: UUID, error: str, retry_in: timedelta) -> None:
+    await pool.execute(
+        """UPDATE mails SET last_error = $2, claimed_until = NULL,
+                            next_attempt_at = clock_timestamp() + $3
+           WHERE alert_id = $1""",
+        alert_id,
+        error[:1000],
+        retry_in,
+    )
+
+
+def alert_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "alert_id": str(row["alert_id"]),
+        "kind": row["kind"],
+        "text": row["text"],
+        "created_at": row["created_at"].isoformat(),
+        "read_at": row["read_at"].isoformat() if row["read_at"] else None,
+    }

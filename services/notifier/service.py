@@ -1,0 +1,142 @@
+"""notifier's use cases. Event handlers run in the runtime's transaction (after the inbox): the
+alert, its pending mail and `HolderAlerted` are written together, or not at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from libs import outbox
+from libs.contracts import commands as cmd
+from libs.contracts.events import (
+    AccessLogged,
+    ContactChanged,
+    HolderAlerted,
+    MessageSent,
+    SpaceClosed,
+    SpaceOpened,
+)
+from libs.errors import Forbidden
+from libs.runtime import CommandContext, EventContext
+from services.notifier import domain, repository
+
+log = structlog.get_logger()
+
+
+async def raise_alert(ctx: EventContext, ins: str, alert: domain.AlertText) -> bool:
+    """One alert for the event being handled; False if that event already has its alert."""
+    conn = ctx.conn
+    holder = await repository.lock_holder(conn, ins)
+    contact_known = holder["changed_at"] is not None
+    cause = ctx.envelope.event_id
+    alert_id = domain.alert_id_for(cause)
+    now = ctx.runtime.now()
+    if not await repository.insert_alert(
+        conn,
+        alert_id=alert_id,
+        ins=ins,
+        kind=alert.kind,
+        cause_event_id=cause,
+        text=alert.text,
+        created_at=now,
+        awaiting_contact=not contact_known,
+    ):
+        # The inbox already de-duplicates redeliveries; this is the second guard (NTF_01).
+        log.warning("alert_already_raised", cause_event_id=str(cause))
+        return False
+    channels = ["space"]
+    if holder["email"]:
+        await repository.insert_mail(
+            conn,
+            alert_id=alert_id,
+            to_address=holder["email"],
+            subject=domain.mail_subject(alert.kind),
+            body=domain.mail_body(alert.text, holder["display_name"]),
+        )
+        channels.append("email")
+    # Else (SPC_06): no channel; the alert waits in the space. An unknown contact is mailed
+    # once ContactChanged arrives (see change_contact).
+    await outbox.add_event(
+        conn,
+        HolderAlerted(
+            alert_id=alert_id,
+            ins=ins,
+            cause_event_id=cause,
+            kind=alert.kind,
+            channels=channels,
+            at=now,
+        ),
+        holder_key=ins,
+        occurred_at=now,
+        correlation_id=ctx.correlation_id,
+        causation_id=ctx.causation_id,
+    )
+    return True
+
+
+async def alert_on_access(ctx: EventContext, event: AccessLogged) -> None:
+    """NTF_01: one alert per granted access by anyone but the holder.
+
+    Denied attempts are not alerted — a product choice: nothing was seen or changed, and they are
+    in the holder's access history kept by the access service (ACC_03). See
+    domain.should_alert_access.
+    """
+    if domain.should_alert_access(event):
+        await raise_alert(ctx, event.ins, domain.access_alert(event))
+
+
+async def alert_on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
+    """NTF_02."""
+    await repository.lock_holder(ctx.conn, event.ins)
+    await repository.set_opened(ctx.conn, event.ins, event.opened_at)
+    await raise_alert(ctx, event.ins, domain.space_opened_alert(event))
+
+
+async def alert_on_message(ctx: EventContext, event: MessageSent) -> None:
+    """NTF_03: a new secure message (to the holder: not the holder's own messages)."""
+    if event.sender_kind == "holder" and event.sender_id == event.ins:
+        return
+    await raise_alert(ctx, event.ins, domain.message_alert(event))
+
+
+async def record_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
+    """RET_05: the closure is recorded; alerts and mails already pending are still delivered."""
+    await repository.lock_holder(ctx.conn, event.ins)
+    await repository.set_closed(ctx.conn, event.ins, event.closed_at)
+
+
+async def change_contact(ctx: EventContext, event: ContactChanged) -> None:
+    """Where alerts go. For a minor identity already sends the representative's (NTF_04)."""
+    holder = await repository.lock_holder(ctx.conn, event.ins)
+    changed_at = ctx.envelope.occurred_at
+    if holder["changed_at"] is not None and holder["changed_at"] > changed_at:
+        log.info("stale_contact_ignored", ins=event.ins)
+        return
+    await repository.set_contact(
+        ctx.conn,
+        ins=event.ins,
+        display_name=event.display_name,
+        email=event.email,
+        phone=event.phone,
+        changed_at=changed_at,
+    )
+    # Alerts raised before any contact was known: never zero, so mail them now.
+    for alert in await repository.take_alerts_awaiting_contact(ctx.conn, event.ins):
+        if event.email:
+            await repository.insert_mail(
+                ctx.conn,
+                alert_id=alert["alert_id"],
+                to_address=event.email,
+                subject=domain.mail_subject(alert["kind"]),
+                body=domain.mail_body(alert["text"], event.display_name),
+            )
+
+
+async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> dict[str, Any]:
+    """The holder's in-space inbox, newest first. Only the holder themself reads it."""
+    actor = ctx.require_actor()
+    if not (actor.kind == "holder" and actor.sub == c.ins):
+        raise Forbidden("only the holder reads their alerts")
+    rows = await repository.list_alerts(ctx.runtime.pool, c.ins)
+    return {"alerts": [repository.alert_json(r) for r in rows]}
