@@ -1,0 +1,252 @@
+"""One holder's journey through all six services, step by step, through the bus only.
+
+The steps share one journey (module scope) and run in file order; each asserts its own outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from libs.bus.rpc import RpcError
+from libs.bus.tap import EventTap
+from libs.client import Client
+from libs.clock import advance
+from libs.runtime import Runtime
+from tests.conftest import Keys
+from tests.support.people import Professional, new_nir, new_professional
+from tests.support.smtp import SmtpServer
+
+pytestmark = pytest.mark.e2e
+
+SECRET = b"%PDF-1.4 Hemoglobine 13.5 g/dL - resultat confidentiel"
+TITLE = "Bilan sanguin - serologie"
+
+
+@dataclass
+class Journey:
+    tap: EventTap
+    ins: str = ""
+    email: str = ""
+    martin: Professional = field(default_factory=lambda: new_professional("physician", "Martin"))
+    bernard: Professional = field(default_factory=lambda: new_professional("physician", "Bernard"))
+    tokens: dict[str, str] = field(default_factory=dict)
+    document_id: str = ""
+
+
+@pytest.fixture(scope="module")
+async def journey(system: dict[str, Runtime], amqp_url: str) -> Any:
+    async with EventTap(amqp_url, "#") as tap:
+        yield Journey(tap=tap)
+
+
+async def test_1_identity_registers_holder_refuses_bad_nir_and_opens_the_space__SPC_01__SPC_02(
+    journey: Journey, client: Client, keys: Keys, database_url: str
+) -> None:
+    operator = await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    nir = new_nir(sex=2, year=87)
+    wrong_key = nir[:-2] + f"{(int(nir[-2:]) % 96) + 1:02d}"
+    with pytest.raises(RpcError) as refused:
+        await client.register_holder(
+            operator,
+            nir=wrong_key,
+            first_name="Sophie",
+            last_name="Leroy",
+            birth_date=date(1987, 6, 14),
+        )
+    assert refused.value.code == "invalid_nir_key"
+
+    journey.ins, journey.email = nir, f"sophie.{nir[-6:]}@example.org"
+    announced = await client.register_holder(
+        operator,
+        nir=nir,
+        first_name="Sophie",
+        last_name="Leroy",
+        birth_date=date(1987, 6, 14),
+        email=journey.email,
+    )
+    assert announced["status"] == "announced"
+    for pro in (journey.martin, journey.bernard):
+        await client.register_professional(
+            operator,
+            rpps=pro.rpps,
+            first_name=pro.first_name,
+            last_name=pro.last_name,
+            profession=pro.profession,
+            card_public_key=pro.card_public,
+        )
+    await journey.tap.wait_for("SpaceAnnounced", ins=nir)
+    assert not journey.tap.of_type("SpaceOpened", ins=nir)
+
+    # Six weeks pass for every service at once: retention fires, identity opens the space.
+    await advance(database_url, timedelta(weeks=6, minutes=1))
+    opened = await journey.tap.wait_for("SpaceOpened", ins=nir, timeout=30)
+    assert len(opened) == 1
+    assert journey.tap.of_type("SpaceOpeningDue", ins=nir)
+
+
+async def test_2_professional_and_holder_sign_in_and_holder_authorizes__SPC_03__ACC_05(
+    journey: Journey, client: Client, smtp: SmtpServer
+) -> None:
+    journey.tokens["martin"] = await client.sign_in_with_card(
+        "professional", journey.martin.rpps, journey.martin.card_private
+    )
+    journey.tokens["bernard"] = await client.sign_in_with_card(
+        "professional", journey.bernard.rpps, journey.bernard.card_private
+    )
+    await client.request_holder_code(journey.ins)
+    mails = await smtp.mailbox.wait_for(journey.email, 1)
+    code = re.search(r"\b(\d{6})\b", mails[-1].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert code is not None
+    with pytest.raises(RpcError):
+        await client.sign_in_holder(journey.ins, "000000" if code[1] != "000000" else "111111")
+    journey.tokens["holder"] = await client.sign_in_holder(journey.ins, code[1])
+    await client.authorize(journey.tokens["holder"], journey.ins, journey.martin.rpps)
+
+
+async def test_3_deposit_is_granted_stored_encrypted_and_published__DOC_02__DOC_11__ACC_18(
+    journey: Journey, client: Client, system: dict[str, Runtime]
+) -> None:
+    deposit = await client.deposit(
+        journey.tokens["martin"],
+        journey.ins,
+        document_type="lab_report",
+        title=TITLE,
+        content=SECRET,
+    )
+    journey.document_id = deposit["document_id"]
+    assert deposit["rule"] == "ACC_05"
+    deposited = await journey.tap.wait_for("DocumentDeposited", ins=journey.ins)
+    assert deposited[0]["payload"]["document_id"] == journey.document_id
+    assert "content" not in str(deposited[0]["payload"]).lower().replace("document_id", "")
+    await journey.tap.wait_for("AccessGranted", ins=journey.ins, action="deposit")
+    await journey.tap.wait_for("AccessLogged", ins=journey.ins, action="deposit")
+    async with system["dossier"].pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM documents WHERE ins = $1", journey.ins)
+    assert len(rows) == 1
+    stored = b"".join(v for v in rows[0].values() if isinstance(v, bytes))
+    assert SECRET not in stored and b"Hemoglobine" not in stored
+
+
+async def test_4_authorized_professional_reads_the_dossier__ACC_05__ACC_03(
+    journey: Journey, client: Client
+) -> None:
+    dossier = await client.read_dossier(journey.tokens["martin"], journey.ins)
+    assert dossier["rule"] == "ACC_05"
+    assert [d["document_id"] for d in dossier["documents"]] == [journey.document_id]
+    assert base64.b64decode(dossier["documents"][0]["content_b64"]) == SECRET
+    await journey.tap.wait_for("AccessLogged", ins=journey.ins, action="read", outcome="granted")
+
+
+async def test_5_unauthorized_professional_is_denied_traced_and_nothing_leaks__ACC_05__ACC_18(
+    journey: Journey, client: Client
+) -> None:
+    with pytest.raises(RpcError) as refused:
+        await client.read_dossier(journey.tokens["bernard"], journey.ins)
+    assert refused.value.code == "access_denied"
+    assert "ACC_05" in refused.value.message
+    for secret in (TITLE, "Hemoglobine", journey.document_id):
+        assert secret not in refused.value.message
+    denied = await journey.tap.wait_for("AccessDenied", ins=journey.ins)
+    assert denied[0]["payload"]["actor_id"] == journey.bernard.rpps
+    assert denied[0]["payload"]["rule"] == "ACC_05"
+
+
+async def test_6_holder_is_alerted_exactly_once_per_access_by_a_professional__NTF_01(
+    journey: Journey, client: Client, smtp: SmtpServer
+) -> None:
+    # Two accesses by a professional (deposit, read); the denied attempt is in the history.
+    granted = [
+        e
+        for e in journey.tap.of_type("AccessLogged", ins=journey.ins, outcome="granted")
+        if e["payload"]["actor_kind"] != "holder"
+    ]
+    assert len(granted) == 2
+    await journey.tap.wait_for("HolderAlerted", ins=journey.ins, count=3, timeout=30)
+    alerts = (await client.alerts(journey.tokens["holder"], journey.ins))["alerts"]
+    access_alerts = [a for a in alerts if a["kind"] == "access"]
+    assert len(access_alerts) == 2
+    mails = await smtp.mailbox.wait_for(journey.email, 1 + 3, timeout=30)  # code + 3 alerts
+    alert_mails = [m for m in mails if "code" not in m["Subject"].lower()]
+    access_mails = [m for m in alert_mails if "Martin" in m.get_body(("plain",)).get_content()]  # type: ignore[union-attr]
+    assert len(access_mails) == 2
+    for mail in access_mails:
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Martin" in text  # who
+        for secret in (TITLE, "Hemoglobine", "lab_report", "Bilan"):
+            assert secret not in text and secret not in mail["Subject"]
+    # Nothing more arrives: exactly one alert per access, never two.
+    await journey.tap.wait_for("HolderAlerted", ins=journey.ins, count=3)
+    assert len(journey.tap.of_type("HolderAlerted", ins=journey.ins)) == 3
+
+
+async def test_7_holder_reads_access_history_newest_first_paginated__ACC_03(
+    journey: Journey, client: Client
+) -> None:
+    first = await client.access_history(journey.tokens["holder"], journey.ins, page=1, page_size=2)
+    second = await client.access_history(journey.tokens["holder"], journey.ins, page=2, page_size=2)
+    traces = first["traces"] + second["traces"]
+    assert first["total"] == 3
+    assert [(t["actor_id"], t["action"], t["outcome"]) for t in traces] == [
+        (journey.bernard.rpps, "read", "denied"),
+        (journey.martin.rpps, "read", "granted"),
+        (journey.martin.rpps, "deposit", "granted"),
+    ]
+    assert all(t["rule"] for t in traces)
+
+
+async def test_8_closing_the_space_stops_every_service__RET_01__RET_05__ACC_17(
+    journey: Journey, client: Client, system: dict[str, Runtime]
+) -> None:
+    closed = await client.close_space(journey.tokens["holder"], journey.ins)
+    await journey.tap.wait_for("SpaceClosed", ins=journey.ins)
+
+    async def refused(call: Any) -> RpcError:
+        for _ in range(100):
+            try:
+                await call()
+            except RpcError as error:
+                return error
+            await asyncio.sleep(0.1)
+        raise AssertionError("never refused")
+
+    deposit_refused = await refused(
+        lambda: client.deposit(
+            journey.tokens["martin"],
+            journey.ins,
+            document_type="lab_report",
+            title="x",
+            content=b"x",
+        )
+    )
+    assert deposit_refused.code in ("space_closed", "access_denied")
+    decision = await client.rpc.call(
+        "access.decide",
+        "Decide",
+        {"ins": journey.ins, "action": "read"},
+        token=journey.tokens["martin"],
+    )
+    assert (decision["granted"], decision["rule"]) == (False, "ACC_17")
+    message_refused = await refused(
+        lambda: client.send_message(journey.tokens["martin"], journey.ins, "Bonjour", "Bonjour")
+    )
+    assert message_refused.code in ("space_closed", "access_denied")
+
+    async with system["retention"].pool.acquire() as conn:
+        for _ in range(100):
+            due = await conn.fetchval(
+                "SELECT due_at FROM deadlines WHERE ins = $1 AND kind = 'space_purge'", journey.ins
+            )
+            if due is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert due is not None
+    closed_at = closed["closed_at"]
+    years = (due - system["retention"].now()).days / 365.25
+    assert 9.9 < years <= 10.01, (closed_at, due)
