@@ -1,0 +1,286 @@
+"""Nothing acknowledged is lost: crashes, duplicates, bad messages and poison, on the real broker.
+
+Each test runs the probe service (`tests.support.probe_service`: the real `Runtime` with a trivial
+domain) in a subprocess, so it can be SIGKILLed at the exact point a crash hurts most, and looks
+at the probe's tables and at RabbitMQ itself. Each test has probes of its own (own schema, own
+queues); the probe's event type `probe.effect_requested.v1` is bound by probe queues only, so
+nothing here reaches the real services' queues.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.bus import topology
+from libs.client import Client
+from tests.conftest import Keys
+from tests.support.bus import EventTap, dead_letters, publish_raw
+from tests.support.probe_harness import (
+    ROUTING_KEY,
+    Probe,
+    ProbeDb,
+    encode,
+    envelope,
+    new_probe_name,
+    queue_depth,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+ProbeFactory = Callable[..., Probe]
+
+
+@pytest.fixture
+async def probes(
+    database_url: str, amqp_url: str, keys: Keys, tmp_path: Path
+) -> AsyncIterator[ProbeFactory]:
+    started: list[Probe] = []
+    env = {
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "IDENTITY_PUBLIC_KEY": keys.identity_public,
+        "LOG_LEVEL": "INFO",
+    }
+
+    def make(purpose: str, **options: Any) -> Probe:
+        name = new_probe_name(purpose)
+        probe = Probe(name, env, tmp_path / f"{name}.log", **options)
+        started.append(probe)
+        return probe
+
+    yield make
+    for probe in started:
+        await probe.kill()
+        # Shown by pytest when the test failed.
+        print(f"===== {probe.name} =====\n{probe.log()[-6000:]}")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+async def publish_event(amqp_url: str, body: dict[str, Any]) -> str:
+    await publish_raw(amqp_url, ROUTING_KEY, encode(body), body["event_id"])
+    return str(body["event_id"])
+
+
+async def drain_dead_letters(amqp_url: str, queue: str, count: int, timeout: float = 15.0) -> dict:
+    """Take `count` messages out of `<queue>.dlq`, keyed by message id."""
+    found: dict[str, Any] = {}
+
+    async def enough() -> bool:
+        for message in await dead_letters(amqp_url, queue):
+            found[message.message_id or ""] = message
+        return len(found) >= count
+
+    await wait_until(enough, timeout=timeout, interval=0.2)
+    return found
+
+
+async def test_consumer_killed_after_commit_applies_redelivered_event_once(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    probe = probes("a")
+    store = ProbeDb(db, probe.name)
+    await probe.start(crash="after_commit")
+
+    event_id = await publish_event(amqp_url, envelope("a-1"))
+
+    # The handler's transaction committed, then the process died in place of the ack.
+    assert await probe.wait_exit() == 9
+    assert "probe_crash_after_commit" in probe.log()
+    assert await store.effects(event_id) == 1
+    assert await store.inbox(event_id) == 1
+    # Not acknowledged: the broker holds it again, for nobody yet.
+    assert await queue_depth(amqp_url, probe.effects_queue) == (1, 0)
+
+    await probe.start(crash="")
+    await wait_until(lambda: _count(store.deliveries(event_id), 2))
+    await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
+    # A graceful stop returns anything unacknowledged to the queue: still empty means acked.
+    await probe.stop()
+    assert await queue_depth(amqp_url, probe.effects_queue) == (0, 0)
+
+    deliveries = await store.deliveries(event_id)
+    assert len(deliveries) == 2, "delivered twice: once to each process"
+    assert deliveries[0]["pid"] != deliveries[1]["pid"]
+    assert deliveries[1]["delivery_count"] >= 1, "the broker counted it as a redelivery"
+    assert await store.effects(event_id) == 1, "applied once"
+    assert await store.inbox(event_id) == 1
+    assert '"duplicate_ignored"' in probe.log()
+
+
+async def test_relay_killed_between_confirm_and_mark_sent_republishes_and_consumer_applies_once(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str, client: Client
+) -> None:
+    # A short relay lease so the restarted relay takes the row back at once (default: 30 s).
+    source = probes("b_src", consume=False, commands=True, extra_env={"PROBE_OUTBOX_LEASE": "1"})
+    sink = probes("b_sink")
+    source_db, sink_db = ProbeDb(db, source.name), ProbeDb(db, sink.name)
+    await sink.start()
+    await source.start(crash="before_mark_sent")
+
+    async with EventTap(amqp_url, ROUTING_KEY) as tap:
+        result = await client.rpc.call(source.commands_queue, "Emit", {"key": "b-1"}, timeout=10)
+        [event_id] = result["event_ids"]
+
+        # The broker confirmed the publish; the relay died before marking the row.
+        assert await source.wait_exit() == 9
+        assert "probe_crash_before_mark_sent" in source.log()
+        row = await source_db.outbox_row(event_id)
+        assert row is not None and row["sent_at"] is None and row["attempts"] == 1
+        await wait_until(lambda: _count(sink_db.deliveries(event_id), 1))
+        assert await sink_db.effects(event_id) == 1
+
+        await source.start(crash="")
+        await wait_until(lambda: _sent(source_db, event_id))
+        await wait_until(lambda: _count(sink_db.deliveries(event_id), 2))
+        await wait_until(lambda: len(_tapped(tap, event_id)) == 2)
+
+    row = await source_db.outbox_row(event_id)
+    assert row is not None and row["sent_at"] is not None and row["attempts"] == 2
+    assert len(_tapped(tap, event_id)) == 2, "published twice on the bus, same event id"
+    assert await sink_db.effects(event_id) == 1, "applied once"
+    assert await sink_db.inbox(event_id) == 1
+    assert '"duplicate_ignored"' in sink.log()
+    await wait_until(lambda: _ready_is(amqp_url, sink.effects_queue, 0))
+
+
+async def test_malformed_and_schema_failing_messages_are_dead_lettered_with_reason_and_consumer_keeps_serving(  # noqa: E501
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    probe = probes("c")
+    store = ProbeDb(db, probe.name)
+    await probe.start()
+
+    not_json_id = "c-not-json"
+    await publish_raw(amqp_url, ROUTING_KEY, b"{this is not json", not_json_id)
+    missing = envelope("c-missing")
+    del missing["payload"]["n"]
+    missing_id = await publish_event(amqp_url, missing)
+    unknown_id = await publish_event(amqp_url, envelope("c-unknown", type="NoSuchEvent"))
+    no_type = envelope("c-no-type")
+    del no_type["type"]
+    no_type_id = await publish_event(amqp_url, no_type)
+    valid_id = await publish_event(amqp_url, envelope("c-valid"))
+
+    parked = await drain_dead_letters(amqp_url, probe.effects_queue, 4)
+    assert set(parked) == {not_json_id, missing_id, unknown_id, no_type_id}
+    reasons = {k: m.headers["x-dead-reason"] for k, m in parked.items()}
+    assert reasons[not_json_id].startswith("schema: ") and "JSON" in reasons[not_json_id]
+    assert reasons[missing_id] == "schema: n: Field required"
+    assert reasons[unknown_id] == "unknown event: unknown event type NoSuchEvent v1"
+    assert reasons[no_type_id] == "schema: type: Field required"
+    for message in parked.values():
+        assert message.headers["x-original-queue"] == probe.effects_queue
+        assert message.headers["x-original-routing-key"] == ROUTING_KEY
+    assert parked[not_json_id].body == b"{this is not json", "parked as received"
+
+    # Served before, around and after the bad ones.
+    await wait_until(lambda: _effects_is(store, valid_id, 1))
+    later_id = await publish_event(amqp_url, envelope("c-later"))
+    await wait_until(lambda: _effects_is(store, later_id, 1))
+    for bad in (missing_id, unknown_id, no_type_id):
+        assert await store.effects(bad) == 0
+        assert await store.inbox(bad) == 0
+    await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
+
+
+async def test_handler_that_keeps_failing_is_retried_then_dead_lettered_by_broker_never_dropped(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    # The runtime's backoff, min(0.2 * 2**attempt, 5) s, scaled down 20 times for the test.
+    probe = probes("d", extra_env={"PROBE_BACKOFF_SCALE": "0.05"})
+    store = ProbeDb(db, probe.name)
+    await probe.start()
+
+    poison_id = await publish_event(amqp_url, envelope("poison-d"))
+    valid_id = await publish_event(amqp_url, envelope("d-valid"))
+    # The poison's retries do not block the queue.
+    await wait_until(lambda: _effects_is(store, valid_id, 1))
+
+    parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1, timeout=30)
+    message = parked[poison_id]
+    # Dead-lettered by the broker (x-death), not by the runtime (which would add x-dead-reason).
+    assert "x-dead-reason" not in (message.headers or {})
+    [death] = message.headers["x-death"]
+    assert death["reason"] in ("delivery_limit", b"delivery_limit")
+    assert death["queue"] == probe.effects_queue
+
+    deliveries = await store.deliveries(poison_id)
+    counts = [d["delivery_count"] for d in deliveries]
+    assert len(deliveries) == topology.DELIVERY_LIMIT + 1, counts
+    assert counts == list(range(len(deliveries))), "each redelivery counted by the broker"
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(deliveries)]
+    assert gaps[3] > gaps[0], f"backoff grows between attempts: {gaps}"
+    assert probe.log().count('"event_failed_will_retry"') == len(deliveries)
+    assert await store.effects(poison_id) == 0
+    assert await store.inbox(poison_id) == 0, "the failed attempts left nothing behind"
+    assert await queue_depth(amqp_url, probe.effects_queue) == (0, 1)
+
+
+async def test_event_emitted_while_consumer_is_down_is_delivered_when_it_starts(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str, client: Client
+) -> None:
+    source = probes("e_src", consume=False, commands=True)
+    sink = probes("e_sink")
+    source_db, sink_db = ProbeDb(db, source.name), ProbeDb(db, sink.name)
+    await sink.start()  # declares and binds its durable queue
+    await sink.kill()
+    await source.start()
+
+    result = await client.rpc.call(source.commands_queue, "Emit", {"key": "e", "count": 5})
+    event_ids = result["event_ids"]
+    assert len(event_ids) == 5
+    # The relay published them all (the broker confirmed) with nobody consuming...
+    for event_id in event_ids:
+        await wait_until(lambda event_id=event_id: _sent(source_db, event_id))
+    # ...into the durable queue, where they wait.
+    assert await queue_depth(amqp_url, sink.effects_queue) == (5, 0)
+    # The relay is still serving while the consumer is down.
+    more = await client.rpc.call(source.commands_queue, "Emit", {"key": "e-more"})
+    event_ids += more["event_ids"]
+    await wait_until(lambda: _sent(source_db, event_ids[-1]))
+    assert await queue_depth(amqp_url, sink.effects_queue) == (6, 0)
+
+    await sink.start()
+    for event_id in event_ids:
+        await wait_until(lambda event_id=event_id: _effects_is(sink_db, event_id, 1))
+    await wait_until(lambda: _ready_is(amqp_url, sink.effects_queue, 0))
+    assert await queue_depth(amqp_url, sink.effects_queue) == (0, 1)
+    assert source.process is not None and source.process.returncode is None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+async def _count(rows: Any, n: int) -> bool:
+    return len(await rows) >= n
+
+
+async def _effects_is(store: ProbeDb, event_id: str, n: int) -> bool:
+    return await store.effects(event_id) == n
+
+
+async def _sent(store: ProbeDb, event_id: str) -> bool:
+    row = await store.outbox_row(event_id)
+    return row is not None and row["sent_at"] is not None
+
+
+async def _ready_is(amqp_url: str, queue: str, n: int) -> bool:
+    ready, _ = await queue_depth(amqp_url, queue)
+    return ready == n
+
+
+def _tapped(tap: EventTap, event_id: str) -> list[dict[str, Any]]:
+    return [e for e in tap.of_type("EffectRequested") if e["event_id"] == event_id]
