@@ -1,0 +1,462 @@
+"""notifier against real PostgreSQL, RabbitMQ and SMTP, fed real events through the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import asyncpg
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from aiosmtpd.controller import Controller
+
+from libs.bus.rpc import RpcError
+from libs.client import Client
+from libs.contracts.envelope import Envelope, Event, envelope_for
+from libs.contracts.events import (
+    AccessLogged,
+    ContactChanged,
+    HolderAlerted,
+    MessageSent,
+    SpaceClosed,
+    SpaceOpened,
+)
+from libs.runtime import Runtime
+from libs.tokens import issue_for, private_key
+from services.notifier.handlers import ACCESS_QUEUE, LIFECYCLE_QUEUE, MESSAGES_QUEUE
+from tests.conftest import Keys, build_service
+from tests.support.bus import EventTap, dead_letters, publish_raw
+from tests.support.people import new_nir
+from tests.support.smtp import Mailbox, free_port
+
+pytestmark = pytest.mark.integration
+
+QUIET = 1.5  # longer than the worker's poll: time enough for a second mail to show up
+
+
+class RestartableSmtp:
+    """A real aiosmtpd server on a fixed port, that can go down and come back (same mailbox)."""
+
+    def __init__(self) -> None:
+        self.mailbox = Mailbox()
+        self.port = free_port()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture(scope="module")
+def mail_server() -> Iterator[RestartableSmtp]:
+    server = RestartableSmtp()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    settings_values: dict[str, Any], mail_server: RestartableSmtp
+) -> AsyncIterator[Runtime]:
+    runtime = build_service(
+        "notifier",
+        settings_values,
+        smtp_port=mail_server.port,
+        mail_retry_seconds=0.2,
+        mail_retry_max_seconds=1.0,
+    )
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+async def publish(amqp_url: str, event: Event, envelope: Envelope | None = None) -> Envelope:
+    """Publish a real envelope on the real broker, as its owner's outbox relay would."""
+    ins = str(getattr(event, "ins", ""))
+    envelope = envelope or envelope_for(
+        event,
+        holder_key=ins,
+        occurred_at=datetime.now(UTC),
+        correlation_id=f"test-{uuid.uuid4().hex[:8]}",
+    )
+    await publish_raw(
+        amqp_url, event.routing_key(), envelope.model_dump_json().encode(), str(envelope.event_id)
+    )
+    return envelope
+
+
+async def handled(notifier: Runtime, queue: str, envelope: Envelope, timeout: float = 15) -> None:
+    """Wait until the consumer has committed its handling of the envelope (its inbox row)."""
+    async with asyncio.timeout(timeout):
+        while not await notifier.pool.fetchval(
+            "SELECT true FROM inbox WHERE consumer = $1 AND message_id = $2",
+            queue,
+            str(envelope.event_id),
+        ):
+            await asyncio.sleep(0.05)
+
+
+async def alerts_of(notifier: Runtime, ins: str) -> list[asyncpg.Record]:
+    return list(await notifier.pool.fetch("SELECT * FROM alerts WHERE ins = $1 ORDER BY seq", ins))
+
+
+async def mails_of(notifier: Runtime, ins: str) -> list[asyncpg.Record]:
+    return list(
+        await notifier.pool.fetch(
+            "SELECT m.* FROM mails m JOIN alerts a USING (alert_id) WHERE a.ins = $1", ins
+        )
+    )
+
+
+async def give_contact(
+    amqp_url: str,
+    notifier: Runtime,
+    ins: str,
+    email: str | None,
+    display_name: str = "Jeanne Durand",
+) -> None:
+    envelope = await publish(
+        amqp_url, ContactChanged(ins=ins, display_name=display_name, email=email, phone=None)
+    )
+    await handled(notifier, LIFECYCLE_QUEUE, envelope)
+
+
+def new_email() -> str:
+    return f"holder-{uuid.uuid4().hex[:10]}@example.org"
+
+
+def access(ins: str, **overrides: Any) -> AccessLogged:
+    values: dict[str, Any] = {
+        "trace_id": uuid.uuid4(),
+        "decision_id": uuid.uuid4(),
+        "ins": ins,
+        "actor_kind": "professional",
+        "actor_id": "10001234567",
+        "actor_name": "Claire Martin",
+        "actor_profession": "physician",
+        "action": "read",
+        "outcome": "granted",
+        "rule": "ACC_05:consent",
+        "at": datetime(2025, 7, 14, 12, 30, tzinfo=UTC),
+    }
+    return AccessLogged(**{**values, **overrides})
+
+
+def holder_token(keys: Keys, notifier: Runtime, ins: str) -> str:
+    return issue_for(
+        private_key(keys.identity_private),
+        sub=ins,
+        kind="holder",
+        name="Jeanne Durand",
+        now=notifier.now(),
+        ttl=timedelta(hours=1),
+    )
+
+
+def text_of(mail: EmailMessage) -> str:
+    return str(mail.get_content())
+
+
+# --- NTF_01: every access, one alert --------------------------------------------------------
+
+
+async def test_a_granted_access_by_a_professional_gives_one_alert_and_one_mail__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    async with EventTap(amqp_url, HolderAlerted.routing_key()) as tap:
+        envelope = await publish(amqp_url, access(ins, action="deposit"))
+        mails = await mail_server.mailbox.wait_for(email)
+        published = await tap.wait_for("HolderAlerted", ins=ins)
+    await asyncio.sleep(QUIET)
+
+    alerts = await alerts_of(notifier, ins)
+    assert len(alerts) == 1
+    assert alerts[0]["kind"] == "access"
+    assert alerts[0]["cause_event_id"] == envelope.event_id
+    assert len(mail_server.mailbox.to(email)) == 1
+    mail = mails[0]
+    body = text_of(mail)
+    # who, when (Paris summer time), what
+    assert "Claire Martin (médecin)" in body
+    assert "le 14 juillet 2025 à 14:30" in body
+    assert "a ajouté un document à votre dossier" in body
+    # no medical content: nothing but who, when and what
+    assert "ACC_05" not in body
+    assert "document_type" not in body
+    assert mail["Message-ID"] == f"<{alerts[0]['alert_id']}@espace-sante.local>"
+    assert "accès" in str(mail["Subject"])
+    assert published[0]["payload"]["channels"] == ["space", "email"]
+    assert published[0]["payload"]["cause_event_id"] == str(envelope.event_id)
+    sent = await mails_of(notifier, ins)
+    assert sent[0]["sent_at"] is not None
+
+
+async def test_the_same_event_delivered_twice_gives_one_alert_and_one_mail__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    event = access(ins)
+    envelope = await publish(amqp_url, event)
+    await publish(amqp_url, event, envelope)  # same event id: a redelivery
+    await mail_server.mailbox.wait_for(email)
+    # A later event on the same queue, handled: the duplicate before it has been too.
+    later = await publish(amqp_url, access(new_nir()))
+    await handled(notifier, ACCESS_QUEUE, later)
+    await asyncio.sleep(QUIET)
+    assert len(await alerts_of(notifier, ins)) == 1
+    assert len(mail_server.mailbox.to(email)) == 1
+
+
+async def test_one_alert_per_cause_even_if_the_inbox_had_forgotten_it__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    """The UNIQUE cause is the second guard: past the inbox, still never two."""
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    event = access(ins)
+    envelope = await publish(amqp_url, event)
+    await handled(notifier, ACCESS_QUEUE, envelope)
+    await mail_server.mailbox.wait_for(email)
+    await notifier.pool.execute(
+        "DELETE FROM inbox WHERE consumer = $1 AND message_id = $2",
+        ACCESS_QUEUE,
+        str(envelope.event_id),
+    )
+    await publish(amqp_url, event, envelope)
+    await handled(notifier, ACCESS_QUEUE, envelope)
+    await asyncio.sleep(QUIET)
+    assert len(await alerts_of(notifier, ins)) == 1
+    assert len(await mails_of(notifier, ins)) == 1
+    assert len(mail_server.mailbox.to(email)) == 1
+
+
+async def test_the_holders_own_access_and_denied_attempts_are_not_alerted__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    own = await publish(
+        amqp_url,
+        access(ins, actor_kind="holder", actor_id=ins, actor_name="Jeanne", actor_profession=None),
+    )
+    # Product choice: denied attempts are in the access history, not alerted.
+    denied = await publish(amqp_url, access(ins, outcome="denied"))
+    await handled(notifier, ACCESS_QUEUE, own)
+    await handled(notifier, ACCESS_QUEUE, denied)
+    await asyncio.sleep(QUIET)
+    assert await alerts_of(notifier, ins) == []
+    assert mail_server.mailbox.to(email) == []
+
+
+# --- NTF_02, NTF_03 -------------------------------------------------------------------------
+
+
+async def test_the_space_opening_is_alerted__NTF_02(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    opened = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+    await publish(amqp_url, SpaceOpened(ins=ins, opened_at=opened))
+    mails = await mail_server.mailbox.wait_for(email)
+    alerts = await alerts_of(notifier, ins)
+    assert [a["kind"] for a in alerts] == ["space_opened"]
+    assert "Votre espace santé est ouvert depuis le 1er mars 2025 à 11:00" in text_of(mails[0])
+
+
+async def test_a_new_secure_message_is_alerted_without_its_subject_or_body__NTF_03(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    await publish(
+        amqp_url,
+        MessageSent(
+            message_id=uuid.uuid4(),
+            ins=ins,
+            sender_kind="professional",
+            sender_id="10001234567",
+            sender_name="Claire Martin",
+            subject="Résultats de votre biopsie",
+            sent_at=datetime(2025, 3, 1, 10, 0, tzinfo=UTC),
+        ),
+    )
+    mails = await mail_server.mailbox.wait_for(email)
+    alerts = await alerts_of(notifier, ins)
+    assert [a["kind"] for a in alerts] == ["new_message"]
+    body = text_of(mails[0])
+    assert "nouveau message sécurisé de Claire Martin" in body
+    for text in (body, str(mails[0]["Subject"]), alerts[0]["text"]):
+        assert "biopsie" not in text.lower()
+        assert "résultats" not in text.lower()
+
+
+# --- channels: SPC_06, NTF_04 ---------------------------------------------------------------
+
+
+async def test_a_holder_with_no_email_keeps_the_alert_in_the_space_only__SPC_06(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    ins = new_nir()
+    await give_contact(amqp_url, notifier, ins, None)
+    async with EventTap(amqp_url, HolderAlerted.routing_key()) as tap:
+        envelope = await publish(amqp_url, access(ins))
+        await handled(notifier, ACCESS_QUEUE, envelope)
+        published = await tap.wait_for("HolderAlerted", ins=ins)
+    assert len(await alerts_of(notifier, ins)) == 1
+    assert await mails_of(notifier, ins) == []
+    assert published[0]["payload"]["channels"] == ["space"]
+
+
+async def test_a_minors_alerts_go_to_the_legal_representative__NTF_04(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, representative = new_nir(year=15), new_email()
+    # identity sends the representative's address as a minor's contact
+    await give_contact(amqp_url, notifier, ins, representative, display_name="Léo Durand")
+    await publish(amqp_url, access(ins))
+    mails = await mail_server.mailbox.wait_for(representative)
+    assert len(mails) == 1
+    assert "espace santé de Léo Durand" in text_of(mails[0])
+    assert "Claire Martin (médecin) a consulté votre dossier" in text_of(mails[0])
+
+
+async def test_an_alert_raised_before_the_contact_is_known_is_mailed_when_it_is__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    envelope = await publish(amqp_url, access(ins))
+    await handled(notifier, ACCESS_QUEUE, envelope)
+    assert await mails_of(notifier, ins) == []
+    await give_contact(amqp_url, notifier, ins, email)
+    await mail_server.mailbox.wait_for(email)
+    await asyncio.sleep(QUIET)
+    assert len(mail_server.mailbox.to(email)) == 1
+    assert len(await alerts_of(notifier, ins)) == 1
+
+
+async def test_an_access_after_closure_is_still_alerted_and_mailed__RET_05(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    closed = await publish(
+        amqp_url, SpaceClosed(ins=ins, closed_at=datetime.now(UTC), requested_by=f"holder:{ins}")
+    )
+    await handled(notifier, LIFECYCLE_QUEUE, closed)
+    # an access granted before the closure, whose trace arrives after it
+    await publish(amqp_url, access(ins))
+    await mail_server.mailbox.wait_for(email)
+    assert len(await alerts_of(notifier, ins)) == 1
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+async def test_a_mail_waits_out_an_smtp_outage_and_is_delivered_once__NTF_01(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    mail_server.stop()
+    try:
+        await publish(amqp_url, access(ins))
+        async with asyncio.timeout(15):
+            while True:
+                pending = await mails_of(notifier, ins)
+                if pending and pending[0]["attempts"] >= 2:
+                    break
+                await asyncio.sleep(0.05)
+        assert pending[0]["sent_at"] is None
+        assert pending[0]["last_error"]
+        assert len(await alerts_of(notifier, ins)) == 1  # the alert itself is already there
+    finally:
+        mail_server.start()
+    await mail_server.mailbox.wait_for(email)
+    await asyncio.sleep(QUIET)
+    assert len(mail_server.mailbox.to(email)) == 1
+    delivered = await mails_of(notifier, ins)
+    assert delivered[0]["sent_at"] is not None
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_handled(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    await dead_letters(amqp_url, ACCESS_QUEUE)  # start from an empty dead-letter queue
+    bad_id = f"bad-{uuid.uuid4().hex[:8]}"
+    await publish_raw(amqp_url, AccessLogged.routing_key(), b"{not json", bad_id)
+    ins = new_nir()
+    good = await publish(amqp_url, access(ins))
+    await handled(notifier, ACCESS_QUEUE, good)
+    assert len(await alerts_of(notifier, ins)) == 1
+
+    found: list[AbstractIncomingMessage] = []
+    async with asyncio.timeout(15):
+        while not any(m.message_id == bad_id for m in found):
+            found += await dead_letters(amqp_url, ACCESS_QUEUE)
+            await asyncio.sleep(0.1)
+    dead = next(m for m in found if m.message_id == bad_id)
+    assert str((dead.headers or {}).get("x-dead-reason", "")).startswith("schema:")
+    assert (dead.headers or {}).get("x-original-queue") == ACCESS_QUEUE
+
+
+# --- ListAlerts -----------------------------------------------------------------------------
+
+
+async def test_the_holder_lists_their_alerts_newest_first_and_no_one_else_can(
+    notifier: Runtime, amqp_url: str, client: Client, keys: Keys
+) -> None:
+    ins = new_nir()
+    await give_contact(amqp_url, notifier, ins, None)
+    opened = await publish(amqp_url, SpaceOpened(ins=ins, opened_at=datetime.now(UTC)))
+    await handled(notifier, LIFECYCLE_QUEUE, opened)
+    message = await publish(
+        amqp_url,
+        MessageSent(
+            message_id=uuid.uuid4(),
+            ins=ins,
+            sender_kind="professional",
+            sender_id="10001234567",
+            sender_name="Claire Martin",
+            subject="Suivi",
+            sent_at=datetime.now(UTC),
+        ),
+    )
+    await handled(notifier, MESSAGES_QUEUE, message)
+
+    listed = await client.alerts(holder_token(keys, notifier, ins), ins)
+    assert [a["kind"] for a in listed["alerts"]] == ["new_message", "space_opened"]
+    assert all(a["read_at"] is None for a in listed["alerts"])
+
+    with pytest.raises(RpcError) as refused:
+        await client.alerts(holder_token(keys, notifier, new_nir()), ins)
+    assert refused.value.code == "forbidden"
+    professional = issue_for(
+        private_key(keys.identity_private),
+        sub="10001234567",
+        kind="professional",
+        name="Claire Martin",
+        profession="physician",
+        now=notifier.now(),
+        ttl=timedelta(hours=1),
+    )
+    with pytest.raises(RpcError) as refused:
+        await client.alerts(professional, ins)
+    assert refused.value.code == "forbidden"
