@@ -1,0 +1,5 @@
+import asyncio
+
+from services.messaging.main import app
+
+asyncio.run(app().run())

@@ -1,0 +1,27 @@
+"""messaging's edges: its commands, the lifecycle projection and the deposits it relays."""
+
+from __future__ import annotations
+
+from libs.contracts import commands as cmd
+from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
+from libs.runtime import Command, Runtime
+from services.messaging import service
+
+COMMANDS_QUEUE = "messaging.commands"
+LIFECYCLE_QUEUE = "messaging.space-lifecycle"
+DEPOSITS_QUEUE = "messaging.deposits"
+
+
+def register(runtime: Runtime) -> None:
+    runtime.on_commands(
+        COMMANDS_QUEUE,
+        {
+            "SendMessage": Command(cmd.SendMessage, service.send_message),
+            "ListMessages": Command(service.ListMessages, service.list_messages),
+        },
+    )
+    runtime.on_events(
+        LIFECYCLE_QUEUE,
+        {SpaceOpened: service.on_space_opened, SpaceClosed: service.on_space_closed},
+    )
+    runtime.on_events(DEPOSITS_QUEUE, {DocumentDeposited: service.on_document_deposited})

@@ -1,0 +1,337 @@
+"""messaging against real PostgreSQL and RabbitMQ.
+
+The access service is played by a small stand-in responder on the real broker (`access.decide`),
+which each test tells to grant, deny or stay silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from libs.bus import topology
+from libs.bus.rpc import RpcError
+from libs.client import Client
+from libs.contracts.commands import Decision, Reply, Request
+from libs.contracts.envelope import Event, envelope_for
+from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
+from libs.runtime import Runtime
+from libs.tokens import issue_for, private_key
+from tests.conftest import Keys, build_service
+from tests.support.bus import EventTap, publish_raw
+from tests.support.people import new_nir, new_rpps
+
+pytestmark = pytest.mark.integration
+
+MESSAGING = "messaging.commands"
+Answer = Literal["grant", "deny", "silent"]
+
+
+class AccessStandIn:
+    """Answers `access.decide` as the test says, per INS; records what it was asked."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self._url = amqp_url
+        self.answers: dict[str, Answer] = {}
+        self.requests: list[Request] = []
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        self._channel = await self._connection.channel()
+        await topology.declare_exchanges(self._channel)
+        await topology.declare_queue(self._channel, "access.decide")
+        queue = await self._channel.get_queue("access.decide", ensure=False)
+        await queue.consume(self._on_request)
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        async with message.process():
+            request = Request.model_validate_json(message.body)
+            self.requests.append(request)
+            answer = self.answers.get(request.payload["ins"], "deny")
+            if answer == "silent" or not message.reply_to:
+                return
+            decision = Decision(
+                decision_id=uuid.uuid4(),
+                granted=answer == "grant",
+                rule="ACC_04" if answer == "grant" else "ACC_02",
+                reason="authorized by the holder" if answer == "grant" else "blocked by holder",
+            )
+            reply = Reply(ok=True, result=decision.model_dump(mode="json"))
+            assert self._channel is not None
+            await self._channel.default_exchange.publish(
+                aio_pika.Message(
+                    reply.model_dump_json().encode(), correlation_id=message.correlation_id
+                ),
+                routing_key=message.reply_to,
+            )
+
+    def asked_for(self, ins: str) -> list[Request]:
+        return [r for r in self.requests if r.payload["ins"] == ins]
+
+
+@pytest.fixture(scope="module")
+async def access(amqp_url: str) -> AsyncIterator[AccessStandIn]:
+    stand_in = AccessStandIn(amqp_url)
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
+
+
+@pytest.fixture(scope="module")
+async def messaging(
+    settings_values: dict[str, Any], access: AccessStandIn
+) -> AsyncIterator[Runtime]:
+    runtime = build_service("messaging", settings_values, rpc_timeout_seconds=2.0)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+def token(
+    keys: Keys,
+    runtime: Runtime,
+    sub: str,
+    kind: Literal["holder", "professional", "operator"],
+    name: str,
+) -> str:
+    return issue_for(
+        private_key(keys.identity_private),
+        sub=sub,
+        kind=kind,
+        name=name,
+        profession="physician" if kind == "professional" else None,
+        now=runtime.now(),
+        ttl=timedelta(hours=1),
+    )
+
+
+async def publish(amqp_url: str, event: Event, ins: str, runtime: Runtime) -> None:
+    envelope = envelope_for(
+        event, holder_key=ins, occurred_at=runtime.now(), correlation_id=uuid.uuid4().hex
+    )
+    await publish_raw(
+        amqp_url,
+        event.routing_key(),
+        envelope.model_dump_json().encode(),
+        message_id=str(envelope.event_id),
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.05)
+    return result
+
+
+async def space_with_status(runtime: Runtime, amqp_url: str, status: str = "open") -> str:
+    """A fresh INS whose space messaging knows as open (or closed)."""
+    ins = new_nir()
+    await publish(amqp_url, SpaceOpened(ins=ins, opened_at=runtime.now()), ins, runtime)
+    if status == "closed":
+        await publish(
+            amqp_url,
+            SpaceClosed(ins=ins, closed_at=runtime.now(), requested_by=f"holder:{ins}"),
+            ins,
+            runtime,
+        )
+
+    async def projected() -> bool:
+        async with runtime.pool.acquire() as conn:
+            found = await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins)
+        return bool(found == status)
+
+    await eventually(projected)
+    return ins
+
+
+async def stored(runtime: Runtime, ins: str) -> list[Any]:
+    async with runtime.pool.acquire() as conn:
+        rows: list[Any] = await conn.fetch(
+            "SELECT * FROM messages WHERE ins = $1 ORDER BY seq", ins
+        )
+    return rows
+
+
+async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    async with EventTap(amqp_url, "messaging.#") as tap:
+        result = await client.send_message(holder, ins, "Question", "Dois-je jeûner ?")
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+    [row] = await stored(messaging, ins)
+    assert str(row["message_id"]) == result["message_id"]
+    assert (row["sender_kind"], row["sender_id"], row["sender_name"]) == (
+        "holder",
+        ins,
+        "Jeanne Durand",
+    )
+    assert (row["subject"], row["body"]) == ("Question", "Dois-je jeûner ?")
+    assert sent["holder_key"] == ins
+    assert sent["payload"]["message_id"] == result["message_id"]
+    assert sent["payload"]["sender_kind"] == "holder"
+    assert "body" not in sent["payload"]
+    assert "jeûner" not in str(sent)
+    # The holder needs no decision from access for their own box.
+    assert access.asked_for(ins) == []
+
+
+async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    access.answers[ins] = "grant"
+    rpps = new_rpps()
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    async with EventTap(amqp_url, "messaging.#") as tap:
+        await client.send_message(doctor, ins, "Résultats", "Vos résultats sont normaux.")
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+    [row] = await stored(messaging, ins)
+    assert (row["sender_kind"], row["sender_id"], row["sender_name"]) == (
+        "professional",
+        rpps,
+        "Claire Martin",
+    )
+    assert sent["payload"]["sender_id"] == rpps
+    [asked] = access.asked_for(ins)
+    assert asked.command == "Decide"
+    assert asked.payload["action"] == "message"
+    assert asked.token == doctor  # asked on the professional's behalf
+
+
+async def test_professional_denied_by_access_cannot_write__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    access.answers[ins] = "deny"
+    doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
+    async with EventTap(amqp_url, "messaging.#") as tap:
+        with pytest.raises(RpcError) as refused:
+            await client.send_message(doctor, ins, "Bonjour", "Un message")
+        await asyncio.sleep(0.5)
+    assert refused.value.code == "access_denied"
+    assert await stored(messaging, ins) == []
+    assert tap.of_type("MessageSent", ins=ins) == []
+    assert len(access.asked_for(ins)) == 1
+
+
+async def test_professional_is_refused_when_access_does_not_answer__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    access.answers[ins] = "silent"
+    doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
+    with pytest.raises(RpcError) as refused:
+        await client.send_message(doctor, ins, "Bonjour", "Un message")
+    assert refused.value.code == "access_undecided"
+    assert await stored(messaging, ins) == []
+
+
+async def test_a_holder_cannot_write_in_another_box__MSG_03(
+    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    intruder = token(keys, messaging, new_nir(), "holder", "Autre Personne")
+    operator = token(keys, messaging, keys.operator_id, "operator", "operator")
+    for who in (intruder, operator):
+        with pytest.raises(RpcError) as refused:
+            await client.send_message(who, ins, "Bonjour", "Un message")
+        assert refused.value.code in ("not_your_box", "forbidden")
+    assert await stored(messaging, ins) == []
+
+
+async def test_no_message_after_closure__RET_05(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url, "closed")
+    access.answers[ins] = "grant"
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
+    for who in (holder, doctor):
+        with pytest.raises(RpcError) as refused:
+            await client.send_message(who, ins, "Bonjour", "Un message")
+        assert refused.value.code == "space_closed"
+    assert await stored(messaging, ins) == []
+
+
+async def test_no_message_before_the_space_is_open(
+    client: Client, messaging: Runtime, keys: Keys
+) -> None:
+    ins = new_nir()
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    with pytest.raises(RpcError) as refused:
+        await client.send_message(holder, ins, "Bonjour", "Un message")
+    assert refused.value.code == "space_not_open"
+
+
+async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    deposit = DocumentDeposited(
+        document_id=uuid.uuid4(),
+        ins=ins,
+        document_type="biology_report",
+        title="Bilan sanguin confidentiel",
+        author_id=new_rpps(),
+        author_name="Dr Claire Martin",
+        deposited_at=messaging.now(),
+    )
+    async with EventTap(amqp_url, "messaging.#") as tap:
+        await publish(amqp_url, deposit, ins, messaging)
+        # The same deposit delivered again under another event id: still one message.
+        await publish(amqp_url, deposit, ins, messaging)
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+        await asyncio.sleep(0.5)
+        assert len(tap.of_type("MessageSent", ins=ins)) == 1
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    [message] = (await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=holder))[
+        "messages"
+    ]
+    assert message["body"] == "Dr Claire Martin a déposé un nouveau document dans votre dossier"
+    assert message["origin"] == "deposit"
+    assert message["document_id"] == str(deposit.document_id)
+    assert "Bilan" not in message["subject"] + message["body"]
+    assert sent["payload"]["message_id"] == message["message_id"]
+    assert sent["payload"]["sender_name"] == "Dr Claire Martin"
+    assert "Bilan" not in str(sent)
+
+
+async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
+    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    for subject in ("premier", "deuxième", "troisième"):
+        await client.send_message(holder, ins, subject, "texte")
+    listed = await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=holder)
+    assert [m["subject"] for m in listed["messages"]] == ["troisième", "deuxième", "premier"]
+
+    other_ins = await space_with_status(messaging, amqp_url)
+    other_holder = token(keys, messaging, other_ins, "holder", "Autre Personne")
+    doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
+    operator = token(keys, messaging, keys.operator_id, "operator", "operator")
+    for who in (other_holder, doctor, operator):
+        with pytest.raises(RpcError) as refused:
+            await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=who)
+        assert refused.value.code == "not_your_box"
+    # The other holder's own box is empty of this one's messages.
+    theirs = await client.rpc.call(
+        MESSAGING, "ListMessages", {"ins": other_ins}, token=other_holder
+    )
+    assert theirs["messages"] == []
