@@ -19,6 +19,7 @@ from libs.bus.tap import EventTap
 from libs.client import Client
 from libs.clock import advance
 from libs.runtime import Runtime
+from services.notifier.domain import mail_subject
 from tests.conftest import Keys
 from tests.support.people import Professional, new_nir, new_professional
 from tests.support.smtp import SmtpServer
@@ -168,13 +169,14 @@ async def test_6_holder_is_alerted_exactly_once_per_access_by_a_professional__NT
         if e["payload"]["actor_kind"] != "holder"
     ]
     assert len(granted) == 2
-    await journey.tap.wait_for("HolderAlerted", ins=journey.ins, count=3, timeout=30)
+    # Alerts: the space opening (NTF_02), the two accesses (NTF_01), and the secure message that
+    # told her of the deposit (MSG_02, NTF_03).
+    await journey.tap.wait_for("HolderAlerted", ins=journey.ins, count=4, timeout=30)
     alerts = (await client.alerts(journey.tokens["holder"], journey.ins))["alerts"]
-    access_alerts = [a for a in alerts if a["kind"] == "access"]
-    assert len(access_alerts) == 2
-    mails = await smtp.mailbox.wait_for(journey.email, 1 + 3, timeout=30)  # code + 3 alerts
-    alert_mails = [m for m in mails if "code" not in m["Subject"].lower()]
-    access_mails = [m for m in alert_mails if "Martin" in m.get_body(("plain",)).get_content()]  # type: ignore[union-attr]
+    kinds = sorted(a["kind"] for a in alerts)
+    assert kinds == ["access", "access", "new_message", "space_opened"]
+    mails = await smtp.mailbox.wait_for(journey.email, 1 + 4, timeout=30)  # code + 4 alerts
+    access_mails = [m for m in mails if m["Subject"] == mail_subject("access")]
     assert len(access_mails) == 2
     for mail in access_mails:
         text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -182,8 +184,9 @@ async def test_6_holder_is_alerted_exactly_once_per_access_by_a_professional__NT
         for secret in (TITLE, "Hemoglobine", "lab_report", "Bilan"):
             assert secret not in text and secret not in mail["Subject"]
     # Nothing more arrives: exactly one alert per access, never two.
-    await journey.tap.wait_for("HolderAlerted", ins=journey.ins, count=3)
-    assert len(journey.tap.of_type("HolderAlerted", ins=journey.ins)) == 3
+    await asyncio.sleep(1.0)
+    assert len(journey.tap.of_type("HolderAlerted", ins=journey.ins)) == 4
+    assert len(smtp.mailbox.to(journey.email)) == 5
 
 
 async def test_7_holder_reads_access_history_newest_first_paginated__ACC_03(
