@@ -20,7 +20,7 @@ Pool = asyncpg.Pool
 Connection = asyncpg.Connection
 
 
-async def create_pool(url: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,

@@ -177,7 +177,9 @@ class Runtime:
     async def prepare(self) -> None:
         """Everything but consuming: database, migrations, clock, publisher, topology."""
         configure_logging(self.name, self.settings.log_level)
-        self._pool = await db.create_pool(self.settings.database_url, self.schema)
+        self._pool = await db.create_pool(
+            self.settings.database_url, self.schema, max_size=self.settings.db_pool_size
+        )
         await db.migrate(
             self._pool, self.schema, {"libs": db.LIBS_MIGRATIONS, self.name: self.migrations}
         )

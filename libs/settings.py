@@ -16,6 +16,8 @@ class ServiceSettings(BaseSettings):
     identity_public_key: str
     # Unacknowledged deliveries per consumer channel: bounds memory and concurrency.
     prefetch: int = 64
+    # Connections per service replica (PostgreSQL's default cap is 100 for the whole server).
+    db_pool_size: int = 10
     rpc_timeout_seconds: float = 5.0
     # "adjustable" lets a demo or a test move time forward for all services at once; never in
     # production, where the clock is the system's.
