@@ -50,6 +50,7 @@ async def play(
         say(f"      ⇢ event {event['type']} (holder {event['holder_key']})")
 
     async with EventTap(amqp_url, "#", on_event=on_event) as tap:
+        await asyncio.sleep(0.5)
         say("\n1. The health insurance registers Sophie, and two professionals.")
         operator = await client.sign_in_with_card("operator", operator_id, operator_private)
         nir = _nir()
@@ -95,11 +96,13 @@ async def play(
             " are registered."
         )
 
+        await asyncio.sleep(0.5)
         say("\n   Six weeks pass (the shared clock moves forward for every service)...")
         await advance(database_url, timedelta(weeks=6, minutes=1))
         await tap.wait_for("SpaceOpened", ins=nir, timeout=30)
         say("   retention saw the deadline fall due; identity opened the space.")
 
+        await asyncio.sleep(0.5)
         say("\n2. Dr Martin signs in with her card; Sophie signs in with a one-time code.")
         martin = await client.sign_in_with_card("professional", *pros["Martin"])
         bernard = await client.sign_in_with_card("professional", *pros["Bernard"])
@@ -111,6 +114,7 @@ async def play(
         await client.authorize(holder, nir, pros["Martin"][0])
         say("   Sophie authorizes Dr Martin.")
 
+        await asyncio.sleep(0.5)
         say("\n3. Dr Martin deposits a lab report.")
         deposit = await client.deposit(
             martin,
@@ -121,6 +125,7 @@ async def play(
         )
         say(f"   Stored encrypted as {deposit['document_id']}, granted by rule {deposit['rule']}.")
 
+        await asyncio.sleep(0.5)
         say("\n4. Dr Martin reads Sophie's dossier.")
         dossier = await client.read_dossier(martin, nir)
         for doc in dossier["documents"]:
@@ -129,19 +134,28 @@ async def play(
                 f"   - {doc['title']} ({doc['document_type']}) by {doc['author_name']}: {content!r}"
             )
 
+        await asyncio.sleep(0.5)
         say("\n5. Dr Bernard, never authorized, tries to read it.")
         try:
             await client.read_dossier(bernard, nir)
         except RpcError as refused:
             say(f"   Refused: [{refused.code}] {refused.message}")
 
+        await asyncio.sleep(0.5)
         say("\n6. Sophie is told of every access by a professional.")
-        alert_mails = await mailbox.wait_for(email, 3, timeout=30)
-        for mail in alert_mails[1:]:
-            say(f"   ✉ to {mail['To']}: {mail['Subject']}")
+        # The code, then: space opened, two accesses, the secure message announcing the deposit.
+        mails = await mailbox.wait_for(email, 5, timeout=30)
+        for mail in mails:
+            if "code" not in mail["Subject"]:
+                say(f"   ✉ to {mail['To']}: {mail['Subject']}")
+        access_mail = next(m for m in mails if "accès" in m["Subject"])
+        body = access_mail.get_body(preferencelist=("plain",))
+        if body is not None:
+            say("   One of them reads:\n" + _indent(body.get_content()))
         alerts = await client.alerts(holder, nir)
         say(f"   {len(alerts['alerts'])} alerts are in her space's inbox.")
 
+        await asyncio.sleep(0.5)
         say("\n7. Sophie reads her access history (newest first).")
         history = await client.access_history(holder, nir, page=1, page_size=10)
         for trace in history["traces"]:
@@ -150,6 +164,7 @@ async def play(
                 f" {trace['outcome']:<8} rule {trace['rule']}"
             )
 
+        await asyncio.sleep(0.5)
         say("\n8. Sophie closes her space.")
         closed = await client.close_space(holder, nir)
         await tap.wait_for("SpaceClosed", ins=nir)
@@ -164,6 +179,10 @@ async def play(
             say(f"   A new message is refused: [{refused.code}] {refused.message}")
         say(f"   Closed at {closed['closed_at'][:19]}; the archive is purged ten years later.")
     return {"ins": nir, "events": seen}
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"   │ {line}" for line in text.strip().splitlines())
 
 
 def _code(mails: list[Any]) -> str:

@@ -7,6 +7,7 @@ service logs in .run/logs/<service>.log; mails received in .run/mail/. Ctrl-C st
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -26,6 +27,12 @@ from scripts.smtp_sink import SmtpServer
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 RUN = Path(".run")
 OPERATOR = "cnam-demo-agent"
+
+
+def _die_with_parent() -> None:
+    # Linux: the services get SIGTERM if this runner dies, however it dies.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def keys() -> dict[str, str]:
@@ -103,7 +110,11 @@ async def main() -> None:
         log = (RUN / "logs" / f"{name}.log").open("ab")
         # Popen returns at once: the services run beside this loop, not in it.
         processes[name] = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", f"services.{name}"], env=service_env, stdout=log, stderr=log
+            [sys.executable, "-m", f"services.{name}"],
+            env=service_env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
     print(f"Logs in {RUN / 'logs'}/; mails to holders land in {RUN / 'mail'}/ (SMTP :{smtp_port}).")

@@ -1,0 +1,739 @@
+"""How fast the bus is, raw and through our libraries, measured in one run on this machine.
+
+    .venv/bin/python -m bench.bench            # default sizes, about 2 minutes
+    .venv/bin/python -m bench.bench --quick    # smaller sizes, well under a minute
+
+Against the servers in DATABASE_URL / AMQP_URL (else the local ones), in a fresh database and a
+fresh vhost (removed afterwards). Everything runs in this one process and one event loop, as the
+tests do (clients, servers and the six services share it): on a 2-core machine the figures are
+what one Python process achieves, and the ratios are what matters.
+
+Sections:
+
+1. raw aio-pika publish -> consume on a quorum queue: persistent, publisher confirms, `mandatory`,
+   many publishes in flight, through a topic exchange; consumer with prefetch 64, one ack each.
+2. raw aio-pika request/reply: direct reply-to, correlation ids, 64 callers in flight; the server
+   consumes a quorum queue and replies without confirms (as `ConfirmingPublisher.reply` does).
+3. ours: `libs.bus.rpc.RpcClient` -> `Runtime` command that echoes (no token check), 64 in flight.
+4. ours: outbox -> relay -> broker -> `Runtime` event consumer with inbox (one transaction per
+   event: inbox row + effect row), a backlog of N events drained; vs section 1.
+5. the six services (`services/*`, in-process like tests/conftest.py's build_service):
+   `access.decide` with 64 in flight (each decision writes a trace and two events, and the holder
+   gets an alert), then N deposits with 64 in flight, timed until the notifier's `alerts` table
+   holds the N alerts (deposit -> decide -> stored -> traced -> alert stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+
+from libs.bus import topology
+from libs.bus.rpc import REPLY_TO, RpcClient
+from libs.contracts.commands import Request
+from libs.contracts.envelope import Contract, Event, envelope_for, register
+from libs.runtime import Command, CommandContext, EventContext, Runtime
+from libs.settings import ServiceSettings
+from libs.tokens import new_keypair
+
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MIGRATIONS = Path(__file__).parent / "migrations"
+IN_FLIGHT = 64
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+
+
+@register
+class Tick(Event):
+    """The bench's own event (routing key `bench.tick.v1`): no service listens to it."""
+
+    OWNER = "bench"
+    TYPE = "Tick"
+    i: int
+    text: str
+
+
+class Echo(Contract):
+    text: str
+    i: int = 0
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    values: dict[str, float] = field(default_factory=dict)
+
+    def add(self, section: str, metric: str, value: float | str, unit: str = "") -> None:
+        if isinstance(value, float | int):
+            self.values[f"{section}/{metric}"] = float(value)
+            shown = f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+        else:
+            shown = value
+        self.rows.append((section, metric, f"{shown} {unit}".strip()))
+        print(f"  {section:<34} {metric:<28} {shown} {unit}", flush=True)
+
+    def get(self, key: str) -> float | None:
+        return self.values.get(key)
+
+    def print_table(self) -> None:
+        width = [max(len(r[i]) for r in self.rows) for i in range(3)]
+        line = "+".join("-" * (w + 2) for w in width)
+        print(f"\n+{line}+")
+        for section, metric, value in self.rows:
+            print(f"| {section:<{width[0]}} | {metric:<{width[1]}} | {value:>{width[2]}} |")
+        print(f"+{line}+")
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def run_in_flight(
+    n: int, in_flight: int, call: Callable[[int], Awaitable[Any]]
+) -> tuple[float, list[float]]:
+    """`n` calls by `in_flight` concurrent callers; (elapsed seconds, latencies in ms)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = 0
+
+    async def caller() -> None:
+        nonlocal next_index
+        while next_index < n:
+            i = next_index
+            next_index += 1
+            started = time.perf_counter()
+            try:
+                await call(i)
+            except Exception as exc:  # counted and shown: a failed call is not a fast one
+                errors.append(repr(exc))
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
+    elapsed = time.perf_counter() - started
+    if errors:
+        print(f"  !! {len(errors)} of {n} calls failed, e.g. {errors[0]}", flush=True)
+    if len(errors) > n // 10:
+        raise RuntimeError(f"{len(errors)} of {n} calls failed, e.g. {errors[0]}")
+    return elapsed, latencies
+
+
+def report_calls(report: Report, section: str, n: int, elapsed: float, lat: list[float]) -> None:
+    report.add(section, "calls/s", n / elapsed)
+    report.add(section, "p50 latency", statistics.median(lat), "ms")
+    report.add(section, "p99 latency", percentile(lat, 99), "ms")
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.02
+) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():  # noqa: ASYNC110 (polling a database)
+            await asyncio.sleep(interval)
+
+
+def envelope_body(i: int) -> bytes:
+    """A body the size of a typical event envelope."""
+    return (
+        envelope_for(
+            Tick(i=i, text="x" * 120),
+            holder_key="bench",
+            occurred_at=datetime.now(UTC),
+            correlation_id=uuid.uuid4().hex,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+# --- infrastructure -------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def fresh_infra() -> AsyncIterator[tuple[str, str]]:
+    from tests.support.infra import fresh_vhost, with_database
+
+    server_db = os.environ.get("DATABASE_URL", LOCAL_DATABASE_URL)
+    server_amqp = os.environ.get("AMQP_URL", LOCAL_AMQP_URL)
+    name = f"dmp_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_db)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        with fresh_vhost(server_amqp) as amqp_url:
+            yield with_database(server_db, name), amqp_url
+    finally:
+        admin = await asyncpg.connect(server_db)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def service_settings(database_url: str, amqp_url: str, public_key: str) -> ServiceSettings:
+    return ServiceSettings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        identity_public_key=public_key,
+        log_level="WARNING",
+        rpc_timeout_seconds=30.0,
+    )
+
+
+# --- 1. raw publish -> consume --------------------------------------------------------------
+
+
+async def raw_publish_consume(report: Report, amqp_url: str, n: int) -> None:
+    section = "raw aio-pika publish->consume"
+    queue_name = "bench.raw-throughput"
+    key = "bench.raw.v1"
+    publisher = await aio_pika.connect(amqp_url)
+    consumer = await aio_pika.connect(amqp_url)
+    try:
+        channel = await publisher.channel(publisher_confirms=True, on_return_raises=True)
+        await topology.declare_exchanges(channel)
+        await topology.declare_queue(channel, queue_name, [key])
+        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
+        consume_channel = await consumer.channel()
+        await consume_channel.set_qos(prefetch_count=IN_FLIGHT)
+        queue = await consume_channel.get_queue(queue_name)
+        done = asyncio.Event()
+        received = 0
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            nonlocal received
+            await message.ack()
+            received += 1
+            if received == n:
+                done.set()
+
+        await queue.consume(on_message)
+        bodies = [envelope_body(i) for i in range(n)]
+        gate = asyncio.Semaphore(512)
+
+        async def publish(i: int) -> None:
+            async with gate:
+                await exchange.publish(
+                    aio_pika.Message(
+                        bodies[i],
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=str(i),
+                    ),
+                    routing_key=key,
+                    mandatory=True,
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(publish(i) for i in range(n)))
+        confirmed = time.perf_counter() - started
+        async with asyncio.timeout(120):
+            await done.wait()
+        elapsed = time.perf_counter() - started
+        report.add(section, "messages", n)
+        report.add(section, "published+confirmed/s", n / confirmed)
+        report.add(section, "end to end msgs/s", n / elapsed)
+    finally:
+        await publisher.close()
+        await consumer.close()
+
+
+# --- 2. raw request/reply -------------------------------------------------------------------
+
+
+async def raw_rpc(report: Report, amqp_url: str, n: int) -> None:
+    section = "raw aio-pika RPC (64 in flight)"
+    queue_name = "bench.raw-rpc"
+    server = await aio_pika.connect(amqp_url)
+    client = await aio_pika.connect(amqp_url)
+    try:
+        setup = await server.channel()
+        await topology.declare_exchanges(setup)
+        await topology.declare_queue(setup, queue_name)
+        serve_channel = await server.channel()
+        await serve_channel.set_qos(prefetch_count=IN_FLIGHT)
+        reply_channel = await server.channel(publisher_confirms=False)
+
+        async def serve(message: AbstractIncomingMessage) -> None:
+            await reply_channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    content_type="application/json",
+                    correlation_id=message.correlation_id,
+                ),
+                routing_key=message.reply_to or "",
+                mandatory=False,
+            )
+            await message.ack()
+
+        await (await serve_channel.get_queue(queue_name)).consume(serve)
+
+        channel = await client.channel(publisher_confirms=True, on_return_raises=True)
+        pending: dict[str, asyncio.Future[bytes]] = {}
+
+        async def on_reply(message: AbstractIncomingMessage) -> None:
+            future = pending.pop(message.correlation_id or "", None)
+            if future is not None and not future.done():
+                future.set_result(message.body)
+
+        await (await channel.get_queue(REPLY_TO, ensure=False)).consume(on_reply, no_ack=True)
+        loop = asyncio.get_running_loop()
+
+        async def call(i: int) -> None:
+            body = Request(
+                command="Echo", correlation_id=uuid.uuid4().hex, payload={"text": "ping", "i": i}
+            ).model_dump_json()
+            correlation_id = uuid.uuid4().hex
+            future: asyncio.Future[bytes] = loop.create_future()
+            pending[correlation_id] = future
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    body.encode(),
+                    content_type="application/json",
+                    correlation_id=correlation_id,
+                    reply_to=REPLY_TO,
+                ),
+                routing_key=queue_name,
+                mandatory=True,
+            )
+            async with asyncio.timeout(30):
+                await future
+
+        await run_in_flight(min(n, 500), IN_FLIGHT, call)  # warm-up
+        elapsed, latencies = await run_in_flight(n, IN_FLIGHT, call)
+        report_calls(report, section, n, elapsed, latencies)
+    finally:
+        await client.close()
+        await server.close()
+
+
+# --- 3. our RPC against a Runtime -----------------------------------------------------------
+
+
+async def our_rpc(report: Report, settings: ServiceSettings, n: int) -> None:
+    section = "ours RpcClient->Runtime (64)"
+
+    async def echo(_ctx: CommandContext, c: Echo) -> Echo:
+        return c
+
+    runtime = Runtime("bench_echo", settings, MIGRATIONS)
+    runtime.on_commands("bench_echo.commands", {"Echo": Command(Echo, echo, authenticated=False)})
+    await runtime.start()
+    rpc = RpcClient(settings.amqp_url, name="bench-rpc", timeout=30)
+    await rpc.connect()
+    try:
+
+        async def call(i: int) -> None:
+            await rpc.call("bench_echo.commands", "Echo", {"text": "ping", "i": i})
+
+        await run_in_flight(min(n, 500), IN_FLIGHT, call)  # warm-up
+        elapsed, latencies = await run_in_flight(n, IN_FLIGHT, call)
+        report_calls(report, section, n, elapsed, latencies)
+    finally:
+        await rpc.close()
+        await runtime.stop()
+
+
+# --- 4. outbox -> relay -> broker -> consumer with inbox ------------------------------------
+
+
+async def our_pipeline(report: Report, settings: ServiceSettings, n: int) -> None:
+    section = "ours outbox->relay->inbox"
+
+    async def apply(ctx: EventContext, event: Tick) -> None:
+        await ctx.conn.execute(
+            "INSERT INTO ticks (event_id, i) VALUES ($1, $2)", ctx.envelope.event_id, event.i
+        )
+
+    sink = Runtime("bench_sink", settings, MIGRATIONS)
+    sink.on_events("bench_sink.ticks", {Tick: apply})
+    source = Runtime("bench_source", settings, MIGRATIONS)
+    await sink.start()
+    await source.prepare()
+    try:
+        # The backlog: N events written to the outbox as use cases would (same rows as
+        # libs.outbox.add), before the relay starts.
+        now = datetime.now(UTC)
+        rows = []
+        for i in range(n):
+            envelope = envelope_for(
+                Tick(i=i, text="x" * 120),
+                holder_key="bench",
+                occurred_at=now,
+                correlation_id=uuid.uuid4().hex,
+            )
+            rows.append(
+                (
+                    envelope.event_id,
+                    Tick.routing_key(),
+                    envelope.model_dump_json().encode(),
+                    envelope.correlation_id,
+                )
+            )
+        written = time.perf_counter()
+        async with source.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO outbox (event_id, routing_key, body, correlation_id)"
+                " VALUES ($1, $2, $3, $4)",
+                rows,
+            )
+        write_seconds = time.perf_counter() - written
+
+        async def all_applied() -> bool:
+            return bool(await sink.pool.fetchval("SELECT count(*) FROM ticks") >= n)
+
+        async def all_sent() -> bool:
+            return not await source.pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+            )
+
+        started = time.perf_counter()
+        await source.start_consuming()  # the relay
+        await wait_until(all_sent, timeout=300)
+        relayed = time.perf_counter() - started
+        await wait_until(all_applied, timeout=300)
+        elapsed = time.perf_counter() - started
+        duplicates = await sink.pool.fetchval(
+            "SELECT count(*) - count(DISTINCT event_id) FROM ticks"
+        )
+        report.add(section, "events", n)
+        report.add(section, "outbox rows written/s", n / write_seconds)
+        report.add(section, "relayed (confirmed+marked)/s", n / relayed)
+        report.add(section, "end to end events/s", n / elapsed)
+        report.add(section, "effects applied twice", duplicates)
+    finally:
+        await source.stop()
+        await sink.stop()
+
+
+# --- 5. the six services --------------------------------------------------------------------
+
+
+async def system(
+    report: Report, database_url: str, amqp_url: str, n_decide: int, n_deposit: int
+) -> None:
+    section_decide = "system access.decide (64)"
+    section_deposit = "system deposits (64)"
+    try:
+        modules = {name: importlib.import_module(f"services.{name}.main") for name in SERVICES}
+        from libs.client import Client
+        from libs.clock import advance
+        from tests.support.people import new_nir, new_professional
+        from tests.support.smtp import SmtpServer
+    except Exception as exc:  # the services are being written by others
+        report.add("system", "skipped", f"skipped: cannot import the services: {exc!r}")
+        return
+
+    identity_private, identity_public = new_keypair()
+    operator_private, operator_public = new_keypair()
+    operator_id = "bench-operator"
+    smtp = SmtpServer()
+    smtp.__enter__()
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "identity_public_key": identity_public,
+        "identity_private_key": identity_private,
+        "operator_public_keys": {operator_id: operator_public},
+        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "clock_mode": "adjustable",
+        "log_level": "WARNING",
+        "rpc_timeout_seconds": 30.0,
+        "sweep_interval_seconds": 0.2,
+    }
+    runtimes: dict[str, Runtime] = {}
+    started: list[Runtime] = []
+    rpc = RpcClient(amqp_url, name="bench-client", timeout=60)
+    try:
+        for name, module in modules.items():
+            runtimes[name] = module.build(module.Settings(**values))
+        for runtime in runtimes.values():
+            await runtime.start()
+            started.append(runtime)
+        await rpc.connect()
+        client = Client(rpc)
+
+        setup_started = time.perf_counter()
+        operator = await client.sign_in_with_card("operator", operator_id, operator_private)
+        holders = {}
+        for role in ("decide", "deposit"):
+            ins = new_nir(sex=2, year=80)
+            email = f"{role}.{ins[-6:]}@example.org"
+            await client.register_holder(
+                operator,
+                nir=ins,
+                first_name="Bench",
+                last_name=role.capitalize(),
+                birth_date=date(1980, 5, 1),
+                email=email,
+            )
+            holders[role] = (ins, email)
+        pros = [new_professional("physician", f"Bench{i}") for i in range(4)]
+        for pro in pros:
+            await client.register_professional(
+                operator,
+                rpps=pro.rpps,
+                first_name=pro.first_name,
+                last_name=pro.last_name,
+                profession=pro.profession,
+                card_public_key=pro.card_public,
+            )
+        # Six weeks pass: retention fires, identity opens the spaces, access learns of it.
+        await advance(database_url, timedelta(weeks=6, minutes=1))
+        holder_tokens = {}
+        for role, (ins, email) in holders.items():
+            # Signing in waits for the space to open (which shows identity's clock moved).
+            holder_tokens[role] = await _holder_sign_in(client, smtp, ins, email)
+        # Signed in after the clock moved: a token is valid for an hour of the shared clock.
+        pro_tokens = [
+            await client.sign_in_with_card("professional", p.rpps, p.card_private) for p in pros
+        ]
+        for role, (ins, _) in holders.items():
+            for pro in pros:
+                await _retry(
+                    lambda ins=ins, token=holder_tokens[role], pro=pro: client.authorize(
+                        token, ins, pro.rpps
+                    )
+                )
+        report.add(
+            "system", "setup (sign-ins, opening, consent)", time.perf_counter() - setup_started, "s"
+        )
+
+        alerts_db = await asyncpg.connect(database_url)
+        try:
+
+            async def alerts(ins: str) -> int:
+                return int(
+                    await alerts_db.fetchval(
+                        "SELECT count(*) FROM notifier.alerts WHERE ins = $1", ins
+                    )
+                )
+
+            # access.decide, as the dossier asks it on every read (64 callers in flight).
+            decide_ins = holders["decide"][0]
+            granted = 0
+
+            async def decide(i: int) -> None:
+                nonlocal granted
+                result = await rpc.call(
+                    "access.decide",
+                    "Decide",
+                    {"ins": decide_ins, "action": "read"},
+                    token=pro_tokens[i % len(pro_tokens)],
+                )
+                granted += bool(result["granted"])
+
+            await run_in_flight(min(200, n_decide), IN_FLIGHT, decide)  # warm-up
+            granted = 0
+            before = await alerts(decide_ins)
+            elapsed, latencies = await run_in_flight(n_decide, IN_FLIGHT, decide)
+            report.add(section_decide, "decisions/s", n_decide / elapsed)
+            report.add(section_decide, "p50 latency", statistics.median(latencies), "ms")
+            report.add(section_decide, "p99 latency", percentile(latencies, 99), "ms")
+            report.add(section_decide, "granted", granted)
+            # Let the notifier finish the decisions' alerts before timing the deposits.
+            drain = time.perf_counter()
+            await wait_until(lambda: _at_least(alerts(decide_ins), before + n_decide), 300, 0.1)
+            report.add(
+                section_decide,
+                "their alerts stored after",
+                elapsed + time.perf_counter() - drain,
+                "s",
+            )
+
+            # Deposits, timed until each has its alert stored.
+            deposit_ins = holders["deposit"][0]
+            content = os.urandom(2048)
+
+            async def deposit(i: int) -> None:
+                await client.deposit(
+                    pro_tokens[i % len(pro_tokens)],
+                    deposit_ins,
+                    document_type="lab_report",
+                    title=f"Bilan {i}",
+                    content=content,
+                )
+
+            await run_in_flight(min(50, n_deposit), IN_FLIGHT, deposit)  # warm-up
+            await wait_until(lambda: _at_least(alerts(deposit_ins), min(50, n_deposit)), 120, 0.1)
+            before = await alerts(deposit_ins)
+            started_at = time.perf_counter()
+            elapsed, latencies = await run_in_flight(n_deposit, IN_FLIGHT, deposit)
+            await wait_until(lambda: _at_least(alerts(deposit_ins), before + n_deposit), 300, 0.05)
+            journey = time.perf_counter() - started_at
+            documents = await alerts_db.fetchval(
+                "SELECT count(*) FROM dossier.documents WHERE ins = $1", deposit_ins
+            )
+            traces = await alerts_db.fetchval(
+                "SELECT count(*) FROM access.traces WHERE ins = $1 AND action = 'deposit'",
+                deposit_ins,
+            )
+            report.add(section_deposit, "deposits replied/s", n_deposit / elapsed)
+            report.add(section_deposit, "p50 deposit latency", statistics.median(latencies), "ms")
+            report.add(section_deposit, "p99 deposit latency", percentile(latencies, 99), "ms")
+            report.add(section_deposit, "journey deposits/s (alerted)", n_deposit / journey)
+            report.add(
+                section_deposit,
+                "stored / traced / alerted",
+                f"{documents} / {traces} / {await alerts(deposit_ins)}",
+            )
+        finally:
+            await alerts_db.close()
+    finally:
+        await rpc.close()
+        for runtime in reversed(started):
+            with contextlib.suppress(Exception):
+                await runtime.stop()
+        smtp.__exit__()
+
+
+async def _at_least(count: Awaitable[int], n: int) -> bool:
+    return await count >= n
+
+
+async def _retry(action: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    from libs.bus.rpc import RpcError
+
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await action()
+            except RpcError as exc:
+                if exc.code in ("timeout", "unavailable", "internal_error"):
+                    raise
+                await asyncio.sleep(0.1)
+
+
+async def _holder_sign_in(client: Any, smtp: Any, ins: str, email: str) -> str:
+    await _retry(lambda: client.request_holder_code(ins))
+    async with asyncio.timeout(30):
+        while True:
+            codes = [
+                m.get_body(("plain",)).get_content()
+                for m in smtp.mailbox.to(email)
+                if "code" in str(m["Subject"])
+            ]
+            code = re.search(r"\b(\d{6})\b", codes[-1]) if codes else None
+            if code is not None:
+                break
+            await asyncio.sleep(0.05)
+    return str(await client.sign_in_holder(ins, code[1]))
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    raw_messages: int
+    rpc_calls: int
+    pipeline_events: int
+    decisions: int
+    deposits: int
+
+
+DEFAULT = Sizes(
+    raw_messages=20_000, rpc_calls=10_000, pipeline_events=10_000, decisions=3_000, deposits=1_000
+)
+QUICK = Sizes(
+    raw_messages=4_000, rpc_calls=2_000, pipeline_events=2_000, decisions=600, deposits=200
+)
+
+
+async def main(sizes: Sizes, skip_system: bool) -> Report:
+    report = Report()
+    logging.basicConfig(level=logging.WARNING)
+    async with fresh_infra() as (database_url, amqp_url):
+        _, public = new_keypair()
+        settings = service_settings(database_url, amqp_url, public)
+        print(f"database {database_url.rsplit('/', 1)[-1]}, vhost {amqp_url.rsplit('/', 1)[-1]}")
+        await raw_publish_consume(report, amqp_url, sizes.raw_messages)
+        await raw_rpc(report, amqp_url, sizes.rpc_calls)
+        await our_rpc(report, settings, sizes.rpc_calls)
+        await our_pipeline(report, settings, sizes.pipeline_events)
+        if skip_system:
+            report.add("system", "skipped", "skipped: --no-system")
+        else:
+            await system(report, database_url, amqp_url, sizes.decisions, sizes.deposits)
+    return report
+
+
+def print_ratios(report: Report) -> None:
+    def ratio(ours: str, raw: str) -> str:
+        a, b = report.get(ours), report.get(raw)
+        return f"{a / b:.2f}x ({a:,.0f} / {b:,.0f})" if a and b else "n/a"
+
+    print("\nratios (ours / raw):")
+    print(
+        "  RPC calls/s:                 ",
+        ratio("ours RpcClient->Runtime (64)/calls/s", "raw aio-pika RPC (64 in flight)/calls/s"),
+    )
+    print(
+        "  RPC p50 latency:             ",
+        ratio(
+            "ours RpcClient->Runtime (64)/p50 latency",
+            "raw aio-pika RPC (64 in flight)/p50 latency",
+        ),
+    )
+    print(
+        "  events end to end/s:         ",
+        ratio(
+            "ours outbox->relay->inbox/end to end events/s",
+            "raw aio-pika publish->consume/end to end msgs/s",
+        ),
+    )
+    print(
+        "  access.decide vs echo RPC:   ",
+        ratio("system access.decide (64)/decisions/s", "ours RpcClient->Runtime (64)/calls/s"),
+    )
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (well under a minute)")
+    parser.add_argument("--no-system", action="store_true", help="skip the six-service section")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else DEFAULT
+    print(f"bench: {'quick' if args.quick else 'default'} sizes {sizes}, {os.cpu_count()} cpus")
+    started = time.perf_counter()
+    report = asyncio.run(main(sizes, args.no_system))
+    report.print_table()
+    print_ratios(report)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    json_out = os.environ.get("BENCH_JSON")
+    if json_out:
+        Path(json_out).write_text(json.dumps(report.values, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
