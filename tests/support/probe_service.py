@@ -176,7 +176,7 @@ def _install_crash_points(crash: str) -> None:
 
 
 async def main() -> None:
-    settings = ServiceSettings()  # type: ignore[call-arg]  # from the environment
+    settings = ServiceSettings()  # type: ignore[call-arg]
     _install_crash_points(_env("PROBE_CRASH"))
     runtime = build(settings)
     stop = asyncio.Event()
