@@ -82,8 +82,12 @@ def should_alert_access(event: AccessLogged) -> bool:
     in the holder's access history (the access service's traces, ACC_03), where the holder can
     read them at any time, without an alarming e-mail for each refused attempt.
     The holder's own accesses are not alerted either: they know.
+    A professional's permission to write to the holder (action "message") is not an access to
+    the dossier: the message itself raises its alert (MessageSent, NTF_03), once.
     """
-    return event.actor_kind != "holder" and event.outcome == "granted"
+    return (
+        event.actor_kind != "holder" and event.outcome == "granted" and event.action != "message"
+    )
 
 
 def alert_id_for(cause_event_id: uuid.UUID) -> uuid.UUID:

@@ -96,6 +96,10 @@ def test_granted_accesses_by_others_are_alerted_not_the_holders_nor_denied__NTF_
     assert not domain.should_alert_access(logged(outcome="denied"))
 
 
+def test_permission_to_message_is_not_alerted_twice_the_message_is__NTF_03() -> None:
+    assert not domain.should_alert_access(logged(action="message"))
+
+
 def test_an_unknown_profession_is_shown_as_given_and_an_operator_named_as_such() -> None:
     assert domain.who("A B", "osteopath", "professional") == "A B (osteopath)"
     assert domain.who("A B", None, "professional") == "A B"
