@@ -59,6 +59,7 @@ LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MIGRATIONS = Path(__file__).parent / "migrations"
 IN_FLIGHT = 64
+HOLDERS_PER_ROLE = 8
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 
 
@@ -472,6 +473,8 @@ async def system(
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
     rpc = RpcClient(amqp_url, name="bench-client", timeout=60)
+    # The bench's own connection first: PostgreSQL allows 100 in all, and the services take many.
+    alerts_db = await asyncpg.connect(database_url)
     try:
         for name, module in modules.items():
             runtimes[name] = module.build(module.Settings(**values))
@@ -483,19 +486,22 @@ async def system(
 
         setup_started = time.perf_counter()
         operator = await client.sign_in_with_card("operator", operator_id, operator_private)
-        holders = {}
-        for role in ("decide", "deposit"):
-            ins = new_nir(sex=2, year=80)
-            email = f"{role}.{ins[-6:]}@example.org"
-            await client.register_holder(
-                operator,
-                nir=ins,
-                first_name="Bench",
-                last_name=role.capitalize(),
-                birth_date=date(1980, 5, 1),
-                email=email,
-            )
-            holders[role] = (ins, email)
+        # Several holders per part: decisions and alerts for one holder serialize on that
+        # holder's row (as they should); a real load spreads over many holders.
+        holders: dict[str, list[tuple[str, str]]] = {"decide": [], "deposit": []}
+        for role, group in holders.items():
+            for _ in range(HOLDERS_PER_ROLE):
+                ins = new_nir(sex=2, year=80)
+                email = f"{role}.{ins}@example.org"
+                await client.register_holder(
+                    operator,
+                    nir=ins,
+                    first_name="Bench",
+                    last_name=role.capitalize(),
+                    birth_date=date(1980, 5, 1),
+                    email=email,
+                )
+                group.append((ins, email))
         pros = [new_professional("physician", f"Bench{i}") for i in range(4)]
         for pro in pros:
             await client.register_professional(
@@ -509,114 +515,124 @@ async def system(
         # Six weeks pass: retention fires, identity opens the spaces, access learns of it.
         await advance(database_url, timedelta(weeks=6, minutes=1))
         holder_tokens = {}
-        for role, (ins, email) in holders.items():
+        for ins, email in holders["decide"] + holders["deposit"]:
             # Signing in waits for the space to open (which shows identity's clock moved).
-            holder_tokens[role] = await _holder_sign_in(client, smtp, ins, email)
+            holder_tokens[ins] = await _holder_sign_in(client, smtp, ins, email)
         # Signed in after the clock moved: a token is valid for an hour of the shared clock.
         pro_tokens = [
             await client.sign_in_with_card("professional", p.rpps, p.card_private) for p in pros
         ]
-        for role, (ins, _) in holders.items():
+        for ins, token in holder_tokens.items():
             for pro in pros:
                 await _retry(
-                    lambda ins=ins, token=holder_tokens[role], pro=pro: client.authorize(
-                        token, ins, pro.rpps
-                    )
+                    lambda ins=ins, token=token, pro=pro: client.authorize(token, ins, pro.rpps)
                 )
         report.add(
-            "system", "setup (sign-ins, opening, consent)", time.perf_counter() - setup_started, "s"
+            "system",
+            f"setup ({2 * HOLDERS_PER_ROLE} holders, {len(pros)} pros)",
+            time.perf_counter() - setup_started,
+            "s",
         )
 
-        alerts_db = await asyncpg.connect(database_url)
-        try:
-
-            async def alerts(ins: str) -> int:
-                return int(
-                    await alerts_db.fetchval(
-                        "SELECT count(*) FROM notifier.alerts WHERE ins = $1", ins
-                    )
+        async def alerts(group: list[tuple[str, str]], kind: str) -> int:
+            return int(
+                await alerts_db.fetchval(
+                    "SELECT count(*) FROM notifier.alerts WHERE ins = ANY($1) AND kind = $2",
+                    [ins for ins, _ in group],
+                    kind,
                 )
-
-            # access.decide, as the dossier asks it on every read (64 callers in flight).
-            decide_ins = holders["decide"][0]
-            granted = 0
-
-            async def decide(i: int) -> None:
-                nonlocal granted
-                result = await rpc.call(
-                    "access.decide",
-                    "Decide",
-                    {"ins": decide_ins, "action": "read"},
-                    token=pro_tokens[i % len(pro_tokens)],
-                )
-                granted += bool(result["granted"])
-
-            await run_in_flight(min(200, n_decide), IN_FLIGHT, decide)  # warm-up
-            granted = 0
-            before = await alerts(decide_ins)
-            elapsed, latencies = await run_in_flight(n_decide, IN_FLIGHT, decide)
-            report.add(section_decide, "decisions/s", n_decide / elapsed)
-            report.add(section_decide, "p50 latency", statistics.median(latencies), "ms")
-            report.add(section_decide, "p99 latency", percentile(latencies, 99), "ms")
-            report.add(section_decide, "granted", granted)
-            # Let the notifier finish the decisions' alerts before timing the deposits.
-            drain = time.perf_counter()
-            await wait_until(lambda: _at_least(alerts(decide_ins), before + n_decide), 300, 0.1)
-            report.add(
-                section_decide,
-                "their alerts stored after",
-                elapsed + time.perf_counter() - drain,
-                "s",
             )
 
-            # Deposits, timed until each has its alert stored.
-            deposit_ins = holders["deposit"][0]
-            content = os.urandom(2048)
+        async def reached(group: list[tuple[str, str]], kind: str, n: int) -> bool:
+            return await alerts(group, kind) >= n
 
-            async def deposit(i: int) -> None:
-                await client.deposit(
-                    pro_tokens[i % len(pro_tokens)],
-                    deposit_ins,
-                    document_type="lab_report",
-                    title=f"Bilan {i}",
-                    content=content,
-                )
+        # access.decide, as the dossier asks it on every read (64 callers in flight).
+        deciders = holders["decide"]
+        granted = 0
 
-            await run_in_flight(min(50, n_deposit), IN_FLIGHT, deposit)  # warm-up
-            await wait_until(lambda: _at_least(alerts(deposit_ins), min(50, n_deposit)), 120, 0.1)
-            before = await alerts(deposit_ins)
-            started_at = time.perf_counter()
-            elapsed, latencies = await run_in_flight(n_deposit, IN_FLIGHT, deposit)
-            await wait_until(lambda: _at_least(alerts(deposit_ins), before + n_deposit), 300, 0.05)
-            journey = time.perf_counter() - started_at
-            documents = await alerts_db.fetchval(
-                "SELECT count(*) FROM dossier.documents WHERE ins = $1", deposit_ins
+        async def decide(i: int) -> None:
+            nonlocal granted
+            result = await rpc.call(
+                "access.decide",
+                "Decide",
+                {"ins": deciders[i % len(deciders)][0], "action": "read"},
+                token=pro_tokens[i % len(pro_tokens)],
             )
-            traces = await alerts_db.fetchval(
-                "SELECT count(*) FROM access.traces WHERE ins = $1 AND action = 'deposit'",
-                deposit_ins,
+            granted += bool(result["granted"])
+
+        warm = min(200, n_decide)
+        await run_in_flight(warm, IN_FLIGHT, decide)
+        await wait_until(lambda: reached(deciders, "access", warm), 120, 0.1)
+        granted = 0
+        before = await alerts(deciders, "access")
+        elapsed, latencies = await run_in_flight(n_decide, IN_FLIGHT, decide)
+        report.add(section_decide, "decisions/s", n_decide / elapsed)
+        report.add(section_decide, "p50 latency", statistics.median(latencies), "ms")
+        report.add(section_decide, "p99 latency", percentile(latencies, 99), "ms")
+        report.add(section_decide, "granted", granted)
+        # Let the notifier finish the decisions' alerts before timing the deposits.
+        drain = time.perf_counter()
+        await wait_until(lambda: reached(deciders, "access", before + n_decide), 300, 0.05)
+        report.add(
+            section_decide,
+            "all alerted, decisions/s",
+            n_decide / (elapsed + time.perf_counter() - drain),
+        )
+
+        # Deposits, timed until each has its alert stored.
+        depositors = holders["deposit"]
+        content = os.urandom(2048)
+
+        async def deposit(i: int) -> None:
+            await client.deposit(
+                pro_tokens[i % len(pro_tokens)],
+                depositors[i % len(depositors)][0],
+                document_type="lab_report",
+                title=f"Bilan {i}",
+                content=content,
             )
-            report.add(section_deposit, "deposits replied/s", n_deposit / elapsed)
-            report.add(section_deposit, "p50 deposit latency", statistics.median(latencies), "ms")
-            report.add(section_deposit, "p99 deposit latency", percentile(latencies, 99), "ms")
-            report.add(section_deposit, "journey deposits/s (alerted)", n_deposit / journey)
-            report.add(
-                section_deposit,
-                "stored / traced / alerted",
-                f"{documents} / {traces} / {await alerts(deposit_ins)}",
-            )
-        finally:
-            await alerts_db.close()
+
+        warm = min(50, n_deposit)
+        await run_in_flight(warm, IN_FLIGHT, deposit)
+        await wait_until(lambda: reached(depositors, "access", warm), 120, 0.1)
+        await wait_until(lambda: reached(depositors, "message", warm), 120, 0.1)
+        access_before = await alerts(depositors, "access")
+        message_before = await alerts(depositors, "message")
+        started_at = time.perf_counter()
+        elapsed, latencies = await run_in_flight(n_deposit, IN_FLIGHT, deposit)
+        await wait_until(
+            lambda: reached(depositors, "access", access_before + n_deposit), 300, 0.02
+        )
+        journey = time.perf_counter() - started_at
+        await wait_until(
+            lambda: reached(depositors, "message", message_before + n_deposit), 300, 0.02
+        )
+        everything = time.perf_counter() - started_at
+        ins_list = [ins for ins, _ in depositors]
+        documents = await alerts_db.fetchval(
+            "SELECT count(*) FROM dossier.documents WHERE ins = ANY($1)", ins_list
+        )
+        traces = await alerts_db.fetchval(
+            "SELECT count(*) FROM access.traces WHERE ins = ANY($1) AND action = 'deposit'",
+            ins_list,
+        )
+        report.add(section_deposit, "deposits replied/s", n_deposit / elapsed)
+        report.add(section_deposit, "p50 deposit latency", statistics.median(latencies), "ms")
+        report.add(section_deposit, "p99 deposit latency", percentile(latencies, 99), "ms")
+        report.add(section_deposit, "journey deposits/s (alerted)", n_deposit / journey)
+        report.add(section_deposit, "+ secure message alerted, /s", n_deposit / everything)
+        report.add(
+            section_deposit,
+            "stored / traced / alerted",
+            f"{documents} / {traces} / {await alerts(depositors, 'access')} (incl. {warm} warm-up)",
+        )
     finally:
+        await alerts_db.close()
         await rpc.close()
         for runtime in reversed(started):
             with contextlib.suppress(Exception):
                 await runtime.stop()
         smtp.__exit__()
-
-
-async def _at_least(count: Awaitable[int], n: int) -> bool:
-    return await count >= n
 
 
 async def _retry(action: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
@@ -661,7 +677,7 @@ class Sizes:
 
 
 DEFAULT = Sizes(
-    raw_messages=20_000, rpc_calls=10_000, pipeline_events=10_000, decisions=3_000, deposits=1_000
+    raw_messages=20_000, rpc_calls=8_000, pipeline_events=8_000, decisions=2_000, deposits=600
 )
 QUICK = Sizes(
     raw_messages=4_000, rpc_calls=2_000, pipeline_events=2_000, decisions=600, deposits=200
