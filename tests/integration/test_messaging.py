@@ -1,14 +1,16 @@
 """messaging against real PostgreSQL and RabbitMQ.
 
 The access service is played by a small stand-in responder on the real broker (`access.decide`),
-which each test tells to grant, deny or stay silent.
+which each test tells to grant, deny or stay silent. This module has a vhost of its own: the e2e
+suite's services (session-scoped) stay up during the integration tests, and their real access and
+messaging would otherwise answer in place of the stand-in and of the service under test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -17,7 +19,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from libs.bus import topology
-from libs.bus.rpc import RpcError
+from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts.commands import Decision, Reply, Request
 from libs.contracts.envelope import Event, envelope_for
@@ -25,6 +27,7 @@ from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir, new_rpps
 
@@ -83,8 +86,22 @@ class AccessStandIn:
 
 
 @pytest.fixture(scope="module")
-async def access(amqp_url: str) -> AsyncIterator[AccessStandIn]:
-    stand_in = AccessStandIn(amqp_url)
+def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
+    with infra.fresh_vhost(servers.amqp_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def client(own_amqp_url: str) -> AsyncIterator[Client]:
+    rpc = RpcClient(own_amqp_url, name="tests.messaging", timeout=10.0)
+    await rpc.connect()
+    yield Client(rpc)
+    await rpc.close()
+
+
+@pytest.fixture(scope="module")
+async def access(own_amqp_url: str) -> AsyncIterator[AccessStandIn]:
+    stand_in = AccessStandIn(own_amqp_url)
     await stand_in.start()
     yield stand_in
     await stand_in.stop()
@@ -92,9 +109,11 @@ async def access(amqp_url: str) -> AsyncIterator[AccessStandIn]:
 
 @pytest.fixture(scope="module")
 async def messaging(
-    settings_values: dict[str, Any], access: AccessStandIn
+    settings_values: dict[str, Any], own_amqp_url: str, access: AccessStandIn
 ) -> AsyncIterator[Runtime]:
-    runtime = build_service("messaging", settings_values, rpc_timeout_seconds=2.0)
+    runtime = build_service(
+        "messaging", settings_values, amqp_url=own_amqp_url, rpc_timeout_seconds=2.0
+    )
     await runtime.start()
     yield runtime
     await runtime.stop()
@@ -167,11 +186,11 @@ async def stored(runtime: Runtime, ins: str) -> list[Any]:
 
 
 async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
-    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
-    async with EventTap(amqp_url, "messaging.#") as tap:
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
         result = await client.send_message(holder, ins, "Question", "Dois-je jeûner ?")
         [sent] = await tap.wait_for("MessageSent", ins=ins)
     [row] = await stored(messaging, ins)
@@ -192,13 +211,13 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
 
 
 async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
-    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     access.answers[ins] = "grant"
     rpps = new_rpps()
     doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
-    async with EventTap(amqp_url, "messaging.#") as tap:
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
         await client.send_message(doctor, ins, "Résultats", "Vos résultats sont normaux.")
         [sent] = await tap.wait_for("MessageSent", ins=ins)
     [row] = await stored(messaging, ins)
@@ -215,12 +234,12 @@ async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
 
 
 async def test_professional_denied_by_access_cannot_write__MSG_03(
-    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     access.answers[ins] = "deny"
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
-    async with EventTap(amqp_url, "messaging.#") as tap:
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
         with pytest.raises(RpcError) as refused:
             await client.send_message(doctor, ins, "Bonjour", "Un message")
         await asyncio.sleep(0.5)
@@ -231,9 +250,9 @@ async def test_professional_denied_by_access_cannot_write__MSG_03(
 
 
 async def test_professional_is_refused_when_access_does_not_answer__MSG_03(
-    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     access.answers[ins] = "silent"
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
     with pytest.raises(RpcError) as refused:
@@ -243,9 +262,9 @@ async def test_professional_is_refused_when_access_does_not_answer__MSG_03(
 
 
 async def test_a_holder_cannot_write_in_another_box__MSG_03(
-    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     intruder = token(keys, messaging, new_nir(), "holder", "Autre Personne")
     operator = token(keys, messaging, keys.operator_id, "operator", "operator")
     for who in (intruder, operator):
@@ -256,9 +275,9 @@ async def test_a_holder_cannot_write_in_another_box__MSG_03(
 
 
 async def test_no_message_after_closure__RET_05(
-    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url, "closed")
+    ins = await space_with_status(messaging, own_amqp_url, "closed")
     access.answers[ins] = "grant"
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
@@ -280,9 +299,9 @@ async def test_no_message_before_the_space_is_open(
 
 
 async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
-    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     deposit = DocumentDeposited(
         document_id=uuid.uuid4(),
         ins=ins,
@@ -292,10 +311,10 @@ async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
         author_name="Dr Claire Martin",
         deposited_at=messaging.now(),
     )
-    async with EventTap(amqp_url, "messaging.#") as tap:
-        await publish(amqp_url, deposit, ins, messaging)
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        await publish(own_amqp_url, deposit, ins, messaging)
         # The same deposit delivered again under another event id: still one message.
-        await publish(amqp_url, deposit, ins, messaging)
+        await publish(own_amqp_url, deposit, ins, messaging)
         [sent] = await tap.wait_for("MessageSent", ins=ins)
         await asyncio.sleep(0.5)
         assert len(tap.of_type("MessageSent", ins=ins)) == 1
@@ -313,16 +332,16 @@ async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
 
 
 async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
-    client: Client, messaging: Runtime, keys: Keys, amqp_url: str
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
 ) -> None:
-    ins = await space_with_status(messaging, amqp_url)
+    ins = await space_with_status(messaging, own_amqp_url)
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     for subject in ("premier", "deuxième", "troisième"):
         await client.send_message(holder, ins, subject, "texte")
     listed = await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=holder)
     assert [m["subject"] for m in listed["messages"]] == ["troisième", "deuxième", "premier"]
 
-    other_ins = await space_with_status(messaging, amqp_url)
+    other_ins = await space_with_status(messaging, own_amqp_url)
     other_holder = token(keys, messaging, other_ins, "holder", "Autre Personne")
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
     operator = token(keys, messaging, keys.operator_id, "operator", "operator")

@@ -1,14 +1,17 @@
 """retention against real PostgreSQL and RabbitMQ, with the shared clock moved forward.
 
-The clock offset is shared by the whole test database and only moves forward: every expectation
-is computed from `runtime.now()`, and each test uses its own INS values.
+This module runs on a database and a vhost of its own: the e2e suite's services (session-scoped)
+stay up during the integration tests, and their retention would otherwise sweep these deadlines
+too; and moving this database's clock ten years on leaves the other modules' clock alone.
+The clock offset only moves forward: every expectation is computed from `runtime.now()`, and
+each test uses its own INS values.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,12 +19,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from libs.bus.rpc import RpcClient, RpcError
+from libs.client import Client
 from libs.clock import advance
 from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir
 
@@ -32,9 +38,46 @@ SWEEP = 0.2
 TEN_YEARS_AND_A_BIT = timedelta(days=3653, minutes=1)
 
 
+@pytest.fixture(scope="module")
+def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
+    with infra.fresh_vhost(servers.amqp_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def own_database_url(servers: infra.Servers) -> AsyncIterator[str]:
+    name = f"dmp_test_retention_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield infra.with_database(servers.database_url, name)
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def values(
+    settings_values: dict[str, Any], own_database_url: str, own_amqp_url: str
+) -> dict[str, Any]:
+    return {**settings_values, "database_url": own_database_url, "amqp_url": own_amqp_url}
+
+
+@pytest.fixture(scope="module")
+async def client(own_amqp_url: str) -> AsyncIterator[Client]:
+    rpc = RpcClient(own_amqp_url, name="tests.retention", timeout=10.0)
+    await rpc.connect()
+    yield Client(rpc)
+    await rpc.close()
+
+
 @asynccontextmanager
-async def running(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
-    runtime = build_service("retention", settings_values, sweep_interval_seconds=SWEEP)
+async def running(values: dict[str, Any]) -> AsyncIterator[Runtime]:
+    runtime = build_service("retention", values, sweep_interval_seconds=SWEEP)
     await runtime.start()
     try:
         yield runtime
@@ -82,13 +125,13 @@ def operator_token(keys: Keys, runtime: Runtime) -> str:
 
 
 async def test_space_opening_is_due_six_weeks_after_announcement_and_not_before__SPC_01__RET_04(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> None:
     ins = new_nir()
-    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+    async with running(values) as retention, EventTap(own_amqp_url, "retention.#") as tap:
         announced_at = retention.now()
         cause = await publish(
-            amqp_url,
+            own_amqp_url,
             SpaceAnnounced(ins=ins, announced_at=announced_at, minor=False),
             ins,
             announced_at,
@@ -100,12 +143,12 @@ async def test_space_opening_is_due_six_weeks_after_announcement_and_not_before_
 
         # Several sweeps, then almost six weeks: nothing yet.
         await asyncio.sleep(5 * SWEEP)
-        await advance(database_url, timedelta(weeks=6) - timedelta(hours=1))
+        await advance(own_database_url, timedelta(weeks=6) - timedelta(hours=1))
         await asyncio.sleep(5 * SWEEP)
         assert tap.of_type("SpaceOpeningDue", ins=ins) == []
         assert (await deadlines(retention, ins))[0]["fired_at"] is None
 
-        await advance(database_url, timedelta(hours=1, minutes=1))
+        await advance(own_database_url, timedelta(hours=1, minutes=1))
         [due] = await tap.wait_for("SpaceOpeningDue", ins=ins)
         await asyncio.sleep(5 * SWEEP)
         assert len(tap.of_type("SpaceOpeningDue", ins=ins)) == 1
@@ -116,32 +159,32 @@ async def test_space_opening_is_due_six_weeks_after_announcement_and_not_before_
 
 
 async def test_opened_space_cancels_its_opening__SPC_01(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> None:
     ins = new_nir()
-    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+    async with running(values) as retention, EventTap(own_amqp_url, "retention.#") as tap:
         now = retention.now()
-        await publish(amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=True), ins, now)
+        await publish(own_amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=True), ins, now)
         await eventually(lambda: deadlines(retention, ins))
-        await publish(amqp_url, SpaceOpened(ins=ins, opened_at=now), ins, now)
+        await publish(own_amqp_url, SpaceOpened(ins=ins, opened_at=now), ins, now)
 
         async def cancelled() -> bool:
             return (await deadlines(retention, ins))[0]["cancelled_at"] is not None
 
         await eventually(cancelled)
-        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await advance(own_database_url, timedelta(weeks=6, minutes=1))
         await asyncio.sleep(5 * SWEEP)
     assert tap.of_type("SpaceOpeningDue", ins=ins) == []
 
 
 async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str, keys: Keys, client: Any
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str, keys: Keys, client: Client
 ) -> None:
     ins = new_nir()
-    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+    async with running(values) as retention, EventTap(own_amqp_url, "retention.#") as tap:
         closed_at = retention.now()
         await publish(
-            amqp_url,
+            own_amqp_url,
             SpaceClosed(ins=ins, closed_at=closed_at, requested_by=f"holder:{ins}"),
             ins,
             closed_at,
@@ -164,11 +207,11 @@ async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
         assert datetime.fromisoformat(shown["due_at"]) == row["due_at"]
 
         # Nine years on, still archived.
-        await advance(database_url, timedelta(days=9 * 365))
+        await advance(own_database_url, timedelta(days=9 * 365))
         await asyncio.sleep(5 * SWEEP)
         assert tap.of_type("SpacePurgeDue", ins=ins) == []
 
-        await advance(database_url, TEN_YEARS_AND_A_BIT - timedelta(days=9 * 365))
+        await advance(own_database_url, TEN_YEARS_AND_A_BIT - timedelta(days=9 * 365))
         [due] = await tap.wait_for("SpacePurgeDue", ins=ins)
         await asyncio.sleep(5 * SWEEP)
         assert len(tap.of_type("SpacePurgeDue", ins=ins)) == 1
@@ -178,12 +221,10 @@ async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
 
 
 async def test_only_the_operator_lists_deadlines(
-    settings_values: dict[str, Any], keys: Keys, client: Any
+    values: dict[str, Any], keys: Keys, client: Client
 ) -> None:
-    from libs.bus.rpc import RpcError
-
     ins = new_nir()
-    async with running(settings_values) as retention:
+    async with running(values) as retention:
         holder = issue_for(
             private_key(keys.identity_private),
             sub=ins,
@@ -198,18 +239,18 @@ async def test_only_the_operator_lists_deadlines(
 
 
 async def test_two_replicas_fire_each_due_deadline_once__RET_04(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> None:
     people = [new_nir() for _ in range(30)]
     async with (
-        running(settings_values) as first,
-        running(settings_values) as second,
-        EventTap(amqp_url, "retention.#") as tap,
+        running(values) as first,
+        running(values) as second,
+        EventTap(own_amqp_url, "retention.#") as tap,
     ):
         now = first.now()
         for ins in people:
             await publish(
-                amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now
+                own_amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now
             )
 
         async def all_recorded() -> bool:
@@ -220,7 +261,7 @@ async def test_two_replicas_fire_each_due_deadline_once__RET_04(
             return bool(count == len(people))
 
         await eventually(all_recorded)
-        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await advance(own_database_url, timedelta(weeks=6, minutes=1))
         for ins in people:
             await tap.wait_for("SpaceOpeningDue", ins=ins)
         await asyncio.sleep(10 * SWEEP)
@@ -231,13 +272,13 @@ async def test_two_replicas_fire_each_due_deadline_once__RET_04(
 
 
 async def test_a_deadline_survives_a_restart__RET_04(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> None:
     recorded_before, sent_while_down = new_nir(), new_nir()
-    async with running(settings_values) as retention:
+    async with running(values) as retention:
         now = retention.now()
         await publish(
-            amqp_url,
+            own_amqp_url,
             SpaceAnnounced(ins=recorded_before, announced_at=now, minor=False),
             recorded_before,
             now,
@@ -245,35 +286,38 @@ async def test_a_deadline_survives_a_restart__RET_04(
         await eventually(lambda: deadlines(retention, recorded_before))
     # Down: the event waits in the durable queue.
     await publish(
-        amqp_url,
+        own_amqp_url,
         SpaceAnnounced(ins=sent_while_down, announced_at=now, minor=False),
         sent_while_down,
         now,
     )
-    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+    async with running(values) as retention, EventTap(own_amqp_url, "retention.#") as tap:
         await eventually(lambda: deadlines(retention, sent_while_down))
-        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await advance(own_database_url, timedelta(weeks=6, minutes=1))
         await tap.wait_for("SpaceOpeningDue", ins=recorded_before)
         await tap.wait_for("SpaceOpeningDue", ins=sent_while_down)
 
 
 async def test_the_sweep_survives_a_database_outage__RET_04(
-    settings_values: dict[str, Any], amqp_url: str, database_url: str
+    values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> None:
     ins = new_nir()
-    async with running(settings_values) as retention, EventTap(amqp_url, "retention.#") as tap:
+    async with running(values) as retention, EventTap(own_amqp_url, "retention.#") as tap:
         now = retention.now()
-        await publish(amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now)
+        await publish(
+            own_amqp_url, SpaceAnnounced(ins=ins, announced_at=now, minor=False), ins, now
+        )
         await eventually(lambda: deadlines(retention, ins))
         # Cut every connection the service holds; its pool reconnects, the sweep carries on.
-        admin = await asyncpg.connect(database_url)
+        admin = await asyncpg.connect(own_database_url)
         try:
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'retention' AND pid <> pg_backend_pid()"
+                " WHERE application_name = 'retention' AND datname = current_database()"
+                " AND pid <> pg_backend_pid()"
             )
         finally:
             await admin.close()
         await asyncio.sleep(3 * SWEEP)
-        await advance(database_url, timedelta(weeks=6, minutes=1))
+        await advance(own_database_url, timedelta(weeks=6, minutes=1))
         await tap.wait_for("SpaceOpeningDue", ins=ins)
