@@ -24,6 +24,12 @@ DeadlineStatus = Literal["pending", "fired", "cancelled"]
 SPACE_OPENING: DeadlineKind = "space_opening"
 SPACE_PURGE: DeadlineKind = "space_purge"
 
+# What a lifecycle event cancels, among the deadlines started before it. An opening ends the
+# wait for it and, after a closure, is a reactivation: the purge is off (RET_01, the holder may
+# reactivate during the ten years). A closure ends any wait for an opening.
+CANCELLED_BY_OPENING: tuple[DeadlineKind, ...] = ("space_opening", "space_purge")
+CANCELLED_BY_CLOSURE: tuple[DeadlineKind, ...] = ("space_opening",)
+
 # SPC_01: six weeks between the announcement and the opening.
 OPENING_PERIOD = timedelta(weeks=6)
 # RET_01: ten (calendar) years of archive between closure and purge.

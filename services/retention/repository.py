@@ -13,6 +13,7 @@ async def insert_deadline(
     *,
     ins: str,
     kind: str,
+    starts_at: datetime,
     due_at: datetime,
     now: datetime,
     cause_event_id: uuid.UUID,
@@ -21,8 +22,8 @@ async def insert_deadline(
     """A new pending deadline; None when one of that kind is already pending for the space."""
     deadline_id: uuid.UUID | None = await conn.fetchval(
         """INSERT INTO deadlines (deadline_id, ins, kind, due_at, created_at, cause_event_id,
-                                  correlation_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                  correlation_id, starts_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (ins, kind) WHERE fired_at IS NULL AND cancelled_at IS NULL DO NOTHING
            RETURNING deadline_id""",
         uuid.uuid4(),
@@ -32,16 +33,27 @@ async def insert_deadline(
         now,
         cause_event_id,
         correlation_id,
+        starts_at,
     )
     return deadline_id
 
 
-async def cancel_pending(conn: asyncpg.Connection, ins: str, kind: str, now: datetime) -> int:
+async def cancel_pending(
+    conn: asyncpg.Connection,
+    ins: str,
+    kinds: tuple[str, ...],
+    *,
+    started_by: datetime,
+    now: datetime,
+) -> int:
+    """Cancel the space's pending deadlines of these kinds whose period started by then."""
     result: str = await conn.execute(
-        """UPDATE deadlines SET cancelled_at = $3
-           WHERE ins = $1 AND kind = $2 AND fired_at IS NULL AND cancelled_at IS NULL""",
+        """UPDATE deadlines SET cancelled_at = $4
+           WHERE ins = $1 AND kind = ANY($2::text[]) AND starts_at <= $3
+             AND fired_at IS NULL AND cancelled_at IS NULL""",
         ins,
-        kind,
+        list(kinds),
+        started_by,
         now,
     )
     return int(result.split()[-1])

@@ -37,25 +37,48 @@ class ListDeadlines(Contract):
 
 async def on_space_announced(ctx: EventContext, event: SpaceAnnounced) -> None:
     """SPC_01 / RET_04: the space opens by itself six weeks after the announcement."""
-    await _record(ctx, event.ins, domain.SPACE_OPENING, domain.opening_due_at(event.announced_at))
+    await _record(
+        ctx,
+        event.ins,
+        domain.SPACE_OPENING,
+        event.announced_at,
+        domain.opening_due_at(event.announced_at),
+    )
 
 
 async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
-    """The opening happened: nothing left to wait for."""
-    await repository.cancel_pending(ctx.conn, event.ins, domain.SPACE_OPENING, ctx.runtime.now())
+    """The opening happened: nothing left to wait for; after a closure, no purge (RET_01)."""
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        domain.CANCELLED_BY_OPENING,
+        started_by=event.opened_at,
+        now=ctx.runtime.now(),
+    )
 
 
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     """RET_01: ten years of archive from closure, then the purge; no opening any more."""
-    await repository.cancel_pending(ctx.conn, event.ins, domain.SPACE_OPENING, ctx.runtime.now())
-    await _record(ctx, event.ins, domain.SPACE_PURGE, domain.purge_due_at(event.closed_at))
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        domain.CANCELLED_BY_CLOSURE,
+        started_by=event.closed_at,
+        now=ctx.runtime.now(),
+    )
+    await _record(
+        ctx, event.ins, domain.SPACE_PURGE, event.closed_at, domain.purge_due_at(event.closed_at)
+    )
 
 
-async def _record(ctx: EventContext, ins: str, kind: str, due_at: datetime) -> None:
+async def _record(
+    ctx: EventContext, ins: str, kind: str, starts_at: datetime, due_at: datetime
+) -> None:
     deadline_id = await repository.insert_deadline(
         ctx.conn,
         ins=ins,
         kind=kind,
+        starts_at=starts_at,
         due_at=due_at,
         now=ctx.runtime.now(),
         cause_event_id=ctx.envelope.event_id,
@@ -115,6 +138,7 @@ async def list_deadlines(ctx: CommandContext, c: ListDeadlines) -> dict[str, Any
                 "ins": r["ins"],
                 "kind": r["kind"],
                 "status": domain.status_of(r["fired_at"], r["cancelled_at"]),
+                "starts_at": r["starts_at"].isoformat(),
                 "due_at": r["due_at"].isoformat(),
                 "created_at": r["created_at"].isoformat(),
                 "fired_at": _iso(r["fired_at"]),

@@ -220,6 +220,54 @@ async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
         assert fired["fired_at"] is not None
 
 
+async def test_reactivation_cancels_the_purge_and_a_new_closure_sets_another__RET_01(
+    values: dict[str, Any], own_amqp_url: str
+) -> None:
+    ins = new_nir()
+    async with running(values) as retention:
+        closed_at = retention.now()
+        closure = SpaceClosed(ins=ins, closed_at=closed_at, requested_by=f"holder:{ins}")
+        await publish(own_amqp_url, closure, ins, closed_at)
+        await eventually(lambda: deadlines(retention, ins))
+        # A stale opening (from before the closure) delivered late cancels nothing.
+        stale = closed_at - timedelta(days=30)
+        stale_id = await publish(own_amqp_url, SpaceOpened(ins=ins, opened_at=stale), ins, stale)
+
+        async def stale_applied() -> bool:
+            async with retention.pool.acquire() as conn:
+                seen = await conn.fetchval("SELECT 1 FROM inbox WHERE message_id = $1", stale_id)
+            return seen is not None
+
+        await eventually(stale_applied)
+        [row] = await deadlines(retention, ins)
+        assert row["cancelled_at"] is None
+        # Reactivated a year later: no purge any more.
+        reopened_at = closed_at + timedelta(days=365)
+        await publish(own_amqp_url, SpaceOpened(ins=ins, opened_at=reopened_at), ins, reopened_at)
+
+        async def purge_cancelled() -> bool:
+            [row] = await deadlines(retention, ins)
+            return row["cancelled_at"] is not None
+
+        await eventually(purge_cancelled)
+        closed_again = reopened_at + timedelta(days=1)
+        await publish(
+            own_amqp_url,
+            SpaceClosed(ins=ins, closed_at=closed_again, requested_by="operator:x"),
+            ins,
+            closed_again,
+        )
+
+        async def two() -> list[asyncpg.Record] | None:
+            rows = await deadlines(retention, ins)
+            return rows if len(rows) == 2 else None
+
+        first, second = await eventually(two)
+    assert first["starts_at"] == closed_at and first["fired_at"] is None
+    assert second["kind"] == "space_purge" and second["cancelled_at"] is None
+    assert second["due_at"].year == closed_again.year + 10
+
+
 async def test_only_the_operator_lists_deadlines(
     values: dict[str, Any], keys: Keys, client: Client
 ) -> None:

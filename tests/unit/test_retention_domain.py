@@ -69,3 +69,9 @@ def test_deadline_status() -> None:
     assert domain.status_of(None, None) == "pending"
     assert domain.status_of(T0, None) == "fired"
     assert domain.status_of(None, T0) == "cancelled"
+
+
+def test_an_opening_after_closure_is_a_reactivation_and_cancels_the_purge__RET_01() -> None:
+    assert "space_purge" in domain.CANCELLED_BY_OPENING
+    assert "space_opening" in domain.CANCELLED_BY_OPENING
+    assert domain.CANCELLED_BY_CLOSURE == ("space_opening",)
