@@ -60,6 +60,9 @@ LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 MIGRATIONS = Path(__file__).parent / "migrations"
 IN_FLIGHT = 64
 HOLDERS_PER_ROLE = 8
+# Connections per service (libs.settings' default); --db-pool-size lowers it on a server
+# whose 100 connections are shared with other work.
+DB_POOL_SIZE = 10
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 
 
@@ -197,13 +200,16 @@ async def fresh_infra() -> AsyncIterator[tuple[str, str]]:
             await admin.close()
 
 
-def service_settings(database_url: str, amqp_url: str, public_key: str) -> ServiceSettings:
+def service_settings(
+    database_url: str, amqp_url: str, public_key: str, pool_size: int
+) -> ServiceSettings:
     return ServiceSettings(
         database_url=database_url,
         amqp_url=amqp_url,
         identity_public_key=public_key,
         log_level="WARNING",
         rpc_timeout_seconds=30.0,
+        db_pool_size=pool_size,
     )
 
 
@@ -437,7 +443,12 @@ async def our_pipeline(report: Report, settings: ServiceSettings, n: int) -> Non
 
 
 async def system(
-    report: Report, database_url: str, amqp_url: str, n_decide: int, n_deposit: int
+    report: Report,
+    database_url: str,
+    amqp_url: str,
+    n_decide: int,
+    n_deposit: int,
+    pool_size: int,
 ) -> None:
     section_decide = "system access.decide (64)"
     section_deposit = "system deposits (64)"
@@ -469,6 +480,7 @@ async def system(
         "log_level": "WARNING",
         "rpc_timeout_seconds": 30.0,
         "sweep_interval_seconds": 0.2,
+        "db_pool_size": pool_size,
     }
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
@@ -684,12 +696,12 @@ QUICK = Sizes(
 )
 
 
-async def main(sizes: Sizes, skip_system: bool) -> Report:
+async def main(sizes: Sizes, skip_system: bool, pool_size: int) -> Report:
     report = Report()
     logging.basicConfig(level=logging.WARNING)
     async with fresh_infra() as (database_url, amqp_url):
         _, public = new_keypair()
-        settings = service_settings(database_url, amqp_url, public)
+        settings = service_settings(database_url, amqp_url, public, pool_size)
         print(f"database {database_url.rsplit('/', 1)[-1]}, vhost {amqp_url.rsplit('/', 1)[-1]}")
         await raw_publish_consume(report, amqp_url, sizes.raw_messages)
         await raw_rpc(report, amqp_url, sizes.rpc_calls)
@@ -698,7 +710,7 @@ async def main(sizes: Sizes, skip_system: bool) -> Report:
         if skip_system:
             report.add("system", "skipped", "skipped: --no-system")
         else:
-            await system(report, database_url, amqp_url, sizes.decisions, sizes.deposits)
+            await system(report, database_url, amqp_url, sizes.decisions, sizes.deposits, pool_size)
     return report
 
 
@@ -738,11 +750,17 @@ def cli() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (well under a minute)")
     parser.add_argument("--no-system", action="store_true", help="skip the six-service section")
+    parser.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=DB_POOL_SIZE,
+        help=f"connections per service (default {DB_POOL_SIZE}; six services run at once)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else DEFAULT
     print(f"bench: {'quick' if args.quick else 'default'} sizes {sizes}, {os.cpu_count()} cpus")
     started = time.perf_counter()
-    report = asyncio.run(main(sizes, args.no_system))
+    report = asyncio.run(main(sizes, args.no_system, args.db_pool_size))
     report.print_table()
     print_ratios(report)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
