@@ -101,8 +101,8 @@ async def test_consumer_killed_after_commit_applies_redelivered_event_once(
     assert "probe_crash_after_commit" in probe.log()
     assert await store.effects(event_id) == 1
     assert await store.inbox(event_id) == 1
-    # Not acknowledged: the broker holds it again, for nobody yet.
-    assert await queue_depth(amqp_url, probe.effects_queue) == (1, 0)
+    # Not acknowledged: once the broker sees the connection gone, it holds it again.
+    await wait_until(lambda: _depth_is(amqp_url, probe.effects_queue, (1, 0)))
 
     await probe.start(crash="")
     await wait_until(lambda: _count(store.deliveries(event_id), 2))
@@ -275,6 +275,10 @@ async def _effects_is(store: ProbeDb, event_id: str, n: int) -> bool:
 async def _sent(store: ProbeDb, event_id: str) -> bool:
     row = await store.outbox_row(event_id)
     return row is not None and row["sent_at"] is not None
+
+
+async def _depth_is(amqp_url: str, queue: str, depth: tuple[int, int]) -> bool:
+    return await queue_depth(amqp_url, queue) == depth
 
 
 async def _ready_is(amqp_url: str, queue: str, n: int) -> bool:
