@@ -90,6 +90,8 @@ def settings_values(
         "clock_mode": "adjustable",
         "log_level": "WARNING",
         "rpc_timeout_seconds": 10.0,
+        # Six services and the fixtures share one server's 100 connections.
+        "db_pool_size": 4,
     }
 
 

@@ -11,7 +11,7 @@ from libs.runtime import Runtime
 from tests.conftest import SERVICES, build_service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def system(settings_values: dict[str, Any]) -> AsyncIterator[dict[str, Runtime]]:
     runtimes = {
         name: build_service(name, settings_values, sweep_interval_seconds=0.2) for name in SERVICES
