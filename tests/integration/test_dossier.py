@@ -2,8 +2,9 @@
 
 The access service is played by a stand-in that answers `access.decide` on the real broker, as
 the real one would (same quorum queue, reply to the caller's reply-to with its correlation id),
-so each test chooses the decision. The module runs on a vhost of its own, so that the stand-in
-never competes with a real access service another module may be running.
+so each test chooses the decision. The module runs on a vhost and a database of its own: the
+stand-in never competes with a real access service another module may be running, and no other
+dossier's outbox relay publishes this module's events elsewhere.
 """
 
 from __future__ import annotations
@@ -134,8 +135,31 @@ def vhost_url(servers: infra.Servers) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def dossier_values(settings_values: dict[str, Any], vhost_url: str) -> dict[str, Any]:
-    return {**settings_values, "amqp_url": vhost_url, "rpc_timeout_seconds": 1.0}
+async def own_database_url(servers: infra.Servers) -> AsyncIterator[str]:
+    name = f"dmp_test_dossier_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield infra.with_database(servers.database_url, name)
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def dossier_values(
+    settings_values: dict[str, Any], vhost_url: str, own_database_url: str
+) -> dict[str, Any]:
+    return {
+        **settings_values,
+        "amqp_url": vhost_url,
+        "database_url": own_database_url,
+        "rpc_timeout_seconds": 1.0,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +187,8 @@ async def access(vhost_url: str, dossier: Running) -> AsyncIterator[AccessStandI
 
 
 @pytest.fixture(scope="module")
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
+async def db(own_database_url: str, dossier: Running) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(own_database_url)
     yield conn
     await conn.close()
 
