@@ -15,6 +15,7 @@ import contextlib
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -60,9 +61,9 @@ class Clock:
         if self._conn:
             await self._conn.close()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._offset = timedelta(seconds=float(payload))
-        log.info("clock_moved", offset_seconds=float(payload))
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        self._offset = timedelta(seconds=float(str(payload)))
+        log.info("clock_moved", offset_seconds=self._offset.total_seconds())
 
     async def _refresh(self) -> None:
         assert self._conn is not None

@@ -8,20 +8,23 @@ do not race.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger()
 
 LIBS_MIGRATIONS = Path(__file__).parent / "migrations"
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+# A connection as handlers and repositories get it: a plain one or one lent by a pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
-    pool = await asyncpg.create_pool(
+    pool: Pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,

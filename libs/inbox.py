@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncpg
+from libs.db import Conn
 
 
-async def first_delivery(conn: asyncpg.Connection, consumer: str, message_id: str) -> bool:
+async def first_delivery(conn: Conn, consumer: str, message_id: str) -> bool:
     """Record the message as handled by this consumer; False if it already was.
 
     Call inside the transaction that applies the message's effects, so both commit or neither.

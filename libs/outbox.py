@@ -16,10 +16,12 @@ from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from libs.bus.publisher import ConfirmingPublisher
 from libs.bus.topology import EVENTS_EXCHANGE
 from libs.contracts.envelope import Envelope, Event, envelope_for
+from libs.db import Conn, Pool
 
 log = structlog.get_logger()
 
@@ -28,7 +30,7 @@ def channel_for(schema: str) -> str:
     return f"outbox_{schema}"
 
 
-async def add(conn: asyncpg.Connection, envelope: Envelope, routing_key: str) -> None:
+async def add(conn: Conn, envelope: Envelope, routing_key: str) -> None:
     await conn.execute(
         "INSERT INTO outbox (event_id, routing_key, body, correlation_id) VALUES ($1, $2, $3, $4)",
         envelope.event_id,
@@ -40,7 +42,7 @@ async def add(conn: asyncpg.Connection, envelope: Envelope, routing_key: str) ->
 
 
 async def add_event(
-    conn: asyncpg.Connection,
+    conn: Conn,
     event: Event,
     *,
     holder_key: str,
@@ -62,7 +64,7 @@ async def add_event(
 class OutboxRelay:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         publisher: ConfirmingPublisher,
         schema: str,
         *,
@@ -78,7 +80,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run_forever(), name=f"outbox-relay-{self._schema}")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 import structlog
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
@@ -38,6 +37,7 @@ from libs.bus.rpc import DEADLINE_HEADER, RpcClient
 from libs.clock import Clock
 from libs.contracts.commands import ErrorInfo, Reply, Request
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
+from libs.db import Conn, Pool
 from libs.errors import DomainError, InvalidInput
 from libs.inbox import first_delivery
 from libs.logging import bind_correlation, configure_logging
@@ -53,7 +53,7 @@ C = TypeVar("C", bound=Contract)
 @dataclass(frozen=True)
 class EventContext:
     runtime: Runtime
-    conn: asyncpg.Connection
+    conn: Conn
     envelope: Envelope
 
     @property
@@ -128,14 +128,14 @@ class Runtime:
         )
         self.publisher = ConfirmingPublisher(settings.amqp_url, name=name)
         self.rpc = RpcClient(settings.amqp_url, name=name, timeout=settings.rpc_timeout_seconds)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
         self._background: list[Background] = []
         self._started = False
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> Pool:
         assert self._pool is not None, f"{self.name} not started"
         return self._pool
 

@@ -18,7 +18,7 @@ Settings = ServiceSettings
 
 
 def build(settings: ServiceSettings | None = None) -> Runtime:
-    runtime = Runtime(NAME, settings or Settings(), Path(__file__).parent / "migrations")  # type: ignore[call-arg]
+    runtime = Runtime(NAME, settings or Settings(), Path(__file__).parent / "migrations")
     handlers.register(runtime)
     return runtime
 

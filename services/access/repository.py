@@ -7,10 +7,11 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.db import Conn
 from services.access.domain import Authorization, HolderSettings
 
 
-async def holder_settings(conn: asyncpg.Connection, ins: str, rpps: str | None) -> HolderSettings:
+async def holder_settings(conn: Conn, ins: str, rpps: str | None) -> HolderSettings:
     """Everything a decision about (holder, professional) depends on, in one round trip."""
     row = await conn.fetchrow(
         """SELECT s.status,
@@ -34,12 +35,12 @@ async def holder_settings(conn: asyncpg.Connection, ins: str, rpps: str | None) 
     )
 
 
-async def space_status(conn: asyncpg.Connection, ins: str) -> str | None:
+async def space_status(conn: Conn, ins: str) -> str | None:
     status: str | None = await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins)
     return status
 
 
-async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: datetime) -> None:
+async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
     # Events may arrive out of order across queues; closed is final within this issue's scope.
     await conn.execute(
         """INSERT INTO spaces (ins, status, changed_at) VALUES ($1, $2, $3)
@@ -52,7 +53,7 @@ async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: 
 
 
 async def upsert_authorization(
-    conn: asyncpg.Connection,
+    conn: Conn,
     ins: str,
     rpps: str,
     until: datetime | None,
@@ -71,14 +72,14 @@ async def upsert_authorization(
     )
 
 
-async def delete_authorization(conn: asyncpg.Connection, ins: str, rpps: str) -> bool:
+async def delete_authorization(conn: Conn, ins: str, rpps: str) -> bool:
     deleted = await conn.fetchval(
         "DELETE FROM authorizations WHERE ins = $1 AND rpps = $2 RETURNING true", ins, rpps
     )
     return bool(deleted)
 
 
-async def insert_block(conn: asyncpg.Connection, ins: str, rpps: str, now: datetime) -> None:
+async def insert_block(conn: Conn, ins: str, rpps: str, now: datetime) -> None:
     await conn.execute(
         "INSERT INTO blocks (ins, rpps, blocked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         ins,
@@ -87,20 +88,18 @@ async def insert_block(conn: asyncpg.Connection, ins: str, rpps: str, now: datet
     )
 
 
-async def delete_block(conn: asyncpg.Connection, ins: str, rpps: str) -> None:
+async def delete_block(conn: Conn, ins: str, rpps: str) -> None:
     await conn.execute("DELETE FROM blocks WHERE ins = $1 AND rpps = $2", ins, rpps)
 
 
-async def is_treating_physician(conn: asyncpg.Connection, ins: str, rpps: str) -> bool:
+async def is_treating_physician(conn: Conn, ins: str, rpps: str) -> bool:
     found = await conn.fetchval(
         "SELECT true FROM treating_physicians WHERE ins = $1 AND rpps = $2", ins, rpps
     )
     return bool(found)
 
 
-async def list_permissions(
-    conn: asyncpg.Connection, ins: str
-) -> dict[str, list[dict[str, object]]]:
+async def list_permissions(conn: Conn, ins: str) -> dict[str, list[dict[str, object]]]:
     authorized = await conn.fetch(
         "SELECT rpps, granted_at, until FROM authorizations WHERE ins = $1 ORDER BY granted_at",
         ins,
@@ -115,7 +114,7 @@ async def list_permissions(
 
 
 async def insert_trace(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     trace_id: UUID,
     decision_id: UUID,
@@ -155,7 +154,7 @@ async def insert_trace(
 
 
 async def traces_page(
-    conn: asyncpg.Connection, ins: str, page: int, page_size: int
+    conn: Conn, ins: str, page: int, page_size: int
 ) -> tuple[int, list[asyncpg.Record]]:
     total = await conn.fetchval("SELECT count(*) FROM traces WHERE ins = $1", ins)
     rows = await conn.fetch(

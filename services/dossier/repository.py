@@ -7,8 +7,10 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.db import Conn
 
-async def space_status(conn: asyncpg.Connection, ins: str, *, lock: bool = False) -> str | None:
+
+async def space_status(conn: Conn, ins: str, *, lock: bool = False) -> str | None:
     """The space's status as last heard from identity; None when nothing was heard.
 
     With `lock`, the row is share-locked until the transaction ends, so a closure being recorded
@@ -19,9 +21,7 @@ async def space_status(conn: asyncpg.Connection, ins: str, *, lock: bool = False
     return status
 
 
-async def record_space_status(
-    conn: asyncpg.Connection, ins: str, status: str, changed_at: datetime
-) -> bool:
+async def record_space_status(conn: Conn, ins: str, status: str, changed_at: datetime) -> bool:
     """Apply a lifecycle change unless a later one is already recorded; True if applied.
 
     Events may arrive out of order (a requeue reorders): the change that happened last at
@@ -42,7 +42,7 @@ async def record_space_status(
 
 
 async def insert_document(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     document_id: UUID,
     ins: str,
@@ -80,7 +80,7 @@ async def insert_document(
 
 
 async def list_documents(
-    conn: asyncpg.Connection,
+    conn: Conn,
     ins: str,
     *,
     document_types: list[str] | None,

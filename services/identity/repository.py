@@ -6,9 +6,11 @@ from datetime import date, datetime
 
 import asyncpg
 
+from libs.db import Conn
+
 
 async def insert_person(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     ins: str,
     first_name: str,
@@ -35,11 +37,11 @@ async def insert_person(
     return bool(inserted)
 
 
-async def get_person(conn: asyncpg.Connection, ins: str) -> asyncpg.Record | None:
+async def get_person(conn: Conn, ins: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM persons WHERE ins = $1", ins)
 
 
-async def insert_space(conn: asyncpg.Connection, ins: str, announced_at: datetime) -> None:
+async def insert_space(conn: Conn, ins: str, announced_at: datetime) -> None:
     await conn.execute(
         "INSERT INTO spaces (ins, status, announced_at) VALUES ($1, 'announced', $2)",
         ins,
@@ -47,11 +49,11 @@ async def insert_space(conn: asyncpg.Connection, ins: str, announced_at: datetim
     )
 
 
-async def lock_space(conn: asyncpg.Connection, ins: str) -> asyncpg.Record | None:
+async def lock_space(conn: Conn, ins: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM spaces WHERE ins = $1 FOR UPDATE", ins)
 
 
-async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: datetime) -> None:
+async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
     column = {"open": "opened_at", "objected": "objected_at", "closed": "closed_at"}[status]
     await conn.execute(
         f"UPDATE spaces SET status = $2, {column} = $3 WHERE ins = $1", ins, status, at
@@ -59,7 +61,7 @@ async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: 
 
 
 async def insert_professional(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     rpps: str,
     first_name: str,
@@ -84,12 +86,12 @@ async def insert_professional(
     return bool(inserted)
 
 
-async def get_professional(conn: asyncpg.Connection, rpps: str) -> asyncpg.Record | None:
+async def get_professional(conn: Conn, rpps: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM professionals WHERE rpps = $1", rpps)
 
 
 async def insert_challenge(
-    conn: asyncpg.Connection, challenge: str, kind: str, subject: str, expires_at: datetime
+    conn: Conn, challenge: str, kind: str, subject: str, expires_at: datetime
 ) -> None:
     await conn.execute(
         "INSERT INTO challenges (challenge, kind, subject, expires_at) VALUES ($1, $2, $3, $4)",
@@ -100,9 +102,7 @@ async def insert_challenge(
     )
 
 
-async def use_challenge(
-    conn: asyncpg.Connection, challenge: str, kind: str, subject: str, now: datetime
-) -> bool:
+async def use_challenge(conn: Conn, challenge: str, kind: str, subject: str, now: datetime) -> bool:
     used = await conn.fetchval(
         """UPDATE challenges SET used_at = $4
            WHERE challenge = $1 AND kind = $2 AND subject = $3
@@ -116,9 +116,7 @@ async def use_challenge(
     return bool(used)
 
 
-async def insert_holder_code(
-    conn: asyncpg.Connection, ins: str, code_hash: str, expires_at: datetime
-) -> None:
+async def insert_holder_code(conn: Conn, ins: str, code_hash: str, expires_at: datetime) -> None:
     await conn.execute(
         "INSERT INTO holder_codes (ins, code_hash, expires_at) VALUES ($1, $2, $3)",
         ins,
@@ -128,7 +126,7 @@ async def insert_holder_code(
 
 
 async def use_holder_code(
-    conn: asyncpg.Connection, ins: str, code_hash: str, now: datetime, max_attempts: int
+    conn: Conn, ins: str, code_hash: str, now: datetime, max_attempts: int
 ) -> bool:
     """Spend a matching live code; otherwise count a failed attempt against the live ones."""
     used = await conn.fetchval(

@@ -7,8 +7,10 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.db import Conn
 
-async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: datetime) -> None:
+
+async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
     """Project a lifecycle event; an event older than the status we hold changes nothing."""
     await conn.execute(
         """INSERT INTO spaces (ins, status, status_at) VALUES ($1, $2, $3)
@@ -20,14 +22,14 @@ async def set_space_status(conn: asyncpg.Connection, ins: str, status: str, at: 
     )
 
 
-async def space_status(conn: asyncpg.Connection, ins: str, *, lock: bool = False) -> str | None:
+async def space_status(conn: Conn, ins: str, *, lock: bool = False) -> str | None:
     query = "SELECT status FROM spaces WHERE ins = $1"
     status: str | None = await conn.fetchval(query + (" FOR SHARE" if lock else ""), ins)
     return status
 
 
 async def insert_message(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     message_id: uuid.UUID,
     ins: str,
@@ -60,7 +62,7 @@ async def insert_message(
     return bool(inserted)
 
 
-async def box(conn: asyncpg.Connection, ins: str, limit: int) -> list[asyncpg.Record]:
+async def box(conn: Conn, ins: str, limit: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT message_id, sender_kind, sender_id, sender_name, subject, body, sent_at,
                   origin, document_id

@@ -85,9 +85,7 @@ def should_alert_access(event: AccessLogged) -> bool:
     A professional's permission to write to the holder (action "message") is not an access to
     the dossier: the message itself raises its alert (MessageSent, NTF_03), once.
     """
-    return (
-        event.actor_kind != "holder" and event.outcome == "granted" and event.action != "message"
-    )
+    return event.actor_kind != "holder" and event.outcome == "granted" and event.action != "message"
 
 
 def alert_id_for(cause_event_id: uuid.UUID) -> uuid.UUID:

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from libs.mail import send_mail
 from libs.runtime import Runtime
@@ -41,7 +42,7 @@ class MailWorker:
         self._poll_interval = settings.mail_poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
 
     @property
     def _channel(self) -> str:

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.db import Conn, Pool
+
 MAIL_CHANNEL_PREFIX = "mail_"
 
 
@@ -18,7 +20,7 @@ def mail_channel(schema: str) -> str:
 # --- contacts -------------------------------------------------------------------------------
 
 
-async def lock_holder(conn: asyncpg.Connection, ins: str) -> asyncpg.Record:
+async def lock_holder(conn: Conn, ins: str) -> asyncpg.Record:
     """The holder's row, created if need be and locked until the transaction ends.
 
     Alerts and contact changes for one holder go through this lock, so an alert raised while
@@ -31,7 +33,7 @@ async def lock_holder(conn: asyncpg.Connection, ins: str) -> asyncpg.Record:
 
 
 async def set_contact(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     ins: str,
     display_name: str,
@@ -50,13 +52,13 @@ async def set_contact(
     )
 
 
-async def set_opened(conn: asyncpg.Connection, ins: str, at: datetime) -> None:
+async def set_opened(conn: Conn, ins: str, at: datetime) -> None:
     await conn.execute(
         "UPDATE contacts SET opened_at = COALESCE(opened_at, $2) WHERE ins = $1", ins, at
     )
 
 
-async def set_closed(conn: asyncpg.Connection, ins: str, at: datetime) -> None:
+async def set_closed(conn: Conn, ins: str, at: datetime) -> None:
     await conn.execute("UPDATE contacts SET closed_at = $2 WHERE ins = $1", ins, at)
 
 
@@ -64,7 +66,7 @@ async def set_closed(conn: asyncpg.Connection, ins: str, at: datetime) -> None:
 
 
 async def insert_alert(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     alert_id: UUID,
     ins: str,
@@ -90,7 +92,7 @@ async def insert_alert(
     return bool(inserted)
 
 
-async def take_alerts_awaiting_contact(conn: asyncpg.Connection, ins: str) -> list[asyncpg.Record]:
+async def take_alerts_awaiting_contact(conn: Conn, ins: str) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
             """UPDATE alerts SET awaiting_contact = false
@@ -101,7 +103,7 @@ async def take_alerts_awaiting_contact(conn: asyncpg.Connection, ins: str) -> li
     )
 
 
-async def list_alerts(conn: asyncpg.Connection | asyncpg.Pool, ins: str) -> list[asyncpg.Record]:
+async def list_alerts(conn: Conn | Pool, ins: str) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
             """SELECT alert_id, kind, text, created_at, read_at FROM alerts
@@ -115,7 +117,7 @@ async def list_alerts(conn: asyncpg.Connection | asyncpg.Pool, ins: str) -> list
 
 
 async def insert_mail(
-    conn: asyncpg.Connection, *, alert_id: UUID, to_address: str, subject: str, body: str
+    conn: Conn, *, alert_id: UUID, to_address: str, subject: str, body: str
 ) -> None:
     """A pending mail, in the alert's transaction; the NOTIFY wakes the worker at commit."""
     await conn.execute(
@@ -129,7 +131,7 @@ async def insert_mail(
     await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
 
 
-async def claim_mails(pool: asyncpg.Pool, lease: timedelta, limit: int) -> list[asyncpg.Record]:
+async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.Record]:
     """Due pending mails, leased to this worker: another replica skips them until it expires."""
     return list(
         await pool.fetch(
@@ -150,7 +152,7 @@ async def claim_mails(pool: asyncpg.Pool, lease: timedelta, limit: int) -> list[
     )
 
 
-async def mark_sent(pool: asyncpg.Pool, alert_id: UUID) -> None:
+async def mark_sent(pool: Pool, alert_id: UUID) -> None:
     await pool.execute(
         """UPDATE mails SET sent_at = clock_timestamp(), claimed_until = NULL, last_error = NULL
            WHERE alert_id = $1""",
@@ -158,7 +160,7 @@ async def mark_sent(pool: asyncpg.Pool, alert_id: UUID) -> None:
     )
 
 
-async def mark_failed(pool: asyncpg.Pool, alert_id: UUID, error: str, retry_in: timedelta) -> None:
+async def mark_failed(pool: Pool, alert_id: UUID, error: str, retry_in: timedelta) -> None:
     await pool.execute(
         """UPDATE mails SET last_error = $2, claimed_until = NULL,
                             next_attempt_at = clock_timestamp() + $3

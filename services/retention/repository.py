@@ -7,9 +7,11 @@ from datetime import datetime
 
 import asyncpg
 
+from libs.db import Conn
+
 
 async def insert_deadline(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     ins: str,
     kind: str,
@@ -39,7 +41,7 @@ async def insert_deadline(
 
 
 async def cancel_pending(
-    conn: asyncpg.Connection,
+    conn: Conn,
     ins: str,
     kinds: tuple[str, ...],
     *,
@@ -59,12 +61,12 @@ async def cancel_pending(
     return int(result.split()[-1])
 
 
-async def try_sweep_lock(conn: asyncpg.Connection, key: int) -> bool:
+async def try_sweep_lock(conn: Conn, key: int) -> bool:
     """Within the caller's transaction: True if this replica is the one sweeping now."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", key))
 
 
-async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+async def claim_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT deadline_id, ins, kind, due_at, cause_event_id, correlation_id
            FROM deadlines
@@ -78,13 +80,13 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     return rows
 
 
-async def mark_fired(conn: asyncpg.Connection, deadline_id: uuid.UUID, now: datetime) -> None:
+async def mark_fired(conn: Conn, deadline_id: uuid.UUID, now: datetime) -> None:
     await conn.execute(
         "UPDATE deadlines SET fired_at = $2 WHERE deadline_id = $1", deadline_id, now
     )
 
 
-async def deadlines_of(conn: asyncpg.Connection, ins: str) -> list[asyncpg.Record]:
+async def deadlines_of(conn: Conn, ins: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM deadlines WHERE ins = $1 ORDER BY created_at, due_at", ins
     )

@@ -10,12 +10,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import structlog
 
 from libs import outbox
 from libs.contracts.envelope import Contract
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.db import Pool
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
 from services.retention import domain, repository
@@ -93,7 +93,7 @@ async def _record(
 # --- the sweep ------------------------------------------------------------------------------
 
 
-async def fire_due(pool: asyncpg.Pool, now: datetime, limit: int) -> int | None:
+async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
     """Fire up to `limit` deadlines due at `now`, in one transaction.
 
     Each fired deadline writes its due event to the outbox and is marked fired in the same
