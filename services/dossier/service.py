@@ -18,25 +18,22 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
-from pydantic import ValidationError
 
 from libs import outbox
-from libs.bus.rpc import RpcError
+from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
-from libs.errors import Conflict, Forbidden
+from libs.errors import Conflict
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import b64d
 from services.dossier import domain, repository
 from services.dossier.settings import DossierSettings
 
 log = structlog.get_logger()
-
-ACCESS_DECIDE = "access.decide"
 
 
 def _content_key(ctx: CommandContext) -> bytes:
@@ -63,44 +60,6 @@ async def _refuse_if_closed(ctx: CommandContext, ins: str) -> None:
             raise _space_closed(ins)
 
 
-async def _decide(
-    ctx: CommandContext,
-    ins: str,
-    action: Literal["read", "deposit"],
-    document_type: str | None = None,
-) -> cmd.Decision:
-    """The access service's granted decision; Forbidden when denied or when none was reached."""
-    request = cmd.Decide(ins=ins, action=action, document_type=document_type)
-    try:
-        result = await ctx.runtime.rpc.call(
-            ACCESS_DECIDE,
-            "Decide",
-            request.model_dump(mode="json", exclude_none=True),
-            token=ctx.token,
-            correlation_id=ctx.correlation_id,
-        )
-        decision = cmd.Decision.model_validate(result)
-    except RpcError as exc:
-        log.warning("access_undecided", action=action, code=exc.code, reason=exc.message)
-        raise Forbidden(
-            f"the access service could not decide ({exc.code}: {exc.message}); the {action} is"
-            " refused, as when access is denied; try again later",
-            code="access_undecided",
-        ) from None
-    except ValidationError:
-        log.error("access_undecided", action=action, code="bad_decision")
-        raise Forbidden(
-            f"the access service's answer could not be read; the {action} is refused",
-            code="access_undecided",
-        ) from None
-    if not decision.granted:
-        log.info("access_denied", action=action, rule=decision.rule)
-        raise Forbidden(
-            f"access denied by rule {decision.rule}: {decision.reason}", code="access_denied"
-        )
-    return decision
-
-
 # --- commands -------------------------------------------------------------------------------
 
 
@@ -110,7 +69,7 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
     document_type = domain.check_document_type(c.document_type)
     content = domain.decode_content(c.content_b64)
     await _refuse_if_closed(ctx, c.ins)
-    decision = await _decide(ctx, c.ins, "deposit", document_type)
+    decision = await require_access(ctx, c.ins, "deposit", document_type)
 
     document_id = uuid.uuid4()
     nonce = secrets.token_bytes(domain.NONCE_BYTES)
@@ -168,7 +127,7 @@ async def read_dossier(ctx: CommandContext, c: cmd.ReadDossier) -> dict[str, Any
     """ACC_01/ACC_07/DOC_06: the documents the decision's scope opens, newest first."""
     ctx.require_actor()
     await _refuse_if_closed(ctx, c.ins)
-    decision = await _decide(ctx, c.ins, "read")
+    decision = await require_access(ctx, c.ins, "read")
     scope = domain.Scope.of(decision)
     async with ctx.runtime.pool.acquire() as conn:
         rows = await repository.list_documents(

@@ -6,21 +6,17 @@ import uuid
 from typing import Any
 
 import structlog
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from libs import outbox
-from libs.bus.rpc import RpcError
+from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.envelope import Contract
 from libs.contracts.events import DocumentDeposited, MessageSent, SpaceClosed, SpaceOpened
-from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
-from libs.tokens import Claims
 from services.messaging import domain, repository
 
 log = structlog.get_logger()
-
-ACCESS_DECIDE = "access.decide"
 
 
 class ListMessages(Contract):
@@ -52,7 +48,7 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
     async with ctx.runtime.pool.acquire() as conn:
         domain.check_can_receive(await repository.space_status(conn, c.ins))
     if sender == "professional":
-        await _require_access(ctx, actor, c.ins)
+        await require_access(ctx, c.ins, "message")
     now = ctx.runtime.now()
     message_id = uuid.uuid4()
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
@@ -85,27 +81,6 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
             correlation_id=ctx.correlation_id,
         )
     return {"message_id": str(message_id), "sent_at": now.isoformat()}
-
-
-async def _require_access(ctx: CommandContext, actor: Claims, ins: str) -> None:
-    """The access service is the only decision point; no clear answer is a refusal."""
-    try:
-        result = await ctx.runtime.rpc.call(
-            ACCESS_DECIDE,
-            "Decide",
-            cmd.Decide(ins=ins, action="message").model_dump(mode="json"),
-            token=ctx.token,
-            correlation_id=ctx.correlation_id,
-        )
-        decision = cmd.Decision.model_validate(result)
-    except (RpcError, ValidationError) as exc:
-        log.warning("access_undecided", ins=ins, actor=actor.sub, error=str(exc))
-        raise Forbidden(
-            "the access service could not decide: the message is not sent",
-            code="access_undecided",
-        ) from None
-    if not decision.granted:
-        raise Forbidden(f"access denied ({decision.rule}): {decision.reason}", code="access_denied")
 
 
 async def list_messages(ctx: CommandContext, c: ListMessages) -> dict[str, Any]:

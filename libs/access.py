@@ -1,0 +1,61 @@
+"""Asking the decision point: every service that reads or writes for a caller goes through here.
+
+The access service is the only place a decision is taken (`access.decide`). This asks it on
+behalf of the caller whose token the request carries, and turns the answer into a refusal unless
+it is a clear grant: a decision that cannot be reached (timeout, access down, an unreadable
+reply) is a denial, never a silent grant.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import structlog
+from pydantic import ValidationError
+
+from libs.bus.rpc import RpcError
+from libs.contracts import commands as cmd
+from libs.errors import Forbidden
+from libs.runtime import CommandContext
+
+log = structlog.get_logger()
+
+DECIDE_QUEUE = "access.decide"
+
+
+async def require_access(
+    ctx: CommandContext,
+    ins: str,
+    action: Literal["read", "deposit", "message", "read_history"],
+    document_type: str | None = None,
+) -> cmd.Decision:
+    """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise."""
+    request = cmd.Decide(ins=ins, action=action, document_type=document_type)
+    try:
+        result = await ctx.runtime.rpc.call(
+            DECIDE_QUEUE,
+            "Decide",
+            request.model_dump(mode="json", exclude_none=True),
+            token=ctx.token,
+            correlation_id=ctx.correlation_id,
+        )
+        decision = cmd.Decision.model_validate(result)
+    except RpcError as exc:
+        log.warning("access_undecided", action=action, code=exc.code, reason=exc.message)
+        raise Forbidden(
+            f"the access service could not decide ({exc.code}: {exc.message}); the {action} is"
+            " refused, as when access is denied; try again later",
+            code="access_undecided",
+        ) from None
+    except ValidationError:
+        log.error("access_undecided", action=action, code="bad_decision")
+        raise Forbidden(
+            f"the access service's answer could not be read; the {action} is refused",
+            code="access_undecided",
+        ) from None
+    if not decision.granted:
+        log.info("access_denied", action=action, rule=decision.rule)
+        raise Forbidden(
+            f"access denied by rule {decision.rule}: {decision.reason}", code="access_denied"
+        )
+    return decision
