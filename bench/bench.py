@@ -1,6 +1,6 @@
 """How fast the bus is, raw and through our libraries, measured in one run on this machine.
 
-    .venv/bin/python -m bench.bench            # default sizes, about 2 minutes
+    .venv/bin/python -m bench.bench            # default sizes, about 2-3 minutes
     .venv/bin/python -m bench.bench --quick    # smaller sizes, well under a minute
 
 Against the servers in DATABASE_URL / AMQP_URL (else the local ones), in a fresh database and a
@@ -607,9 +607,9 @@ async def system(
         warm = min(50, n_deposit)
         await run_in_flight(warm, IN_FLIGHT, deposit)
         await wait_until(lambda: reached(depositors, "access", warm), 120, 0.1)
-        await wait_until(lambda: reached(depositors, "message", warm), 120, 0.1)
+        await wait_until(lambda: reached(depositors, "new_message", warm), 120, 0.1)
         access_before = await alerts(depositors, "access")
-        message_before = await alerts(depositors, "message")
+        message_before = await alerts(depositors, "new_message")
         started_at = time.perf_counter()
         elapsed, latencies = await run_in_flight(n_deposit, IN_FLIGHT, deposit)
         await wait_until(
@@ -617,7 +617,7 @@ async def system(
         )
         journey = time.perf_counter() - started_at
         await wait_until(
-            lambda: reached(depositors, "message", message_before + n_deposit), 300, 0.02
+            lambda: reached(depositors, "new_message", message_before + n_deposit), 300, 0.02
         )
         everything = time.perf_counter() - started_at
         ins_list = [ins for ins, _ in depositors]
@@ -689,10 +689,10 @@ class Sizes:
 
 
 DEFAULT = Sizes(
-    raw_messages=20_000, rpc_calls=8_000, pipeline_events=8_000, decisions=2_000, deposits=600
+    raw_messages=15_000, rpc_calls=6_000, pipeline_events=6_000, decisions=1_000, deposits=400
 )
 QUICK = Sizes(
-    raw_messages=4_000, rpc_calls=2_000, pipeline_events=2_000, decisions=600, deposits=200
+    raw_messages=4_000, rpc_calls=2_000, pipeline_events=2_000, decisions=300, deposits=100
 )
 
 
