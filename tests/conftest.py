@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import pytest
 
 from libs.bus.rpc import RpcClient
@@ -38,18 +36,8 @@ def servers() -> Iterator[infra.Servers]:
 
 @pytest.fixture(scope="session")
 async def database_url(servers: infra.Servers) -> AsyncIterator[str]:
-    name = f"dmp_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield infra.with_database(servers.database_url, name)
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with infra.fresh_database(servers.database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

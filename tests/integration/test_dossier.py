@@ -15,7 +15,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -34,7 +34,6 @@ from libs.runtime import Runtime
 from libs.tokens import b64d, issue_for, private_key
 from services.dossier import domain
 from tests.conftest import Keys, build_service
-from tests.support import infra
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
 
@@ -129,34 +128,12 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def vhost_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers.amqp_url) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-async def own_database_url(servers: infra.Servers) -> AsyncIterator[str]:
-    name = f"dmp_test_dossier_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield infra.with_database(servers.database_url, name)
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
 def dossier_values(
-    settings_values: dict[str, Any], vhost_url: str, own_database_url: str
+    settings_values: dict[str, Any], own_amqp_url: str, own_database_url: str
 ) -> dict[str, Any]:
     return {
         **settings_values,
-        "amqp_url": vhost_url,
+        "amqp_url": own_amqp_url,
         "database_url": own_database_url,
         "rpc_timeout_seconds": 1.0,
     }
@@ -171,16 +148,16 @@ async def dossier(dossier_values: dict[str, Any]) -> AsyncIterator[Running]:
 
 
 @pytest.fixture(scope="module")
-async def client(vhost_url: str) -> AsyncIterator[Client]:
-    rpc = RpcClient(vhost_url, name="tests.dossier", timeout=10.0)
+async def client(own_amqp_url: str) -> AsyncIterator[Client]:
+    rpc = RpcClient(own_amqp_url, name="tests.dossier", timeout=10.0)
     await rpc.connect()
     yield Client(rpc)
     await rpc.close()
 
 
 @pytest.fixture
-async def access(vhost_url: str, dossier: Running) -> AsyncIterator[AccessStandIn]:
-    stand_in = AccessStandIn(vhost_url)
+async def access(own_amqp_url: str, dossier: Running) -> AsyncIterator[AccessStandIn]:
+    stand_in = AccessStandIn(own_amqp_url)
     await stand_in.start()
     yield stand_in
     await stand_in.stop()
@@ -244,7 +221,7 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
     access: AccessStandIn,
     db: asyncpg.Connection,
     keys: Keys,
-    vhost_url: str,
+    own_amqp_url: str,
     dossier_values: dict[str, Any],
 ) -> None:
     ins, rpps = new_nir(), new_rpps()
@@ -252,7 +229,7 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
     content = sensitive("lab")
     encoded = base64.b64encode(content).decode()
     access.policy = grant(rule="ACC_06")
-    async with EventTap(vhost_url, "dossier.#") as tap:
+    async with EventTap(own_amqp_url, "dossier.#") as tap:
         result = await client.deposit(
             token, ins, document_type="lab_report", title="Bilan sanguin", content=content
         )
@@ -322,11 +299,11 @@ async def test_denied_deposit_stores_nothing_and_publishes_nothing__ACC_08(
     access: AccessStandIn,
     db: asyncpg.Connection,
     keys: Keys,
-    vhost_url: str,
+    own_amqp_url: str,
 ) -> None:
     blocked_ins, other_ins = new_nir(), new_nir()
     token = token_for(dossier.runtime, keys)
-    async with EventTap(vhost_url, "dossier.#") as tap:
+    async with EventTap(own_amqp_url, "dossier.#") as tap:
         access.policy = deny(rule="ACC_08", reason="the holder blocked this professional")
         with pytest.raises(RpcError) as refused:
             await client.deposit(
@@ -577,13 +554,13 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
     access: AccessStandIn,
     db: asyncpg.Connection,
     keys: Keys,
-    vhost_url: str,
+    own_amqp_url: str,
 ) -> None:
     ins = new_nir()
     token = token_for(dossier.runtime, keys)
     now = dossier.runtime.now()
     await publish_event(
-        vhost_url,
+        own_amqp_url,
         SpaceOpened(ins=ins, opened_at=now - timedelta(days=1)),
         holder_key=ins,
         occurred_at=now - timedelta(days=1),
@@ -592,7 +569,7 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
     await client.deposit(token, ins, document_type="lab_report", title="before", content=b"x")
 
     await publish_event(
-        vhost_url,
+        own_amqp_url,
         SpaceClosed(ins=ins, closed_at=now, requested_by=f"holder:{ins}"),
         holder_key=ins,
         occurred_at=now,
@@ -611,7 +588,7 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
 
     # An opening older than the closure, delivered late, does not reopen the space.
     late = await publish_event(
-        vhost_url,
+        own_amqp_url,
         SpaceOpened(ins=ins, opened_at=now - timedelta(hours=1)),
         holder_key=ins,
         occurred_at=now - timedelta(hours=1),

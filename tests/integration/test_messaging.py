@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -27,7 +27,6 @@ from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
-from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir, new_rpps
 
@@ -83,12 +82,6 @@ class AccessStandIn:
 
     def asked_for(self, ins: str) -> list[Request]:
         return [r for r in self.requests if r.payload["ins"] == ins]
-
-
-@pytest.fixture(scope="module")
-def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers.amqp_url) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

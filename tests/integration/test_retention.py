@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,6 @@ from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
-from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir
 
@@ -36,28 +35,6 @@ pytestmark = pytest.mark.integration
 SWEEP = 0.2
 # Ten calendar years are at most 3653 days (three leap days).
 TEN_YEARS_AND_A_BIT = timedelta(days=3653, minutes=1)
-
-
-@pytest.fixture(scope="module")
-def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers.amqp_url) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-async def own_database_url(servers: infra.Servers) -> AsyncIterator[str]:
-    name = f"dmp_test_retention_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield infra.with_database(servers.database_url, name)
-    admin = await asyncpg.connect(servers.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="module")
