@@ -38,6 +38,9 @@ async def require_access(
             request.model_dump(mode="json", exclude_none=True),
             token=ctx.token,
             correlation_id=ctx.correlation_id,
+            # Not past the caller's own deadline: a grant they will never hear of is no use,
+            # and the deposit must not be stored after they were told it timed out.
+            timeout=ctx.remaining(ctx.runtime.rpc.timeout),
         )
         decision = cmd.Decision.model_validate(result)
     except RpcError as exc:

@@ -72,6 +72,14 @@ class CommandContext:
     correlation_id: str
     # The caller's token as received, to ask another service on the caller's behalf.
     token: str | None = None
+    # When the caller stops waiting (epoch ms), if they said.
+    deadline_ms: int | None = None
+
+    def remaining(self, default: float) -> float:
+        """Seconds left for a call made on the caller's behalf: never past their deadline."""
+        if self.deadline_ms is None:
+            return default
+        return max(0.0, min(default, self.deadline_ms / 1000 - time.time()))
 
     def require_actor(self) -> Claims:
         assert self.actor is not None, "command registered without authentication"
@@ -131,6 +139,7 @@ class Runtime:
         self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
+        self._subscribers: dict[str, Any] = {}
         self._background: list[Background] = []
         self._started = False
 
@@ -147,9 +156,12 @@ class Runtime:
     def on_events(self, queue: str, handlers: dict[type[Event], EventHandler]) -> None:
         self._queues[queue] = [cls.routing_key() for cls in handlers]
 
-        @self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
         )
+        self._subscribers[queue] = subscriber
+
+        @subscriber
         async def consume(message: RabbitMessage) -> None:
             await self._consume_event(queue, handlers, message)
 
@@ -158,9 +170,12 @@ class Runtime:
         # Every command queue answers Ping: readiness probes and the demo wait on it.
         commands = {"Ping": Command(Ping, self._ping, authenticated=False), **commands}
 
-        @self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
         )
+        self._subscribers[queue] = subscriber
+
+        @subscriber
         async def serve(message: RabbitMessage) -> None:
             await self._serve_command(queue, commands, message)
 
@@ -170,7 +185,25 @@ class Runtime:
         self._background.append(Background(start, stop))
 
     async def _ping(self, _ctx: CommandContext, _c: Ping) -> dict[str, Any]:
-        return {"service": self.name, "ready": self._started}
+        """Ready when started and every queue of this service has its consumer."""
+        consuming = {queue: await self._consuming(sub) for queue, sub in self._subscribers.items()}
+        return {
+            "service": self.name,
+            "ready": self._started and all(consuming.values()),
+            "consuming": consuming,
+        }
+
+    @staticmethod
+    async def _consuming(subscriber: Any) -> bool:
+        # The broker can cancel a consumer (queue deleted, node lost) and aio-pika's robust
+        # connection does not bring it back (aio-pika #334). The channel forgets a cancelled
+        # consumer's tag, so that is where to look. (A quorum queue's declare-ok reports no
+        # consumer count on 3.10, so the broker cannot be asked that way.)
+        tag, queue = subscriber._consumer_tag, subscriber._queue_obj
+        if tag is None or queue is None or queue.channel.is_closed:
+            return False
+        channel = await queue.channel.get_underlay_channel()
+        return tag in channel.consumers
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -310,7 +343,9 @@ class Runtime:
             log.warning("request_expired_dropped")
             await message.ack()
             return
-        reply = await self._run_command(commands, raw.body)
+        reply = await self._run_command(
+            commands, raw.body, deadline if isinstance(deadline, int) else None
+        )
         if raw.reply_to:
             try:
                 await self.publisher.reply(
@@ -326,7 +361,9 @@ class Runtime:
             return
         await message.ack()
 
-    async def _run_command(self, commands: dict[str, Command[Any]], body: bytes) -> Reply:
+    async def _run_command(
+        self, commands: dict[str, Command[Any]], body: bytes, deadline_ms: int | None
+    ) -> Reply:
         try:
             request = Request.model_validate_json(body)
         except ValidationError as exc:
@@ -346,7 +383,8 @@ class Runtime:
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
             result = await command.handler(
-                CommandContext(self, actor, request.correlation_id, request.token), payload
+                CommandContext(self, actor, request.correlation_id, request.token, deadline_ms),
+                payload,
             )
         except DomainError as exc:
             log.info("command_refused", code=exc.code, reason=exc.message)

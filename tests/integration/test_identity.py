@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 
-from libs.bus.rpc import RpcError
+from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.runtime import Runtime
 from libs.tokens import issue_for, new_keypair, private_key
-from tests.conftest import Keys
+from tests.conftest import Keys, build_service
 from tests.support.bus import EventTap
 from tests.support.people import new_nir, new_professional
 
@@ -123,3 +125,29 @@ async def test_professional_signs_in_with_card_and_gets_a_verifiable_token(
     with pytest.raises(RpcError) as refused:
         await client.sign_in_with_card("professional", pro.rpps, impostor_private)
     assert refused.value.code == "unauthenticated"
+
+
+async def test_ping_reports_ready_only_while_every_queue_has_its_consumer(
+    client: Client, settings_values: dict[str, Any], own_amqp_url: str, own_database_url: str
+) -> None:
+    runtime = build_service(
+        "identity", settings_values, amqp_url=own_amqp_url, database_url=own_database_url
+    )
+    await runtime.start()
+    rpc = RpcClient(own_amqp_url, name="tests.ping", timeout=5)
+    await rpc.connect()
+    try:
+        ready = await rpc.call("identity.commands", "Ping", {})
+        assert ready["ready"] is True, ready
+        # The broker cancels the consumer of a deleted queue; nothing brings it back.
+        await runtime.publisher.channel.queue_delete("identity.space-lifecycle")
+        await asyncio.sleep(0.2)
+        not_ready = await rpc.call("identity.commands", "Ping", {})
+        assert not_ready["ready"] is False
+        assert not_ready["consuming"] == {
+            "identity.commands": True,
+            "identity.space-lifecycle": False,
+        }
+    finally:
+        await rpc.close()
+        await runtime.stop()
