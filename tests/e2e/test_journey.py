@@ -253,3 +253,21 @@ async def test_8_closing_the_space_stops_every_service__RET_01__RET_05__ACC_17(
     closed_at = closed["closed_at"]
     years = (due - system["retention"].now()).days / 365.25
     assert 9.9 < years <= 10.01, (closed_at, due)
+
+
+async def test_9_a_person_who_objects_within_six_weeks_gets_no_space__SPC_01(
+    journey: Journey, client: Client, keys: Keys, database_url: str
+) -> None:
+    operator = await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    nir = new_nir(sex=1, year=75)
+    await client.register_holder(
+        operator, nir=nir, first_name="Paul", last_name="Petit", birth_date=date(1975, 2, 3)
+    )
+    objected = await client.rpc.call(
+        "identity.commands", "ObjectToSpace", {"ins": nir}, token=operator
+    )
+    assert objected["status"] == "objected"
+    await advance(database_url, timedelta(weeks=6, minutes=1))
+    await journey.tap.wait_for("SpaceOpeningDue", ins=nir, timeout=30)
+    await asyncio.sleep(1.0)  # identity has had time to (not) open it
+    assert not journey.tap.of_type("SpaceOpened", ins=nir)
