@@ -35,6 +35,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +55,7 @@ from libs.contracts.envelope import Contract, Event, envelope_for, register
 from libs.runtime import Command, CommandContext, EventContext, Runtime
 from libs.settings import ServiceSettings
 from libs.tokens import new_keypair
+from scripts import processes
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -449,6 +451,7 @@ async def system(
     n_decide: int,
     n_deposit: int,
     pool_size: int,
+    in_process: bool,
 ) -> None:
     section_decide = "system access.decide (64)"
     section_deposit = "system deposits (64)"
@@ -484,17 +487,25 @@ async def system(
     }
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
+    running: dict[str, Any] = {}
     rpc = RpcClient(amqp_url, name="bench-client", timeout=60)
     # The bench's own connection first: PostgreSQL allows 100 in all, and the services take many.
     alerts_db = await asyncpg.connect(database_url)
     try:
-        for name, module in modules.items():
-            runtimes[name] = module.build(module.Settings(**values))
-        for runtime in runtimes.values():
-            await runtime.start()
-            started.append(runtime)
+        if in_process:
+            for name, module in modules.items():
+                runtimes[name] = module.build(module.Settings(**values))
+            for runtime in runtimes.values():
+                await runtime.start()
+                started.append(runtime)
+        else:
+            # As deployed: one process per service, so they share the machine's cores.
+            env = {**os.environ, **processes.environment(values)}
+            running = processes.start(env, identity_private, Path(tempfile.mkdtemp()) / "logs")
         await rpc.connect()
         client = Client(rpc)
+        if not in_process:
+            await processes.wait_ready(client)
 
         setup_started = time.perf_counter()
         operator = await client.sign_in_with_card("operator", operator_id, operator_private)
@@ -644,6 +655,8 @@ async def system(
         for runtime in reversed(started):
             with contextlib.suppress(Exception):
                 await runtime.stop()
+        if running:
+            processes.stop(running)
         smtp.__exit__()
 
 
@@ -696,7 +709,7 @@ QUICK = Sizes(
 )
 
 
-async def main(sizes: Sizes, skip_system: bool, pool_size: int) -> Report:
+async def main(sizes: Sizes, skip_system: bool, pool_size: int, in_process: bool) -> Report:
     report = Report()
     logging.basicConfig(level=logging.WARNING)
     async with fresh_infra() as (database_url, amqp_url):
@@ -710,7 +723,15 @@ async def main(sizes: Sizes, skip_system: bool, pool_size: int) -> Report:
         if skip_system:
             report.add("system", "skipped", "skipped: --no-system")
         else:
-            await system(report, database_url, amqp_url, sizes.decisions, sizes.deposits, pool_size)
+            await system(
+                report,
+                database_url,
+                amqp_url,
+                sizes.decisions,
+                sizes.deposits,
+                pool_size,
+                in_process,
+            )
     return report
 
 
@@ -751,6 +772,11 @@ def cli() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (well under a minute)")
     parser.add_argument("--no-system", action="store_true", help="skip the six-service section")
     parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the six services in this process (one core) instead of one process each",
+    )
+    parser.add_argument(
         "--db-pool-size",
         type=int,
         default=DB_POOL_SIZE,
@@ -760,7 +786,7 @@ def cli() -> None:
     sizes = QUICK if args.quick else DEFAULT
     print(f"bench: {'quick' if args.quick else 'default'} sizes {sizes}, {os.cpu_count()} cpus")
     started = time.perf_counter()
-    report = asyncio.run(main(sizes, args.no_system, args.db_pool_size))
+    report = asyncio.run(main(sizes, args.no_system, args.db_pool_size, args.in_process))
     report.print_table()
     print_ratios(report)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

@@ -31,14 +31,17 @@ def channel_for(schema: str) -> str:
 
 
 async def add(conn: Conn, envelope: Envelope, routing_key: str) -> None:
+    # One round trip: the insert, and the wake-up the relay gets when this transaction commits.
     await conn.execute(
-        "INSERT INTO outbox (event_id, routing_key, body, correlation_id) VALUES ($1, $2, $3, $4)",
+        """WITH written AS (
+               INSERT INTO outbox (event_id, routing_key, body, correlation_id)
+               VALUES ($1, $2, $3, $4) RETURNING 1)
+           SELECT pg_notify('outbox_' || current_schema(), '') FROM written""",
         envelope.event_id,
         routing_key,
         envelope.model_dump_json().encode(),
         envelope.correlation_id,
     )
-    await conn.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
 
 
 async def add_event(

@@ -7,32 +7,22 @@ service logs in .run/logs/<service>.log; mails received in .run/mail/. Ctrl-C st
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from libs.bus.rpc import RpcClient, RpcError
+from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.tokens import b64e, new_keypair
-from scripts import demo
+from scripts import demo, processes
 from scripts.smtp_sink import SmtpServer
 
-SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 RUN = Path(".run")
 OPERATOR = "cnam-demo-agent"
-
-
-def _die_with_parent() -> None:
-    # Linux: the services get SIGTERM if this runner dies, however it dies.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def keys() -> dict[str, str]:
@@ -67,18 +57,6 @@ async def ensure_database(url: str) -> None:
         await admin.close()
 
 
-async def wait_ready(client: Client, queues: list[str], timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        for queue in queues:
-            while True:
-                try:
-                    if (await client.rpc.call(queue, "Ping", {}, timeout=2))["ready"]:
-                        break
-                except RpcError:
-                    pass
-                await asyncio.sleep(0.3)
-
-
 async def main() -> None:
     database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -91,32 +69,23 @@ async def main() -> None:
     smtp.__enter__()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
-        "AMQP_URL": amqp_url,
-        "IDENTITY_PUBLIC_KEY": k["identity_public"],
-        "OPERATOR_PUBLIC_KEYS": json.dumps({OPERATOR: k["operator_public"]}),
-        "DOSSIER_CONTENT_KEY": k["dossier_content_key"],
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port),
-        # The demo moves time forward; a production deployment keeps "system".
-        "CLOCK_MODE": "adjustable",
-        "SWEEP_INTERVAL_SECONDS": "1",
+        **processes.environment(
+            {
+                "database_url": database_url,
+                "amqp_url": amqp_url,
+                "identity_public_key": k["identity_public"],
+                "operator_public_keys": {OPERATOR: k["operator_public"]},
+                "dossier_content_key": k["dossier_content_key"],
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp_port,
+                # The demo moves time forward; a production deployment keeps "system".
+                "clock_mode": "adjustable",
+                "sweep_interval_seconds": 1,
+            }
+        ),
     }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        service_env = dict(env)
-        if name == "identity":  # only identity holds the signing key
-            service_env["IDENTITY_PRIVATE_KEY"] = k["identity_private"]
-        log = (RUN / "logs" / f"{name}.log").open("ab")
-        # Popen returns at once: the services run beside this loop, not in it.
-        processes[name] = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", f"services.{name}"],
-            env=service_env,
-            stdout=log,
-            stderr=log,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-    print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in processes.items())}.")
+    running = processes.start(env, k["identity_private"], RUN / "logs")
+    print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in running.items())}.")
     print(f"Logs in {RUN / 'logs'}/; mails to holders land in {RUN / 'mail'}/ (SMTP :{smtp_port}).")
 
     rpc = RpcClient(amqp_url, name="demo", timeout=15)
@@ -127,10 +96,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await wait_ready(
-            client,
-            [f"{n}.commands" for n in SERVICES] + ["access.decide"],
-        )
+        await processes.wait_ready(client)
         print("All six services answer. The journey of one holder, through the bus:")
         await demo.play(
             client,
@@ -148,14 +114,7 @@ async def main() -> None:
         await stop.wait()
     finally:
         await rpc.close()
-        for process in processes.values():
-            process.send_signal(signal.SIGTERM)
-        for name, process in processes.items():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                print(f"{name} did not stop in time and was killed")
+        processes.stop(running)
         smtp.__exit__()
         print("Stopped.")
 

@@ -1,0 +1,81 @@
+"""The six services as separate processes, as they run in production (one per service).
+
+Used by `make run` and by the benchmark. Settings go through the environment, as in deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from libs.bus.rpc import RpcError
+from libs.client import Client
+
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+COMMAND_QUEUES = [f"{name}.commands" for name in SERVICES] + ["access.decide"]
+
+
+def _die_with_parent() -> None:
+    # Linux: the services get SIGTERM if the runner dies, however it dies.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def environment(values: dict[str, Any]) -> dict[str, str]:
+    """Settings as environment variables (pydantic-settings reads dicts as JSON)."""
+    return {
+        key.upper(): json.dumps(value) if isinstance(value, dict | list) else str(value)
+        for key, value in values.items()
+    }
+
+
+def start(
+    base_env: dict[str, str], identity_private_key: str, log_dir: Path
+) -> dict[str, subprocess.Popen[bytes]]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        env = {k: v for k, v in base_env.items() if k != "IDENTITY_PRIVATE_KEY"}
+        if name == "identity":  # only identity holds the signing key
+            env["IDENTITY_PRIVATE_KEY"] = identity_private_key
+        log = (log_dir / f"{name}.log").open("ab")
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    return processes
+
+
+def stop(processes: dict[str, subprocess.Popen[bytes]], timeout: float = 20) -> None:
+    for process in processes.values():
+        process.send_signal(signal.SIGTERM)
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            print(f"{name} did not stop in time and was killed", file=sys.stderr)
+
+
+async def wait_ready(
+    client: Client, queues: list[str] = COMMAND_QUEUES, timeout: float = 60
+) -> None:
+    """Until every service answers Ping with ready (consuming on all its queues)."""
+    async with asyncio.timeout(timeout):
+        for queue in queues:
+            while True:
+                try:
+                    if (await client.rpc.call(queue, "Ping", {}, timeout=2))["ready"]:
+                        break
+                except RpcError:
+                    pass
+                await asyncio.sleep(0.3)
