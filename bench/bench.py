@@ -181,25 +181,13 @@ def envelope_body(i: int) -> bytes:
 
 @contextlib.asynccontextmanager
 async def fresh_infra() -> AsyncIterator[tuple[str, str]]:
-    from tests.support.infra import fresh_vhost, with_database
+    """A database and a vhost of the bench's own on the servers the tests would use."""
+    from tests.support import infra
 
-    server_db = os.environ.get("DATABASE_URL", LOCAL_DATABASE_URL)
-    server_amqp = os.environ.get("AMQP_URL", LOCAL_AMQP_URL)
-    name = f"dmp_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_db)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        with fresh_vhost(server_amqp) as amqp_url:
-            yield with_database(server_db, name), amqp_url
-    finally:
-        admin = await asyncpg.connect(server_db)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    with infra.servers() as servers:
+        async with infra.fresh_database(servers.database_url, "dmp_bench") as database_url:
+            with infra.fresh_vhost(servers) as amqp_url:
+                yield database_url, amqp_url
 
 
 def service_settings(

@@ -42,7 +42,7 @@ async def database_url(servers: infra.Servers) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers.amqp_url) as url:
+    with infra.fresh_vhost(servers) as url:
         yield url
 
 

@@ -15,7 +15,7 @@ from tests.support import infra
 
 @pytest.fixture(scope="module")
 def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers.amqp_url) as url:
+    with infra.fresh_vhost(servers) as url:
         yield url
 
 

@@ -13,8 +13,9 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -24,10 +25,40 @@ LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+RabbitCtl = Callable[[list[str]], None]
+
+
 @dataclass(frozen=True)
 class Servers:
     database_url: str  # a maintenance database on the server (to create test databases)
     amqp_url: str
+    # How to run `rabbitmqctl` against this broker (to make vhosts), where we can.
+    rabbitmqctl: RabbitCtl | None = None
+
+
+def _local_rabbitmqctl(amqp_url: str) -> RabbitCtl | None:
+    ctl = shutil.which("rabbitmqctl")
+    parts = urlsplit(amqp_url)
+    if (
+        ctl is None
+        or parts.hostname not in ("127.0.0.1", "localhost")
+        or parts.path not in ("", "/")
+    ):
+        return None
+
+    def run(args: list[str]) -> None:
+        subprocess.run([ctl, "-q", *args], check=True, capture_output=True)
+
+    return run
+
+
+def _container_rabbitmqctl(container: Any) -> RabbitCtl:
+    def run(args: list[str]) -> None:
+        result = container.exec(["rabbitmqctl", "-q", *args])
+        if result.exit_code != 0:
+            raise RuntimeError(f"rabbitmqctl {args} failed: {result.output!r}")
+
+    return run
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -68,6 +99,7 @@ def servers() -> Iterator[Servers]:
             yield Servers(
                 pg.get_connection_url(driver=None),
                 f"amqp://{mq.username}:{mq.password}@{host}:{port}/",
+                _container_rabbitmqctl(mq),
             )
         return
     database_url = database_url or LOCAL_DATABASE_URL
@@ -79,7 +111,7 @@ def servers() -> Iterator[Servers]:
                 " DATABASE_URL / AMQP_URL, or run a Docker engine for testcontainers",
                 pytrace=False,
             )
-    yield Servers(database_url, amqp_url)
+    yield Servers(database_url, amqp_url, _local_rabbitmqctl(amqp_url))
 
 
 def with_database(url: str, name: str) -> str:
@@ -93,36 +125,24 @@ def with_vhost(url: str, vhost: str) -> str:
 
 
 @contextlib.contextmanager
-def fresh_vhost(amqp_url: str) -> Iterator[str]:
-    """A vhost of its own for this run, where the broker is local and rabbitmqctl is here.
+def fresh_vhost(servers: Servers) -> Iterator[str]:
+    """A vhost of its own, removed at the end, where rabbitmqctl can reach the broker.
 
-    Elsewhere (a container) the broker is fresh anyway, and the URL is used as given.
+    Otherwise (a broker given by URL elsewhere) the URL is used as given.
     """
-    host = urlsplit(amqp_url).hostname
-    ctl = shutil.which("rabbitmqctl")
-    if (
-        ctl is None
-        or host not in ("127.0.0.1", "localhost")
-        or urlsplit(amqp_url).path
-        not in (
-            "",
-            "/",
-        )
-    ):
-        yield amqp_url
+    ctl = servers.rabbitmqctl
+    if ctl is None:
+        yield servers.amqp_url
         return
     vhost = f"dmp-test-{uuid.uuid4().hex[:8]}"
-    user = urlsplit(amqp_url).username or "guest"
-    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(
-        [ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
+    user = urlsplit(servers.amqp_url).username or "guest"
+    ctl(["add_vhost", vhost])
+    ctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
     try:
-        yield with_vhost(amqp_url, vhost)
+        yield with_vhost(servers.amqp_url, vhost)
     finally:
-        subprocess.run([ctl, "-q", "delete_vhost", vhost], check=False, capture_output=True)
+        with contextlib.suppress(Exception):
+            ctl(["delete_vhost", vhost])
 
 
 @contextlib.asynccontextmanager
