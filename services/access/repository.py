@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 
+from libs.contracts.events import AccessLogged
 from libs.db import Conn
 from services.access.domain import Authorization, HolderSettings
 
@@ -115,19 +115,9 @@ async def list_permissions(conn: Conn, ins: str) -> dict[str, list[dict[str, obj
 
 async def insert_trace(
     conn: Conn,
+    logged: AccessLogged,
     *,
-    trace_id: UUID,
-    decision_id: UUID,
-    ins: str,
-    at: datetime,
-    actor_kind: str,
-    actor_id: str,
-    actor_name: str,
-    actor_profession: str | None,
-    action: str,
     document_type: str | None,
-    outcome: str,
-    rule: str,
     reason: str,
     correlation_id: str,
 ) -> None:
@@ -136,18 +126,18 @@ async def insert_trace(
                                actor_profession, action, document_type, outcome, rule, reason,
                                correlation_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-        trace_id,
-        decision_id,
-        ins,
-        at,
-        actor_kind,
-        actor_id,
-        actor_name,
-        actor_profession,
-        action,
+        logged.trace_id,
+        logged.decision_id,
+        logged.ins,
+        logged.at,
+        logged.actor_kind,
+        logged.actor_id,
+        logged.actor_name,
+        logged.actor_profession,
+        logged.action,
         document_type,
-        outcome,
-        rule,
+        logged.outcome,
+        logged.rule,
         reason,
         correlation_id,
     )

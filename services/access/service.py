@@ -27,69 +27,45 @@ async def decide(ctx: CommandContext, c: cmd.Decide) -> cmd.Decision:
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         holder = await repository.holder_settings(conn, c.ins, rpps)
         decision = domain.decide(actor, c.ins, c.action, c.document_type, holder, now)
-        outcome = "granted" if decision.granted else "denied"
-        await repository.insert_trace(
-            conn,
+        about: dict[str, Any] = {
+            "decision_id": decision_id,
+            "ins": c.ins,
+            "actor_kind": actor.kind,
+            "actor_id": actor.sub,
+            "action": c.action,
+            "rule": decision.rule,
+        }
+        logged = AccessLogged(
+            **about,
             trace_id=trace_id,
-            decision_id=decision_id,
-            ins=c.ins,
-            at=now,
-            actor_kind=actor.kind,
-            actor_id=actor.sub,
             actor_name=actor.name,
             actor_profession=actor.profession,
-            action=c.action,
+            outcome="granted" if decision.granted else "denied",
+            at=now,
+        )
+        await repository.insert_trace(
+            conn,
+            logged,
             document_type=c.document_type,
-            outcome=outcome,
-            rule=decision.rule,
             reason=decision.reason,
             correlation_id=ctx.correlation_id,
+        )
+        outcome: AccessGranted | AccessDenied = (
+            AccessGranted(
+                **about,
+                document_types=decision.document_types,
+                include_masked=decision.include_masked,
+            )
+            if decision.granted
+            else AccessDenied(**about, reason=decision.reason)
         )
         common: dict[str, Any] = {
             "holder_key": c.ins,
             "occurred_at": now,
             "correlation_id": ctx.correlation_id,
         }
-        outcome_event = (
-            AccessGranted(
-                decision_id=decision_id,
-                ins=c.ins,
-                actor_kind=actor.kind,
-                actor_id=actor.sub,
-                action=c.action,
-                rule=decision.rule,
-                document_types=decision.document_types,
-                include_masked=decision.include_masked,
-            )
-            if decision.granted
-            else AccessDenied(
-                decision_id=decision_id,
-                ins=c.ins,
-                actor_kind=actor.kind,
-                actor_id=actor.sub,
-                action=c.action,
-                rule=decision.rule,
-                reason=decision.reason,
-            )
-        )
-        await outbox.add_event(conn, outcome_event, **common)
-        await outbox.add_event(
-            conn,
-            AccessLogged(
-                trace_id=trace_id,
-                decision_id=decision_id,
-                ins=c.ins,
-                actor_kind=actor.kind,
-                actor_id=actor.sub,
-                actor_name=actor.name,
-                actor_profession=actor.profession,
-                action=c.action,
-                outcome=outcome,
-                rule=decision.rule,
-                at=now,
-            ),
-            **common,
-        )
+        await outbox.add_event(conn, outcome, **common)
+        await outbox.add_event(conn, logged, **common)
     return cmd.Decision(
         decision_id=decision_id,
         granted=decision.granted,
