@@ -44,6 +44,23 @@ async def open_space(access: Runtime, amqp_url: str) -> str:
             await asyncio.sleep(0.05)
 
 
+async def space_and_professional(
+    access: Runtime, keys: Keys, amqp_url: str, profession: str = "physician"
+) -> tuple[str, str, str, str]:
+    """An open space, a professional, and their tokens: (ins, rpps, holder token, pro token)."""
+    ins = await open_space(access, amqp_url)
+    rpps = new_rpps()
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    pro = token_for(
+        keys.identity_private,
+        sub=rpps,
+        kind="professional",
+        profession=profession,
+        now=access.now(),
+    )
+    return ins, rpps, holder, pro
+
+
 async def decide(
     client: Client, token: str, ins: str, action: str = "read", **extra: Any
 ) -> dict[str, Any]:
@@ -55,16 +72,7 @@ async def decide(
 async def test_authorized_professional_is_granted_traced_and_published__ACC_05__ACC_03(
     access: Runtime, client: Client, keys: Keys, amqp_url: str
 ) -> None:
-    ins = await open_space(access, amqp_url)
-    rpps = new_rpps()
-    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
-    pro = token_for(
-        keys.identity_private,
-        sub=rpps,
-        kind="professional",
-        profession="physician",
-        now=access.now(),
-    )
+    ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     async with EventTap(amqp_url, "access.#") as tap:
         await client.authorize(holder, ins, rpps)
         decision = await decide(client, pro, ins)
@@ -99,16 +107,7 @@ async def test_unauthorized_professional_is_denied_with_the_rule_named__ACC_18(
 async def test_blocked_professional_is_denied__ACC_08(
     access: Runtime, client: Client, keys: Keys, amqp_url: str
 ) -> None:
-    ins = await open_space(access, amqp_url)
-    rpps = new_rpps()
-    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
-    pro = token_for(
-        keys.identity_private,
-        sub=rpps,
-        kind="professional",
-        profession="physician",
-        now=access.now(),
-    )
+    ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     await client.authorize(holder, ins, rpps)
     await client.rpc.call(
         "access.commands", "BlockProfessional", {"ins": ins, "rpps": rpps}, token=holder
@@ -152,16 +151,7 @@ async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
 async def test_closed_space_denies_everyone__ACC_17(
     access: Runtime, client: Client, keys: Keys, amqp_url: str
 ) -> None:
-    ins = await open_space(access, amqp_url)
-    rpps = new_rpps()
-    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
-    pro = token_for(
-        keys.identity_private,
-        sub=rpps,
-        kind="professional",
-        profession="physician",
-        now=access.now(),
-    )
+    ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     await client.authorize(holder, ins, rpps)
     assert (await decide(client, pro, ins))["granted"]
     await publish_event(
