@@ -22,8 +22,8 @@ infra:
 run: venv infra
 	$(PY) -m scripts.run_system
 
-## Run every test tier against real PostgreSQL, RabbitMQ and SMTP.
-test: venv infra
+## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
+test: venv infra lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: venv

@@ -108,3 +108,19 @@ async def identity(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
     await runtime.start()
     yield runtime
     await runtime.stop()
+
+
+# Isolation for modules that run services beside stand-ins, or as processes, or move the clock
+# by years: a database and a vhost of their own.
+
+
+@pytest.fixture(scope="module")
+def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
+    with infra.fresh_vhost(servers) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def own_database_url(servers: infra.Servers) -> AsyncIterator[str]:
+    async with infra.fresh_database(servers.database_url) as url:
+        yield url
