@@ -31,3 +31,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 def bind_correlation(correlation_id: str | None, **extra: object) -> None:
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id, **extra)
+
+
+def new_message_context(service: str, **values: object) -> None:
+    """Forget the previous message's context (each delivery runs in its own task anyway)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service, **values)

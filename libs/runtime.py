@@ -40,7 +40,7 @@ from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
 from libs.db import Conn, Pool
 from libs.errors import DomainError, InvalidInput
 from libs.inbox import first_delivery
-from libs.logging import bind_correlation, configure_logging
+from libs.logging import bind_correlation, configure_logging, new_message_context
 from libs.outbox import OutboxRelay
 from libs.settings import ServiceSettings
 from libs.tokens import Claims, TokenVerifier
@@ -271,8 +271,9 @@ class Runtime:
         self, queue: str, handlers: dict[type[Event], EventHandler], message: Any
     ) -> None:
         raw = message.raw_message
-        structlog.contextvars.clear_contextvars()
-        bind_correlation(raw.correlation_id, queue=queue, message_id=raw.message_id)
+        new_message_context(
+            self.name, correlation_id=raw.correlation_id, queue=queue, message_id=raw.message_id
+        )
         try:
             envelope = Envelope.model_validate_json(raw.body)
             event = open_envelope(envelope)
@@ -335,8 +336,7 @@ class Runtime:
         self, queue: str, commands: dict[str, Command[Any]], message: Any
     ) -> None:
         raw = message.raw_message
-        structlog.contextvars.clear_contextvars()
-        bind_correlation(raw.correlation_id, queue=queue)
+        new_message_context(self.name, correlation_id=raw.correlation_id, queue=queue)
         deadline = (raw.headers or {}).get(DEADLINE_HEADER)
         if isinstance(deadline, int) and time.time() * 1000 > deadline:
             # The caller has given up and been told so: acting now would surprise them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
+from libs.logging import configure_logging
 from libs.runtime import Runtime
 from libs.tokens import issue_for, new_keypair, private_key
 from tests.conftest import Keys, build_service
@@ -151,3 +153,39 @@ async def test_ping_reports_ready_only_while_every_queue_has_its_consumer(
     finally:
         await rpc.close()
         await runtime.stop()
+
+
+async def test_logs_are_json_lines_carrying_service_and_correlation_id(
+    settings_values: dict[str, Any],
+    own_amqp_url: str,
+    own_database_url: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    runtime = build_service(
+        "identity",
+        settings_values,
+        amqp_url=own_amqp_url,
+        database_url=own_database_url,
+        log_level="INFO",
+    )
+    await runtime.start()
+    rpc = RpcClient(own_amqp_url, name="tests.logs", timeout=5)
+    await rpc.connect()
+    try:
+        with pytest.raises(RpcError):
+            await rpc.call(
+                "identity.commands",
+                "SignInHolder",
+                {"ins": new_nir(), "code": "123456"},
+                correlation_id="corr-logs-1",
+            )
+    finally:
+        await rpc.close()
+        await runtime.stop()
+        configure_logging("tests", "WARNING")
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    refused = [line for line in lines if line.get("event") == "command_refused"]
+    assert refused and refused[0]["correlation_id"] == "corr-logs-1"
+    assert refused[0]["service"] == "identity" and refused[0]["command"] == "SignInHolder"
