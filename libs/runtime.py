@@ -399,3 +399,8 @@ class Runtime:
 
 def _error(code: str, message: str) -> Reply:
     return Reply(ok=False, error=ErrorInfo(code=code, message=message))
+
+
+def serve(app: Callable[[], FastStream]) -> None:
+    """Run a service until SIGINT/SIGTERM (FastStream stops gracefully on either)."""
+    asyncio.run(app().run())

@@ -1,5 +1,4 @@
-import asyncio
-
+from libs.runtime import serve
 from services.access.main import app
 
-asyncio.run(app().run())
+serve(app)
