@@ -74,6 +74,9 @@ class CommandContext:
     token: str | None = None
     # When the caller stops waiting (epoch ms), if they said.
     deadline_ms: int | None = None
+    # The broker user that sent the request, as RabbitMQ validated it (`user_id`): which service
+    # or kind of client is calling, whoever the token says the person is.
+    caller: str | None = None
 
     def remaining(self, default: float) -> float:
         """Seconds left for a call made on the caller's behalf: never past their deadline."""
@@ -150,6 +153,10 @@ class Runtime:
 
     def now(self) -> Any:
         return self.clock.now()
+
+    def bus_user(self, service: str) -> str:
+        """The broker user a service (or kind of client) connects as in this deployment."""
+        return f"{self.settings.bus_user_prefix}{service}"
 
     # --- registration ---------------------------------------------------------------------
 
@@ -344,7 +351,7 @@ class Runtime:
             await message.ack()
             return
         reply = await self._run_command(
-            commands, raw.body, deadline if isinstance(deadline, int) else None
+            commands, raw.body, deadline if isinstance(deadline, int) else None, raw.user_id
         )
         if raw.reply_to:
             try:
@@ -362,7 +369,11 @@ class Runtime:
         await message.ack()
 
     async def _run_command(
-        self, commands: dict[str, Command[Any]], body: bytes, deadline_ms: int | None
+        self,
+        commands: dict[str, Command[Any]],
+        body: bytes,
+        deadline_ms: int | None,
+        caller: str | None = None,
     ) -> Reply:
         try:
             request = Request.model_validate_json(body)
@@ -383,7 +394,9 @@ class Runtime:
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
             result = await command.handler(
-                CommandContext(self, actor, request.correlation_id, request.token, deadline_ms),
+                CommandContext(
+                    self, actor, request.correlation_id, request.token, deadline_ms, caller
+                ),
                 payload,
             )
         except DomainError as exc:

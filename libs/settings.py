@@ -24,3 +24,6 @@ class ServiceSettings(BaseSettings):
     clock_mode: Literal["system", "adjustable"] = "system"
     log_level: str = "INFO"
     graceful_timeout_seconds: float = 10.0
+    # Broker users are named `<prefix><service>` (e.g. "dossier"); a prefix lets several
+    # deployments (or test runs) share one broker, whose users are not per virtual host.
+    bus_user_prefix: str = ""
