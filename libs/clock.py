@@ -47,8 +47,7 @@ class Clock:
         if not self.adjustable:
             return
         self._conn = await asyncpg.connect(database_url)
-        async with _ddl_lock(self._conn):
-            await self._conn.execute(_DDL)
+        await ensure_clock_schema(self._conn)
         await self._refresh()
         await self._conn.add_listener(CHANNEL, self._on_notify)
         self._poll = asyncio.create_task(self._poll_forever(database_url))
@@ -93,12 +92,19 @@ async def _ddl_lock(conn: asyncpg.Connection):  # type: ignore[no-untyped-def]
         await conn.execute("SELECT pg_advisory_unlock(hashtext('dmp_clock'))")
 
 
+async def ensure_clock_schema(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Made by the administrator when provisioning; a service's role may only read it."""
+    if await conn.fetchval("SELECT to_regclass('dmp_clock.offset') IS NOT NULL"):
+        return
+    async with _ddl_lock(conn):
+        await conn.execute(_DDL)
+
+
 async def advance(database_url: str, delta: timedelta) -> timedelta:
     """Move the shared clock forward for every running service; returns the new offset."""
     conn = await asyncpg.connect(database_url)
     try:
-        async with _ddl_lock(conn):
-            await conn.execute(_DDL)
+        await ensure_clock_schema(conn)
         async with conn.transaction():
             seconds = await conn.fetchval(
                 "UPDATE dmp_clock.offset SET offset_seconds = offset_seconds + $1"

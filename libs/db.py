@@ -40,7 +40,10 @@ async def migrate(pool: Pool, schema: str, sources: dict[str, Path]) -> list[str
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext('migrate:' || $1))", schema)
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # Provisioning made the schema, owned by this service's role, which may not create
+            # one (and PostgreSQL checks that right even for CREATE SCHEMA IF NOT EXISTS).
+            if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f'CREATE SCHEMA "{schema}"')
             await conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
                 " version text PRIMARY KEY,"

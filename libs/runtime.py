@@ -28,6 +28,7 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.subscriber import RabbitSubscriber
 from pydantic import ValidationError
 
 from libs import db
@@ -39,6 +40,8 @@ from libs.contracts.commands import ErrorInfo, Reply, Request
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
 from libs.db import Conn, Pool
 from libs.errors import DomainError, InvalidInput
+from libs.faults import is_transient
+from libs.health import HealthServer, Progress
 from libs.inbox import first_delivery
 from libs.logging import bind_correlation, configure_logging, new_message_context
 from libs.outbox import OutboxRelay
@@ -48,6 +51,26 @@ from libs.tokens import Claims, TokenVerifier
 log = structlog.get_logger()
 
 C = TypeVar("C", bound=Contract)
+
+# A message whose handler fails this many times, for a reason that is not an outage, is poison.
+POISON_ATTEMPTS = 3
+# Set by a service that gives one of its own deliveries back to its queue: the publisher it had
+# verified (believed only when the message comes from that same service's broker user).
+ORIGINAL_PUBLISHER = "x-original-publisher"
+
+
+async def _raw_body(message: Any) -> bytes:
+    """faststream's decoder would parse JSON before the runtime sees the message, and a body that
+    fails there is never acked nor dead-lettered (it halts the consumer): the runtime decodes."""
+    return message.body  # type: ignore[no-any-return]
+
+
+async def _ack(message: Any) -> None:
+    try:
+        await message.ack()
+    except Exception as exc:
+        # The channel went away after the effects committed: the redelivery meets the inbox.
+        log.warning("ack_failed", error=repr(exc))
 
 
 @dataclass(frozen=True)
@@ -138,13 +161,25 @@ class Runtime:
             app_id=name,
         )
         self.publisher = ConfirmingPublisher(settings.amqp_url, name=name)
-        self.rpc = RpcClient(settings.amqp_url, name=name, timeout=settings.rpc_timeout_seconds)
+        self.rpc = RpcClient(
+            settings.amqp_url,
+            name=name,
+            timeout=settings.rpc_timeout_seconds,
+            exchange=topology.INTERNAL_EXCHANGE,
+        )
         self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
+        self._command_queues: set[str] = set()
         self._subscribers: dict[str, Any] = {}
         self._background: list[Background] = []
         self._started = False
+        self.health = Progress(settings.stall_seconds)
+        self._health_server = (
+            HealthServer(settings.health_host, settings.health_port, self.readiness)
+            if settings.health_port is not None
+            else None
+        )
 
     @property
     def pool(self) -> Pool:
@@ -163,28 +198,42 @@ class Runtime:
     def on_events(self, queue: str, handlers: dict[type[Event], EventHandler]) -> None:
         self._queues[queue] = [cls.routing_key() for cls in handlers]
 
-        subscriber = self.broker.subscriber(
-            RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
-        )
-        self._subscribers[queue] = subscriber
+        subscriber = self._subscriber(queue)
 
         @subscriber
         async def consume(message: RabbitMessage) -> None:
-            await self._consume_event(queue, handlers, message)
+            self.health.began(queue)
+            try:
+                await self._consume_event(queue, handlers, message)
+            finally:
+                self.health.ended(queue)
 
     def on_commands(self, queue: str, commands: dict[str, Command[Any]]) -> None:
         self._queues[queue] = []
+        self._command_queues.add(queue)
         # Every command queue answers Ping: readiness probes and the demo wait on it.
         commands = {"Ping": Command(Ping, self._ping, authenticated=False), **commands}
 
-        subscriber = self.broker.subscriber(
-            RabbitQueue(queue, declare=False), no_reply=True, ack_policy=AckPolicy.MANUAL
-        )
-        self._subscribers[queue] = subscriber
+        subscriber = self._subscriber(queue)
 
         @subscriber
         async def serve(message: RabbitMessage) -> None:
-            await self._serve_command(queue, commands, message)
+            self.health.began(queue)
+            try:
+                await self._serve_command(queue, commands, message)
+                self.health.progressed(queue)
+            finally:
+                self.health.ended(queue)
+
+    def _subscriber(self, queue: str) -> RabbitSubscriber:
+        subscriber: RabbitSubscriber = self.broker.subscriber(
+            RabbitQueue(queue, declare=False),
+            no_reply=True,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
+        )
+        self._subscribers[queue] = subscriber
+        return subscriber
 
     def add_background(
         self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
@@ -192,13 +241,38 @@ class Runtime:
         self._background.append(Background(start, stop))
 
     async def _ping(self, _ctx: CommandContext, _c: Ping) -> dict[str, Any]:
-        """Ready when started and every queue of this service has its consumer."""
+        return await self.readiness()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Ready when started, every queue consumed, the database answering, nothing stalled."""
         consuming = {queue: await self._consuming(sub) for queue, sub in self._subscribers.items()}
+        database = await self._database_answers()
+        broker = self.publisher.connected
+        stalled = self.health.stalled()
         return {
             "service": self.name,
-            "ready": self._started and all(consuming.values()),
+            "ready": self._started
+            and all(consuming.values())
+            and database
+            and broker
+            and not stalled,
             "consuming": consuming,
+            "database": database,
+            "broker": broker,
+            "stalled": stalled,
+            "last_infrastructure_error": self.health.last_infrastructure_error,
         }
+
+    async def _database_answers(self) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(2):
+                await self._pool.fetchval("SELECT 1")
+        except Exception as exc:
+            self.health.infrastructure_failed(exc)
+            return False
+        return True
 
     @staticmethod
     async def _consuming(subscriber: Any) -> bool:
@@ -225,15 +299,18 @@ class Runtime:
         )
         await self.clock.start(self.settings.database_url)
         await self.publisher.connect()
-        await topology.declare_exchanges(self.publisher.channel)
         for queue, keys in self._queues.items():
-            await topology.declare_queue(self.publisher.channel, queue, keys)
+            await topology.declare_queue(
+                self.publisher.channel, queue, keys, commands=queue in self._command_queues
+            )
         await self.rpc.connect()
         self.relay = OutboxRelay(self._pool, self.publisher, self.schema)
 
     async def start_consuming(self) -> None:
         assert self.relay is not None
         await self.relay.start()
+        if self._health_server is not None:
+            await self._health_server.start()
         for task in self._background:
             await task.start()
         self._started = True
@@ -248,6 +325,8 @@ class Runtime:
         # Stop taking messages first (waiting for handlers in flight), then the rest.
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self._health_server is not None:
+            await self._health_server.stop()
         for task in reversed(self._background):
             with contextlib.suppress(Exception):
                 await task.stop()
@@ -292,24 +371,108 @@ class Runtime:
             await self._dead_letter_and_ack(queue, message, f"unknown event: {exc}")
             return
         bind_correlation(envelope.correlation_id, event_type=envelope.type)
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if await first_delivery(conn, queue, str(envelope.event_id)):
-                    await handler(EventContext(self, conn, envelope), event)
-                else:
-                    log.info("duplicate_ignored", event_id=str(envelope.event_id))
-        except DomainError as exc:
-            await self._dead_letter_and_ack(queue, message, f"{exc.code}: {exc.message}")
+        if forged := self._forgery(raw, envelope, event):
+            await self._dead_letter_and_ack(queue, message, f"forged: {forged}")
             return
+        await self._apply_event(queue, handler, envelope, event, message)
+
+    def _forgery(self, raw: Any, envelope: Envelope, event: Event) -> str | None:
+        """Why the event cannot be believed, if it cannot: only its owner may have published it.
+
+        RabbitMQ refuses a `user_id` other than the connection's own user, so `user_id` names who
+        published. An event this service gave back to its own queue (see `_give_back`) carries
+        the publisher it had checked.
+        """
+        publisher = self._publisher_of(raw)
+        owner = self.bus_user(type(event).OWNER)
+        if publisher != owner:
+            return f"{envelope.type} is published by {owner}, this came from {publisher!r}"
+        holder = getattr(event, "ins", None)
+        if holder is not None and holder != envelope.holder_key:
+            return "the envelope's holder key disagrees with its payload"
+        if str(envelope.event_id) != (raw.message_id or ""):
+            return "the message id is not the event id"
+        return None
+
+    def _publisher_of(self, raw: Any) -> str | None:
+        headers = raw.headers or {}
+        if raw.user_id == self.bus_user(self.name) and ORIGINAL_PUBLISHER in headers:
+            return str(headers[ORIGINAL_PUBLISHER])
+        return raw.user_id  # type: ignore[no-any-return]
+
+    async def _apply_event(
+        self,
+        queue: str,
+        handler: EventHandler,
+        envelope: Envelope,
+        event: Event,
+        message: Any,
+    ) -> None:
+        """Apply once, then ack. Wait out the infrastructure; park only the message's own fault.
+
+        An outage keeps the delivery in hand (retrying with backoff) rather than giving it back,
+        so it never spends the queue's delivery limit; past `hold_seconds` the message is put back
+        at the tail of its queue by this service (a fresh delivery, the same event id) and the
+        original acknowledged, so no outage is long enough to lose it.
+        """
+        held_since = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    if await first_delivery(conn, queue, str(envelope.event_id)):
+                        await handler(EventContext(self, conn, envelope), event)
+                    else:
+                        log.info("duplicate_ignored", event_id=str(envelope.event_id))
+            except DomainError as exc:
+                await self._dead_letter_and_ack(queue, message, f"{exc.code}: {exc.message}")
+                return
+            except Exception as exc:
+                failures += 1
+                if not is_transient(exc):
+                    if failures >= POISON_ATTEMPTS:
+                        log.error("event_poison", error=repr(exc), attempts=failures)
+                        await self._dead_letter_and_ack(
+                            queue, message, f"failed {failures} times: {exc!r}"
+                        )
+                        return
+                    log.warning("event_failed_will_retry", attempt=failures, error=repr(exc))
+                    await asyncio.sleep(0.1 * failures)
+                    continue
+                self.health.infrastructure_failed(exc)
+                log.warning("event_waits_for_infrastructure", attempt=failures, error=repr(exc))
+                if time.monotonic() - held_since > self.settings.hold_seconds:
+                    await self._give_back(queue, message)
+                    return
+                await asyncio.sleep(min(0.2 * 2 ** min(failures, 10), 5.0))
+                continue
+            self.health.progressed(queue)
+            await _ack(message)
+            return
+
+    async def _give_back(self, queue: str, message: Any) -> None:
+        """Put a message back at its queue's tail as a new delivery, then ack the original."""
+        raw = message.raw_message
+        headers = dict(raw.headers or {})
+        headers.pop("x-delivery-count", None)
+        headers[ORIGINAL_PUBLISHER] = self._publisher_of(raw)
+        try:
+            await self.publisher.publish(
+                "",
+                queue,
+                raw.body,
+                message_id=raw.message_id or uuid.uuid4().hex,
+                correlation_id=raw.correlation_id,
+                headers=headers,
+            )
         except Exception as exc:
-            attempt = int((raw.headers or {}).get("x-delivery-count", 0) or 0) + 1
-            log.warning("event_failed_will_retry", attempt=attempt, error=repr(exc))
-            # Back off before giving the message back, so a short outage does not burn the
-            # delivery limit in milliseconds.
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-            await message.nack(requeue=True)
+            # The broker is away too: the delivery comes back when it returns.
+            log.warning("give_back_failed", error=repr(exc))
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
             return
         await message.ack()
+        log.info("event_given_back", queue=queue)
 
     async def _dead_letter_and_ack(self, queue: str, message: Any, reason: str) -> None:
         raw = message.raw_message
@@ -335,9 +498,10 @@ class Runtime:
             # Not parked: give it back rather than lose it.
             log.error("dead_letter_failed", error=repr(exc))
             await asyncio.sleep(1.0)
-            await message.nack(requeue=True)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
             return
-        await message.ack()
+        await _ack(message)
 
     async def _serve_command(
         self, queue: str, commands: dict[str, Command[Any]], message: Any
@@ -402,7 +566,14 @@ class Runtime:
         except DomainError as exc:
             log.info("command_refused", code=exc.code, reason=exc.message)
             return _error(exc.code, exc.message)
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):
+                self.health.infrastructure_failed(exc)
+                log.warning("command_unavailable", error=repr(exc))
+                return _error(
+                    "unavailable",
+                    f"{self.name} cannot serve this now; try again with the same request id",
+                )
             log.exception("command_failed")
             return _error("internal_error", f"{self.name} failed to handle the request")
         if isinstance(result, Contract):

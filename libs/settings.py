@@ -27,3 +27,11 @@ class ServiceSettings(BaseSettings):
     # Broker users are named `<prefix><service>` (e.g. "dossier"); a prefix lets several
     # deployments (or test runs) share one broker, whose users are not per virtual host.
     bus_user_prefix: str = ""
+    # How long an event is held, retrying, while the database (or another service) is away,
+    # before it is put back at its queue's tail (never given back with a failure: see runtime).
+    hold_seconds: float = 30.0
+    # A queue with deliveries in hand and none finished for this long is stalled: not ready.
+    stall_seconds: float = 60.0
+    # HTTP readiness/liveness probes for orchestrators (GET /readyz, /livez); None: no server.
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"

@@ -41,8 +41,8 @@ async def database_url(servers: infra.Servers) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers) as url:
+async def amqp_url(servers: infra.Servers) -> AsyncIterator[str]:
+    async with infra.fresh_vhost(servers) as url:
         yield url
 
 
@@ -84,14 +84,17 @@ def settings_values(
 
 
 def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtime:
+    """The service as deployed: `values` name the environment (the administrator's URLs of a
+    vhost and a database); the service connects as its own broker user and database role."""
     module = importlib.import_module(f"services.{name}.main")
-    runtime: Runtime = module.build(module.Settings(**{**values, **overrides}))
+    settings = infra.service_values({**values, **overrides}, name)
+    runtime: Runtime = module.build(module.Settings(**settings))
     return runtime
 
 
 @pytest.fixture(scope="session")
 async def client(amqp_url: str) -> AsyncIterator[Client]:
-    rpc = RpcClient(amqp_url, name="tests", timeout=10.0)
+    rpc = RpcClient(infra.client_url(amqp_url), name="tests", timeout=10.0)
     await rpc.connect()
     yield Client(rpc)
     await rpc.close()
@@ -115,8 +118,8 @@ async def identity(settings_values: dict[str, Any]) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture(scope="module")
-def own_amqp_url(servers: infra.Servers) -> Iterator[str]:
-    with infra.fresh_vhost(servers) as url:
+async def own_amqp_url(servers: infra.Servers) -> AsyncIterator[str]:
+    async with infra.fresh_vhost(servers) as url:
         yield url
 
 

@@ -8,6 +8,7 @@ at once (one channel, many in flight): awaiting them one by one caps a publisher
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -21,6 +22,17 @@ class ConfirmingPublisher:
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._reply_channel: AbstractChannel | None = None
+        # RabbitMQ checks it against the connection's user: consumers learn who published.
+        self.user_id = broker_user(url)
+
+    @property
+    def connected(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
 
     @property
     def channel(self) -> AbstractChannel:
@@ -69,6 +81,7 @@ class ConfirmingPublisher:
             message_id=message_id,
             correlation_id=correlation_id,
             headers=headers or {},
+            user_id=self.user_id,
         )
         target = await self._exchange(exchange)
         await target.publish(message, routing_key=routing_key, mandatory=mandatory)
@@ -76,7 +89,17 @@ class ConfirmingPublisher:
     async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
         assert self._reply_channel is not None, "publisher not connected"
         await self._reply_channel.default_exchange.publish(
-            aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id),
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                correlation_id=correlation_id,
+                user_id=self.user_id,
+            ),
             routing_key=reply_to,
             mandatory=False,
         )
+
+
+def broker_user(url: str) -> str:
+    """The user a connection to this URL authenticates as (RabbitMQ's default: guest)."""
+    return unquote(urlsplit(url).username or "guest")

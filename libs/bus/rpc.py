@@ -16,9 +16,16 @@ import uuid
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
 from pydantic import ValidationError
 
+from libs.bus.publisher import broker_user
+from libs.bus.topology import COMMANDS_EXCHANGE
 from libs.contracts.commands import Reply, Request
 
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -30,6 +37,8 @@ class RpcError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        # The other side is away or overloaded, not refusing: worth waiting for (libs.faults).
+        self.transient = code in ("timeout", "unavailable")
 
 
 class RpcTimeout(RpcError):
@@ -38,13 +47,19 @@ class RpcTimeout(RpcError):
 
 
 class RpcClient:
-    def __init__(self, url: str, *, name: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, name: str, timeout: float = 5.0, exchange: str = COMMANDS_EXCHANGE
+    ) -> None:
         self._url = url
+        # Clients send through dmp.commands; services call each other through dmp.internal.
+        self._exchange_name = exchange
+        self._user_id = broker_user(url)
         self._name = name
         self.timeout = timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._exchange: AbstractExchange | None = None
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -59,6 +74,7 @@ class RpcClient:
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
+        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
         reply_queue = await self._channel.get_queue(REPLY_TO, ensure=False)
         await reply_queue.consume(self._on_reply, no_ack=True)
 
@@ -79,7 +95,7 @@ class RpcClient:
             future.set_result(message.body)
 
     async def call_raw(self, queue: str, body: bytes, *, timeout: float | None = None) -> bytes:
-        assert self._channel is not None, "rpc client not connected"
+        assert self._exchange is not None, "rpc client not connected"
         timeout = self.timeout if timeout is None else timeout
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -87,7 +103,7 @@ class RpcClient:
         deadline_ms = int((time.time() + timeout) * 1000)
         try:
             async with asyncio.timeout(timeout):
-                await self._channel.default_exchange.publish(
+                await self._exchange.publish(
                     aio_pika.Message(
                         body,
                         content_type="application/json",
@@ -95,6 +111,7 @@ class RpcClient:
                         message_id=correlation_id,
                         reply_to=REPLY_TO,
                         headers={DEADLINE_HEADER: deadline_ms},
+                        user_id=self._user_id,
                     ),
                     routing_key=queue,
                     mandatory=True,

@@ -5,7 +5,12 @@
   operators rather than dropped.
 - Each consumer has its own durable quorum queue `<consumer>.<purpose>`, dead-lettering
   at-least-once to `dmp.dead` with its own name as routing key, into `<queue>.dlq`.
-- Commands and `access.decide` are quorum queues on the default exchange, same arguments.
+- Commands are quorum queues, same arguments, bound by their own name to `dmp.internal` (what
+  services call each other through) and, for the public `<service>.commands` queues, to
+  `dmp.commands` (the only exchange clients may publish to: `access.decide` and other internal
+  queues are out of their reach).
+- Exchanges and the ops queue are declared by the administrator (`libs.provision`); services
+  only check that they exist, and declare their own queues.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ EVENTS_EXCHANGE = "dmp.events"
 UNROUTED_EXCHANGE = "dmp.unrouted"
 UNROUTED_QUEUE = "ops.unrouted"
 DEAD_EXCHANGE = "dmp.dead"
+COMMANDS_EXCHANGE = "dmp.commands"
+INTERNAL_EXCHANGE = "dmp.internal"
+# What ops.unrouted keeps at most (set by policy, so it can change without redeclaring).
+UNROUTED_POLICY = {"max-length": 100_000, "overflow": "drop-head", "message-ttl": 30 * 86_400_000}
 # Past this many deliveries the broker dead-letters the message (3.10 has no default limit).
 DELIVERY_LIMIT = 10
 
@@ -55,12 +64,23 @@ async def declare_exchanges(channel: AbstractChannel) -> None:
         arguments={"alternate-exchange": UNROUTED_EXCHANGE},
     )
     await channel.declare_exchange(DEAD_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    for name in (COMMANDS_EXCHANGE, INTERNAL_EXCHANGE):
+        await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT, durable=True)
+
+
+def is_public(queue: str) -> bool:
+    """Clients may send to `<service>.commands`; every other command queue is internal."""
+    return queue.endswith(".commands")
 
 
 async def declare_queue(
-    channel: AbstractChannel, name: str, routing_keys: list[str] | None = None
+    channel: AbstractChannel,
+    name: str,
+    routing_keys: list[str] | None = None,
+    *,
+    commands: bool = False,
 ) -> None:
-    """Declare a consumer queue, its dead-letter queue, and bind it to the given event keys."""
+    """Declare a consumer queue and its dead-letter queue; bind it to its events or commands."""
     dead = await channel.get_exchange(DEAD_EXCHANGE)
     dlq = await channel.declare_queue(
         dlq_name(name), durable=True, arguments={"x-queue-type": "quorum"}
@@ -71,3 +91,7 @@ async def declare_queue(
         events = await channel.get_exchange(EVENTS_EXCHANGE)
         for key in routing_keys:
             await queue.bind(events, routing_key=key)
+    if commands:
+        await queue.bind(await channel.get_exchange(INTERNAL_EXCHANGE), routing_key=name)
+        if is_public(name):
+            await queue.bind(await channel.get_exchange(COMMANDS_EXCHANGE), routing_key=name)

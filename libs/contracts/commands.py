@@ -7,13 +7,16 @@ an error with a stable code and a message meant for a human.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+import email_validator
+import phonenumbers
+from pydantic import AfterValidator, Field, StringConstraints
 
 from libs.contracts.envelope import Contract
 from libs.contracts.events import ActorKind, Outcome
+from libs.contracts.text import Name, Text, refuse_control_characters
 
 
 class Request(Contract):
@@ -36,54 +39,109 @@ class Reply(Contract):
 
 
 # --- identity.commands ----------------------------------------------------------------------
+#
+# Identifiers are ASCII only (Python's `\d` and `int()` accept full-width and Arabic-Indic
+# digits: the same person could be registered twice). Patterns below are matched by pydantic's
+# regex engine, where `[0-9]` is ASCII and `$` is the very end.
+
+
+def _email(value: str) -> str:
+    """A deliverable-looking address (email-validator), normalised; CR, LF and friends refused.
+
+    No internationalised local part (SMTPUTF8): our SMTP relay may refuse it and the mail would
+    then fail forever.
+    """
+    try:
+        return email_validator.validate_email(
+            value, check_deliverability=False, allow_smtputf8=False
+        ).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address: {exc}") from None
+
+
+def _phone(value: str) -> str:
+    """E.164 (`+33612345678`); French numbers may be given in national form (06 12 34 56 78)."""
+    try:
+        number = phonenumbers.parse(value, "FR")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a valid phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# The INS as stored: 13 characters (2A/2B for Corsica) and the 2-digit key, no spaces.
+Ins = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}$")]
+# A NIR as typed (spaces, dots and dashes allowed): identity's domain checks its form (ASCII
+# only) and key, and refuses it with `invalid_nir` or `invalid_nir_key`.
+NirInput = Annotated[str, StringConstraints(max_length=32)]
+Rpps = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+# Who signs in with a card: an RPPS number or an operator's id.
+CardSubject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,256}={0,2}$")]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=254), AfterValidator(_email)]
+Phone = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=32, pattern=r"^[0-9+ ().-]+$"),
+    AfterValidator(_phone),
+]
 
 
 class RegisterHolder(Contract):
-    nir: str
-    first_name: str
-    last_name: str
+    nir: NirInput
+    first_name: Name
+    last_name: Name
     birth_date: date
-    email: str | None = None
-    phone: str | None = None
-    legal_representative_email: str | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    legal_representative_email: Email | None = None
 
 
 class ObjectToSpace(Contract):
-    ins: str
+    ins: Ins
 
 
 class RegisterProfessional(Contract):
-    rpps: str = Field(pattern=r"^\d{11}$")
-    first_name: str
-    last_name: str
-    profession: str
-    specialty: str | None = None
-    card_public_key: str  # Ed25519, raw 32 bytes, base64url
+    rpps: Rpps
+    first_name: Name
+    last_name: Name
+    profession: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+    specialty: Text | None = None
+    card_public_key: Base64Url  # Ed25519, raw 32 bytes, base64url
 
 
 class RequestChallenge(Contract):
     kind: Literal["professional", "operator"]
-    subject: str
+    subject: CardSubject
 
 
 class SignInWithCard(Contract):
     kind: Literal["professional", "operator"]
-    subject: str
-    challenge: str
-    signature: str  # base64url Ed25519 signature of the challenge
+    subject: CardSubject
+    challenge: Base64Url
+    signature: Base64Url  # base64url Ed25519 signature of the challenge
 
 
 class RequestHolderCode(Contract):
-    ins: str
+    ins: Ins
 
 
 class SignInHolder(Contract):
-    ins: str
-    code: str
+    ins: Ins
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 
 
 class CloseSpace(Contract):
-    ins: str
+    ins: Ins
+
+
+# --- identity.contacts (services only: the notifier) ------------------------------------------
+
+
+class GetAlertContact(Contract):
+    """Where the holder's alerts go (a minor's: the legal representative's, NTF_04)."""
+
+    ins: Ins
 
 
 # --- access.decide --------------------------------------------------------------------------
@@ -137,25 +195,65 @@ class AccessTrace(Contract):
 # --- dossier.commands -----------------------------------------------------------------------
 
 
+# type/subtype as RFC 6838 names them (restricted-name), ASCII, no parameters.
+MediaType = Annotated[
+    str,
+    StringConstraints(
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$",
+    ),
+]
+Cursor = Annotated[str, StringConstraints(max_length=80, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class DepositDocument(Contract):
-    ins: str
-    document_type: str
-    title: str = Field(min_length=1, max_length=300)
+    """The dossier checks the rest (known type, base64, size cap) before access is asked."""
+
+    ins: Ins
+    document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+    title: Text
     content_b64: str
-    media_type: str = "application/pdf"
+    media_type: MediaType = "application/pdf"
 
 
 class ReadDossier(Contract):
-    ins: str
+    """One page, newest first: at most `page_size` documents, and fewer when the reply would
+    grow too big; `next_cursor` in the reply asks for the rest (each page is an access)."""
+
+    ins: Ins
+    cursor: Cursor | None = None
+    page_size: int = Field(default=20, ge=1, le=100)
 
 
 # --- messaging.commands ---------------------------------------------------------------------
 
 
+def _message_body(value: str) -> str:
+    """Text over several lines: line feeds and tabs are its only control characters (a CR LF
+    is kept as LF, a lone CR refused)."""
+    value = value.replace("\r\n", "\n")
+    refuse_control_characters(value.replace("\n", " ").replace("\t", " "))
+    return value
+
+
+MessageBody = Annotated[
+    str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_message_body)
+]
+
+
 class SendMessage(Contract):
-    ins: str
-    subject: str = Field(min_length=1, max_length=300)
-    body: str = Field(min_length=1, max_length=100_000)
+    ins: Ins
+    subject: Text
+    body: MessageBody
+
+
+class ListMessages(Contract):
+    """The holder's box, newest first, one page: at most `page_size` messages, fewer when the
+    reply would grow too big; `next_cursor` in the reply asks for the rest."""
+
+    ins: Ins
+    cursor: Cursor | None = None
+    page_size: int = Field(default=50, ge=1, le=200)
 
 
 # --- notifier.commands ----------------------------------------------------------------------

@@ -42,26 +42,64 @@ class SpaceClosed(Event):
 
 
 @register
-class ContactChanged(Event):
-    """Where the holder's alerts go. For a minor, the legal representative's contact (NTF_04)."""
+class ContactChangedV1(Event):
+    """Superseded by v2 (contact details must not travel on the bus); kept so that messages
+    still queued stay readable. Consumers ignore its name and addresses."""
 
     OWNER = "identity"
     TYPE = "ContactChanged"
+    VERSION = 1
     ins: str
     display_name: str
     email: str | None
     phone: str | None
 
+    def upgraded(self) -> ContactChanged:
+        """As v2: which channels exist; the name and addresses are dropped."""
+        channels: list[Literal["email", "sms"]] = []
+        if self.email:
+            channels.append("email")
+        if self.phone:
+            channels.append("sms")
+        return ContactChanged(ins=self.ins, channels=channels)
+
+
+@register
+class ContactChanged(Event):
+    """Which alert channels the holder has (for a minor, the legal representative's, NTF_04).
+
+    No address and no name: whoever needs them asks identity (`GetAlertContact` on
+    `identity.contacts`, the notifier only) when it sends.
+    """
+
+    OWNER = "identity"
+    TYPE = "ContactChanged"
+    VERSION = 2
+    ins: str
+    channels: list[Literal["email", "sms"]]
+
+    def upgraded(self) -> ContactChanged:
+        return self
+
 
 # --- dossier --------------------------------------------------------------------------------
 
 
+def public_name(kind: ActorKind, name: str) -> str | None:
+    """The name an event may carry for an author or sender: a professional's (public, in the
+    RPPS directory, and what the holder's alerts must show), never a holder's or an operator's
+    (personal data; the INS already says whose space it is)."""
+    return name if kind == "professional" else None
+
+
 @register
-class DocumentDeposited(Event):
-    """Metadata only: the content never leaves the dossier service."""
+class DocumentDepositedV1(Event):
+    """Superseded by v2 (a title is medical content); kept so that messages still queued stay
+    readable. Consumers read it as v2 (`upgraded`), ignoring the title."""
 
     OWNER = "dossier"
     TYPE = "DocumentDeposited"
+    VERSION = 1
     document_id: UUID
     ins: str
     document_type: str
@@ -69,6 +107,40 @@ class DocumentDeposited(Event):
     author_id: str
     author_name: str
     deposited_at: datetime
+
+    def upgraded(self) -> DocumentDeposited:
+        # v1 had no author kind: deposits were announced as a professional's.
+        return DocumentDeposited(
+            document_id=self.document_id,
+            ins=self.ins,
+            document_type=self.document_type,
+            author_kind="professional",
+            author_id=self.author_id,
+            author_name=self.author_name,
+            deposited_at=self.deposited_at,
+        )
+
+
+@register
+class DocumentDeposited(Event):
+    """Ids and coarse types only: no title, no content (both stay sealed in the dossier).
+
+    `author_name` only for a professional author (`public_name`).
+    """
+
+    OWNER = "dossier"
+    TYPE = "DocumentDeposited"
+    VERSION = 2
+    document_id: UUID
+    ins: str
+    document_type: str
+    author_kind: ActorKind
+    author_id: str
+    author_name: str | None
+    deposited_at: datetime
+
+    def upgraded(self) -> DocumentDeposited:
+        return self
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -124,11 +196,13 @@ class AccessLogged(Event):
 
 
 @register
-class MessageSent(Event):
-    """No body: the message itself stays in the messaging service."""
+class MessageSentV1(Event):
+    """Superseded by v2 (a subject can say as much as a diagnosis); kept so that messages still
+    queued stay readable. Consumers read it as v2 (`upgraded`), ignoring the subject."""
 
     OWNER = "messaging"
     TYPE = "MessageSent"
+    VERSION = 1
     message_id: UUID
     ins: str
     sender_kind: ActorKind
@@ -136,6 +210,37 @@ class MessageSent(Event):
     sender_name: str
     subject: str
     sent_at: datetime
+
+    def upgraded(self) -> MessageSent:
+        return MessageSent(
+            message_id=self.message_id,
+            ins=self.ins,
+            sender_kind=self.sender_kind,
+            sender_id=self.sender_id,
+            sender_name=public_name(self.sender_kind, self.sender_name),
+            sent_at=self.sent_at,
+        )
+
+
+@register
+class MessageSent(Event):
+    """Ids and coarse types only: neither subject nor body (both stay sealed in messaging).
+
+    `sender_name` only for a professional sender (`public_name`).
+    """
+
+    OWNER = "messaging"
+    TYPE = "MessageSent"
+    VERSION = 2
+    message_id: UUID
+    ins: str
+    sender_kind: ActorKind
+    sender_id: str
+    sender_name: str | None
+    sent_at: datetime
+
+    def upgraded(self) -> MessageSent:
+        return self
 
 
 # --- notifier -------------------------------------------------------------------------------

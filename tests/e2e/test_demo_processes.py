@@ -13,6 +13,7 @@ from libs.bus.rpc import RpcClient
 from libs.client import Client
 from scripts import demo, processes
 from tests.conftest import Keys
+from tests.support import infra
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +38,7 @@ async def six_processes(
     env = {**os.environ, **processes.environment(values)}
     logs = Path(tmp_path_factory.mktemp("logs"))
     running = processes.start(env, keys.identity_private, logs)
-    rpc = RpcClient(own_amqp_url, name="tests.demo", timeout=15)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.demo", timeout=15)
     await rpc.connect()
     try:
         client = Client(rpc)

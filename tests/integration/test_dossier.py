@@ -34,6 +34,7 @@ from libs.runtime import Runtime
 from libs.tokens import b64d, issue_for, private_key
 from services.dossier import domain
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
 
@@ -77,10 +78,9 @@ class AccessStandIn:
     _channel: AbstractChannel | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.amqp_url)
+        self._connection = await aio_pika.connect_robust(infra.party_url(self.amqp_url, "access"))
         self._channel = await self._connection.channel()
-        await topology.declare_exchanges(self._channel)
-        await topology.declare_queue(self._channel, ACCESS_DECIDE)
+        await topology.declare_queue(self._channel, ACCESS_DECIDE, commands=True)
         queue = await self._channel.get_queue(ACCESS_DECIDE, ensure=False)
         await queue.consume(self._on_request)
 
@@ -149,7 +149,7 @@ async def dossier(dossier_values: dict[str, Any]) -> AsyncIterator[Running]:
 
 @pytest.fixture(scope="module")
 async def client(own_amqp_url: str) -> AsyncIterator[Client]:
-    rpc = RpcClient(own_amqp_url, name="tests.dossier", timeout=10.0)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.dossier", timeout=10.0)
     await rpc.connect()
     yield Client(rpc)
     await rpc.close()

@@ -15,6 +15,7 @@ from libs.logging import configure_logging
 from libs.runtime import Runtime
 from libs.tokens import issue_for, new_keypair, private_key
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap
 from tests.support.people import new_nir, new_professional
 
@@ -136,7 +137,7 @@ async def test_ping_reports_ready_only_while_every_queue_has_its_consumer(
         "identity", settings_values, amqp_url=own_amqp_url, database_url=own_database_url
     )
     await runtime.start()
-    rpc = RpcClient(own_amqp_url, name="tests.ping", timeout=5)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.ping", timeout=5)
     await rpc.connect()
     try:
         ready = await rpc.call("identity.commands", "Ping", {})
@@ -169,7 +170,7 @@ async def test_logs_are_json_lines_carrying_service_and_correlation_id(
         log_level="INFO",
     )
     await runtime.start()
-    rpc = RpcClient(own_amqp_url, name="tests.logs", timeout=5)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.logs", timeout=5)
     await rpc.connect()
     try:
         with pytest.raises(RpcError):

@@ -27,6 +27,7 @@ from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir, new_rpps
 
@@ -47,10 +48,9 @@ class AccessStandIn:
         self._channel: aio_pika.abc.AbstractChannel | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url)
+        self._connection = await aio_pika.connect_robust(infra.party_url(self._url, "access"))
         self._channel = await self._connection.channel()
-        await topology.declare_exchanges(self._channel)
-        await topology.declare_queue(self._channel, "access.decide")
+        await topology.declare_queue(self._channel, "access.decide", commands=True)
         queue = await self._channel.get_queue("access.decide", ensure=False)
         await queue.consume(self._on_request)
 
@@ -86,7 +86,7 @@ class AccessStandIn:
 
 @pytest.fixture(scope="module")
 async def client(own_amqp_url: str) -> AsyncIterator[Client]:
-    rpc = RpcClient(own_amqp_url, name="tests.messaging", timeout=10.0)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.messaging", timeout=10.0)
     await rpc.connect()
     yield Client(rpc)
     await rpc.close()

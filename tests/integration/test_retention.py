@@ -27,6 +27,7 @@ from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for, private_key
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir
 
@@ -46,7 +47,7 @@ def values(
 
 @pytest.fixture(scope="module")
 async def client(own_amqp_url: str) -> AsyncIterator[Client]:
-    rpc = RpcClient(own_amqp_url, name="tests.retention", timeout=10.0)
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.retention", timeout=10.0)
     await rpc.connect()
     yield Client(rpc)
     await rpc.close()

@@ -9,7 +9,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from libs.bus import topology
+from libs.bus.publisher import broker_user
 from libs.bus.tap import EventTap
+from tests.support import infra
 
 __all__ = ["EventTap", "dead_letters", "publish_event", "publish_raw"]
 
@@ -29,13 +31,32 @@ async def dead_letters(amqp_url: str, queue: str) -> list[AbstractIncomingMessag
         await connection.close()
 
 
-async def publish_raw(amqp_url: str, routing_key: str, body: bytes, message_id: str) -> None:
-    connection = await aio_pika.connect_robust(amqp_url)
+async def publish_raw(
+    amqp_url: str,
+    routing_key: str,
+    body: bytes,
+    message_id: str,
+    *,
+    as_party: str | None = None,
+    content_type: str | None = None,
+) -> None:
+    """Publish bytes on dmp.events as `as_party` (default: the routing key's owner, as the owner
+    would), with the validated `user_id` set as the runtime sets it."""
+    party = as_party or routing_key.split(".", 1)[0]
+    url = infra.party_url(amqp_url, party)
+    connection = await aio_pika.connect_robust(url)
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
+        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
         await exchange.publish(
-            aio_pika.Message(body, message_id=message_id, delivery_mode=2), routing_key=routing_key
+            aio_pika.Message(
+                body,
+                message_id=message_id,
+                delivery_mode=2,
+                content_type=content_type,
+                user_id=broker_user(url),
+            ),
+            routing_key=routing_key,
         )
     finally:
         await connection.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import uuid
@@ -21,11 +20,21 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from libs import provision
+from libs.bus import authority
+
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 RabbitCtl = Callable[[list[str]], None]
+
+# Test-only services that get a broker user and a database role like the real ones.
+TEST_SERVICES = ("probe",)
+
+# What was provisioned, by administrator URL: each test module's vhost and database.
+_BUS: dict[str, tuple[str, dict[str, str]]] = {}
+_DB: dict[str, tuple[str, dict[str, str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -37,26 +46,17 @@ class Servers:
 
 
 def _local_rabbitmqctl(amqp_url: str) -> RabbitCtl | None:
-    ctl = shutil.which("rabbitmqctl")
     parts = urlsplit(amqp_url)
-    if (
-        ctl is None
-        or parts.hostname not in ("127.0.0.1", "localhost")
-        or parts.path not in ("", "/")
-    ):
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.path not in ("", "/"):
         return None
-
-    def run(args: list[str]) -> None:
-        subprocess.run([ctl, "-q", *args], check=True, capture_output=True)
-
-    return run
+    return authority.local_rabbitmqctl()
 
 
 def _container_rabbitmqctl(container: Any) -> RabbitCtl:
     def run(args: list[str]) -> None:
         result = container.exec(["rabbitmqctl", "-q", *args])
         if result.exit_code != 0:
-            raise RuntimeError(f"rabbitmqctl {args} failed: {result.output!r}")
+            raise subprocess.CalledProcessError(result.exit_code, args, result.output)
 
     return run
 
@@ -124,25 +124,67 @@ def with_vhost(url: str, vhost: str) -> str:
     return urlunsplit(parts._replace(path=f"/{quote(vhost, safe='')}"))
 
 
-@contextlib.contextmanager
-def fresh_vhost(servers: Servers) -> Iterator[str]:
-    """A vhost of its own, removed at the end, where rabbitmqctl can reach the broker.
+@contextlib.asynccontextmanager
+async def fresh_vhost(servers: Servers) -> AsyncIterator[str]:
+    """A vhost of its own, with every party's broker user, removed at the end.
 
-    Otherwise (a broker given by URL elsewhere) the URL is used as given.
+    The URL yielded is the administrator's; tests and services connect as the parties
+    (`party_url`, `client_url`, `service_values`), never as the administrator.
     """
     ctl = servers.rabbitmqctl
     if ctl is None:
-        yield servers.amqp_url
-        return
+        pytest.fail(
+            "the tests create each service's broker user and need rabbitmqctl for that (a local"
+            " broker or a testcontainers one)",
+            pytrace=False,
+        )
     vhost = f"dmp-test-{uuid.uuid4().hex[:8]}"
     user = urlsplit(servers.amqp_url).username or "guest"
     ctl(["add_vhost", vhost])
     ctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
+    url = with_vhost(servers.amqp_url, vhost)
+    prefix = f"{vhost}."
     try:
-        yield with_vhost(servers.amqp_url, vhost)
+        await authority.declare_shared(url)
+        passwords = authority.apply(ctl, vhost, prefix, extra_services=TEST_SERVICES)
+        _BUS[url] = (prefix, passwords)
+        yield url
     finally:
+        _BUS.pop(url, None)
         with contextlib.suppress(Exception):
             ctl(["delete_vhost", vhost])
+        with contextlib.suppress(Exception):
+            authority.remove(ctl, prefix, extra_services=TEST_SERVICES)
+
+
+def party_url(admin_amqp_url: str, party: str) -> str:
+    """The URL a party (a service, a kind of client, ops) connects with in that vhost."""
+    prefix, passwords = _BUS[admin_amqp_url]
+    return authority.as_user(admin_amqp_url, prefix + party, passwords[party])
+
+
+def client_url(admin_amqp_url: str, kind: str = "practice-software") -> str:
+    return party_url(admin_amqp_url, kind)
+
+
+def bus_prefix(admin_amqp_url: str) -> str:
+    return _BUS[admin_amqp_url][0]
+
+
+def db_url(admin_database_url: str, service: str) -> str:
+    prefix, passwords = _DB[admin_database_url]
+    environment = provision.Environment("", admin_database_url, "", prefix, db_passwords=passwords)
+    return environment.db_url(service)
+
+
+def service_values(values: dict[str, Any], service: str) -> dict[str, Any]:
+    """Settings as a service gets them: its own broker user and database role."""
+    return {
+        **values,
+        "amqp_url": party_url(values["amqp_url"], service),
+        "database_url": db_url(values["database_url"], service),
+        "bus_user_prefix": bus_prefix(values["amqp_url"]),
+    }
 
 
 @contextlib.asynccontextmanager
@@ -154,11 +196,19 @@ async def fresh_database(admin_url: str, prefix: str = "dmp_test") -> AsyncItera
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    url = with_database(admin_url, name)
+    services = (*provision.SERVICES, *TEST_SERVICES)
     try:
-        yield with_database(admin_url, name)
+        passwords = await provision.apply_database_roles(
+            url, f"{name}_", services=services, may_create_schemas=TEST_SERVICES
+        )
+        _DB[url] = (f"{name}_", passwords)
+        yield url
     finally:
+        _DB.pop(url, None)
         admin = await asyncpg.connect(admin_url)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+        await provision.drop_database_roles(admin_url, f"{name}_", services)
