@@ -6,7 +6,8 @@ from datetime import date, datetime
 
 import asyncpg
 
-from libs.db import Conn
+from libs.db import Conn, Pool
+from services.identity.domain import Guard, SignInPolicy
 
 
 async def insert_person(
@@ -47,6 +48,10 @@ async def insert_space(conn: Conn, ins: str, announced_at: datetime) -> None:
         ins,
         announced_at,
     )
+
+
+async def get_space(conn: Conn, ins: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM spaces WHERE ins = $1", ins)
 
 
 async def lock_space(conn: Conn, ins: str) -> asyncpg.Record | None:
@@ -103,10 +108,10 @@ async def insert_challenge(
 
 
 async def use_challenge(conn: Conn, challenge: str, kind: str, subject: str, now: datetime) -> bool:
+    """Spend a live challenge: it is deleted, so it can never be used twice."""
     used = await conn.fetchval(
-        """UPDATE challenges SET used_at = $4
-           WHERE challenge = $1 AND kind = $2 AND subject = $3
-             AND used_at IS NULL AND expires_at > $4
+        """DELETE FROM challenges
+           WHERE challenge = $1 AND kind = $2 AND subject = $3 AND expires_at > $4
            RETURNING true""",
         challenge,
         kind,
@@ -116,34 +121,96 @@ async def use_challenge(conn: Conn, challenge: str, kind: str, subject: str, now
     return bool(used)
 
 
-async def insert_holder_code(conn: Conn, ins: str, code_hash: str, expires_at: datetime) -> None:
+# --- holder sign-in -------------------------------------------------------------------------
+
+
+async def count_request(conn: Conn, key: str, window_start: datetime) -> int:
+    """One more request for `key` in this window; the count so far, this one included."""
+    count = await conn.fetchval(
+        """INSERT INTO rate_windows (key, window_start, count) VALUES ($1, $2, 1)
+           ON CONFLICT (key, window_start) DO UPDATE SET count = rate_windows.count + 1
+           RETURNING count""",
+        key,
+        window_start,
+    )
+    return int(count)
+
+
+async def replace_holder_code(
+    conn: Conn, ins: str, code_hash: str, issued_at: datetime, expires_at: datetime
+) -> None:
+    """The holder's one live code: any previous one is revoked by this one."""
     await conn.execute(
-        "INSERT INTO holder_codes (ins, code_hash, expires_at) VALUES ($1, $2, $3)",
+        """INSERT INTO holder_codes (ins, code_hash, issued_at, expires_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (ins) DO UPDATE
+           SET code_hash = EXCLUDED.code_hash, issued_at = EXCLUDED.issued_at,
+               expires_at = EXCLUDED.expires_at""",
         ins,
         code_hash,
+        issued_at,
         expires_at,
     )
 
 
-async def use_holder_code(
-    conn: Conn, ins: str, code_hash: str, now: datetime, max_attempts: int
-) -> bool:
-    """Spend a matching live code; otherwise count a failed attempt against the live ones."""
-    used = await conn.fetchval(
-        """UPDATE holder_codes SET used_at = $3
-           WHERE ins = $1 AND code_hash = $2 AND used_at IS NULL AND expires_at > $3
-             AND attempts < $4
-           RETURNING true""",
-        ins,
-        code_hash,
-        now,
-        max_attempts,
+async def revoke_holder_code(conn: Conn, ins: str) -> None:
+    await conn.execute("DELETE FROM holder_codes WHERE ins = $1", ins)
+
+
+async def get_holder_code(conn: Conn, ins: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM holder_codes WHERE ins = $1", ins)
+
+
+async def lock_sign_in(conn: Conn, ins: str) -> None:
+    """Sign-in attempts for one INS, one at a time (until the transaction ends), whether or not
+    a person or a guard row exists for it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || $1))", ins)
+
+
+async def get_guard(conn: Conn, ins: str) -> Guard:
+    row = await conn.fetchrow(
+        "SELECT failures, first_failure_at, locked_until FROM sign_in_guards WHERE ins = $1", ins
     )
-    if not used:
-        await conn.execute(
-            "UPDATE holder_codes SET attempts = attempts + 1"
-            " WHERE ins = $1 AND used_at IS NULL AND expires_at > $2",
-            ins,
+    if row is None:
+        return Guard()
+    return Guard(row["failures"], row["first_failure_at"], row["locked_until"])
+
+
+async def save_guard(conn: Conn, ins: str, guard: Guard) -> None:
+    await conn.execute(
+        """INSERT INTO sign_in_guards (ins, failures, first_failure_at, locked_until)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (ins) DO UPDATE
+           SET failures = EXCLUDED.failures, first_failure_at = EXCLUDED.first_failure_at,
+               locked_until = EXCLUDED.locked_until""",
+        ins,
+        guard.failures,
+        guard.first_failure_at,
+        guard.locked_until,
+    )
+
+
+async def delete_guard(conn: Conn, ins: str) -> None:
+    await conn.execute("DELETE FROM sign_in_guards WHERE ins = $1", ins)
+
+
+async def prune(conn: Conn | Pool, now: datetime, policy: SignInPolicy) -> dict[str, int]:
+    """Delete what sign-in no longer needs; how many rows of each kind went."""
+
+    async def delete(sql: str, *args: object) -> int:
+        status = await conn.execute(sql, *args)
+        return int(status.split()[-1])  # "DELETE <n>"
+
+    return {
+        "holder_codes": await delete("DELETE FROM holder_codes WHERE expires_at <= $1", now),
+        "challenges": await delete("DELETE FROM challenges WHERE expires_at <= $1", now),
+        "rate_windows": await delete(
+            "DELETE FROM rate_windows WHERE window_start <= $1", now - policy.rate_window
+        ),
+        "sign_in_guards": await delete(
+            """DELETE FROM sign_in_guards
+               WHERE (locked_until IS NULL OR locked_until <= $1) AND first_failure_at <= $2""",
             now,
-        )
-    return bool(used)
+            now - policy.failure_window,
+        ),
+    }

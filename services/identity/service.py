@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -10,16 +11,22 @@ from typing import Any
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import ContactChanged, SpaceAnnounced, SpaceClosed, SpaceOpened
-from libs.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from libs.mail import send_mail
+from libs.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import issue_for, private_key, public_key, verify_bytes
 from services.identity import domain, repository
+from services.identity.background import CodeMailer
 from services.identity.settings import IdentitySettings
 
 CHALLENGE_TTL = timedelta(minutes=2)
 CODE_TTL = timedelta(minutes=10)
-CODE_ATTEMPTS = 5
 TOKEN_TTL = {
     "holder": timedelta(hours=1),
     "professional": timedelta(hours=12),  # a card session
@@ -38,8 +45,22 @@ def _require_operator(ctx: CommandContext) -> None:
         raise Forbidden("only the operator registers persons and professionals")
 
 
-def _code_hash(ins: str, code: str) -> str:
-    return hashlib.sha256(f"{ins}:{code}".encode()).hexdigest()
+def sign_in_policy(settings: IdentitySettings) -> domain.SignInPolicy:
+    return domain.SignInPolicy(
+        code_ttl=CODE_TTL,
+        codes_per_ins=settings.code_requests_per_ins,
+        codes_per_caller=settings.code_requests_per_caller,
+        rate_window=timedelta(seconds=settings.code_rate_window_seconds),
+        max_failures=settings.sign_in_max_failures,
+        failure_window=timedelta(seconds=settings.sign_in_failure_window_seconds),
+        lockout=timedelta(seconds=settings.sign_in_lockout_seconds),
+    )
+
+
+def _code_hash(ctx: CommandContext, ins: str, code: str) -> str:
+    """Keyed with identity's own secret: the table alone cannot be tried against 10⁶ codes."""
+    key = hashlib.sha256(b"holder-code:" + _settings(ctx).identity_private_key.encode()).digest()
+    return hmac.new(key, f"{ins}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[str, Any]:
@@ -68,16 +89,12 @@ async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[st
         await outbox.add_event(
             conn, SpaceAnnounced(ins=ins, announced_at=now, minor=minor), **common
         )
-        await outbox.add_event(
-            conn,
-            ContactChanged(
-                ins=ins,
-                display_name=f"{c.first_name} {c.last_name}",
-                email=domain.alert_contact(minor, c.email, c.legal_representative_email),
-                phone=None if minor else c.phone,
-            ),
-            **common,
+        # Coarse facts only: the addresses stay here (the notifier asks GetAlertContact).
+        channels = domain.alert_channels(
+            domain.alert_contact(minor, c.email, c.legal_representative_email),
+            domain.alert_phone(minor, c.phone),
         )
+        await outbox.add_event(conn, ContactChanged(ins=ins, channels=channels), **common)
     return {
         "ins": ins,
         "status": "announced",
@@ -178,51 +195,86 @@ async def sign_in_with_card(ctx: CommandContext, c: cmd.SignInWithCard) -> dict[
     return {"token": token, "expires_at": (now + ttl).isoformat()}
 
 
-async def request_holder_code(ctx: CommandContext, c: cmd.RequestHolderCode) -> dict[str, Any]:
-    """SPC_03: a one-time code, sent to the holder's e-mail."""
-    settings = _settings(ctx)
+async def request_holder_code(
+    ctx: CommandContext, c: cmd.RequestHolderCode, mailer: CodeMailer
+) -> dict[str, Any]:
+    """SPC_03: a one-time code, sent to the holder's e-mail.
+
+    The same reply, in about the same time, whatever the INS: registered or not, with an e-mail
+    or not, a minor (no codes of their own, SPC_04) or not, space open or not. The mail leaves
+    after the reply. Limits per INS (counted for any INS) and per caller; a new code revokes the
+    previous one, and a request that sends nothing revokes any live code too.
+    """
+    policy = sign_in_policy(_settings(ctx))
     now = ctx.runtime.now()
+    window = domain.rate_window_start(now, policy.rate_window)
     code = f"{secrets.randbelow(10**6):06d}"
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        person = await repository.get_person(conn, c.ins)
-        space = await repository.lock_space(conn, c.ins)
-        if person is None or space is None:
-            raise NotFound(f"no space for INS {c.ins}")
-        if space["status"] not in ("open", "closed"):
-            raise Conflict(f"the space is {space['status']}: it cannot be signed into yet")
-        if domain.is_minor(person["birth_date"], now.date()):
-            raise Forbidden(
-                "a minor has no access codes of their own: the legal representative acts (SPC_04)"
+    async with ctx.runtime.pool.acquire() as conn:
+        async with conn.transaction():
+            by_caller = await repository.count_request(conn, domain.caller_key(ctx.caller), window)
+            by_ins = await repository.count_request(conn, domain.ins_key(c.ins), window)
+            limited = by_caller > policy.codes_per_caller or by_ins > policy.codes_per_ins
+            if not limited:
+                person = await repository.get_person(conn, c.ins)
+                space = await repository.get_space(conn, c.ins)
+                to = domain.code_recipient(
+                    space["status"] if space else None,
+                    person["birth_date"] if person else None,
+                    person["email"] if person else None,
+                    now.date(),
+                )
+                if to is None:
+                    await repository.revoke_holder_code(conn, c.ins)
+                else:
+                    await repository.replace_holder_code(
+                        conn, c.ins, _code_hash(ctx, c.ins, code), now, now + policy.code_ttl
+                    )
+        if limited:
+            # The same for any INS. The counts above are kept: a refused request counts too.
+            raise DomainError(
+                "too many code requests: wait before asking for a new code", code="rate_limited"
             )
-        if not person["email"]:
-            raise Conflict("no e-mail on file: sign-in online is not possible (SPC_06)")
-        await repository.insert_holder_code(conn, c.ins, _code_hash(c.ins, code), now + CODE_TTL)
-    await send_mail(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        sender=settings.mail_from,
-        to=person["email"],
-        subject="Mon espace santé : votre code de connexion",
-        body=f"Votre code de connexion à usage unique : {code}\nIl expire dans 10 minutes.",
-        message_id=f"code-{secrets.token_hex(8)}",
-    )
-    return {"sent_to": _mask(person["email"])}
-
-
-def _mask(email: str) -> str:
-    local, _, domain_ = email.partition("@")
-    return f"{local[:1]}***@{domain_}"
+    if to is not None:
+        mailer.submit(to, code)
+    return dict(domain.CODE_REQUEST_REPLY)
 
 
 async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, Any]:
+    """SPC_03: the holder's live code, once. Wrong codes count per holder, across codes: past
+    the limit sign-in is locked for a while and the live code revoked."""
     settings = _settings(ctx)
+    policy = sign_in_policy(settings)
     now = ctx.runtime.now()
+    person = None
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        person = await repository.get_person(conn, c.ins)
-        ok = person is not None and await repository.use_holder_code(
-            conn, c.ins, _code_hash(c.ins, c.code), now, CODE_ATTEMPTS
+        await repository.lock_sign_in(conn, c.ins)
+        guard = await repository.get_guard(conn, c.ins)
+        locked = domain.is_locked(guard, now)
+        if not locked:
+            stored = await repository.get_holder_code(conn, c.ins)
+            if domain.code_matches(
+                stored["code_hash"] if stored else None,
+                stored["expires_at"] if stored else None,
+                _code_hash(ctx, c.ins, c.code),
+                now,
+            ):
+                await repository.revoke_holder_code(conn, c.ins)  # used: gone
+                await repository.delete_guard(conn, c.ins)
+                person = await repository.get_person(conn, c.ins)
+            else:
+                guard = domain.after_failure(guard, now, policy)
+                await repository.save_guard(conn, c.ins, guard)
+                if domain.is_locked(guard, now):
+                    await repository.revoke_holder_code(conn, c.ins)
+    # Refusals are raised after commit, so the failure they count is kept.
+    if locked or domain.is_locked(guard, now):
+        assert guard.locked_until is not None
+        raise Unauthenticated(
+            "too many wrong codes: sign-in is locked until"
+            f" {guard.locked_until.isoformat(timespec='seconds')}; then ask for a new code",
+            code="sign_in_locked",
         )
-    if not ok or person is None:
+    if person is None:
         raise Unauthenticated("the code is wrong, used or expired")
     ttl = TOKEN_TTL["holder"]
     token = issue_for(
@@ -234,6 +286,37 @@ async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, 
         ttl=ttl,
     )
     return {"token": token, "expires_at": (now + ttl).isoformat()}
+
+
+# --- identity.contacts: for the notifier only -----------------------------------------------
+
+
+def require_service_caller(ctx: CommandContext, service: str) -> None:
+    """Refuse unless the broker user that sent the request is `service`'s own.
+
+    The broker validates `user_id` against the connection's user, so this names the sending
+    service whatever the payload says. A request that names no user is refused.
+    """
+    if not domain.is_service_caller(ctx.caller, ctx.runtime.bus_user(service)):
+        raise Forbidden(f"only the {service} service may ask this")
+
+
+async def get_alert_contact(ctx: CommandContext, c: cmd.GetAlertContact) -> dict[str, Any]:
+    """NTF_04: where the holder's alerts go (a minor's: the legal representative's)."""
+    require_service_caller(ctx, "notifier")
+    now = ctx.runtime.now()
+    async with ctx.runtime.pool.acquire() as conn:
+        person = await repository.get_person(conn, c.ins)
+    if person is None:
+        raise NotFound(f"no person with INS {c.ins}")
+    minor = domain.is_minor(person["birth_date"], now.date())
+    return {
+        "ins": c.ins,
+        "display_name": f"{person['first_name']} {person['last_name']}",
+        "minor": minor,
+        "email": domain.alert_contact(minor, person["email"], person["legal_representative_email"]),
+        "phone": domain.alert_phone(minor, person["phone"]),
+    }
 
 
 async def close_space(ctx: CommandContext, c: cmd.CloseSpace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
+    ContactChangedV1,
     MessageSent,
     SpaceClosed,
     SpaceOpened,
@@ -25,6 +26,7 @@ def register(runtime: Runtime) -> None:
         LIFECYCLE_QUEUE,
         {
             ContactChanged: service.change_contact,
+            ContactChangedV1: service.change_contact,
             SpaceOpened: service.alert_on_space_opened,
             SpaceClosed: service.record_space_closed,
         },

@@ -6,24 +6,36 @@ sends each, then marks it sent. A failed send stays pending with its attempts an
 and is retried later with backoff. A crash between the SMTP server's acceptance and the mark
 re-sends the mail; its Message-ID is the alert id, so it is recognisably the same mail.
 It wakes on the NOTIFY written with each mail, and polls as a safety net (NOTIFY is not durable).
+
+The address is not kept here: for each mail the worker asks identity (`GetAlertContact`) where
+the holder's alerts go. If identity does not answer, the mail stays pending and is tried again
+with the same backoff as an SMTP failure: a mail is never dropped for an outage. A holder with
+no e-mail (any more) closes the row as `no_address`; the alert stays in the space (SPC_06).
+Finished rows are deleted `mail_retention_days` after they finished (checked every
+`mail_prune_seconds`); the alerts themselves are the holder's and stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from libs.bus.rpc import RpcError
 from libs.mail import send_mail
 from libs.runtime import Runtime
 from services.notifier import domain, repository
 from services.notifier.settings import NotifierSettings
 
 log = structlog.get_logger()
+
+# identity answers GetAlertContact there, to the notifier only.
+CONTACTS_QUEUE = "identity.contacts"
 
 
 class MailWorker:
@@ -76,11 +88,15 @@ class MailWorker:
                 await self._runtime.pool.release(listener)
 
     async def run_forever(self) -> None:
+        next_prune = 0.0
         while True:
             try:
                 await self._listen()
                 while await self.deliver_once() > 0:
                     pass
+                if time.monotonic() >= next_prune:
+                    await self.prune_once()
+                    next_prune = time.monotonic() + self._settings.mail_prune_seconds
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the worker must outlive a database outage
@@ -107,28 +123,61 @@ class MailWorker:
     async def _deliver(self, row: asyncpg.Record) -> None:
         pool = self._runtime.pool
         settings = self._settings
+        alert_id = row["alert_id"]
+        try:
+            contact = await self._runtime.rpc.call(
+                CONTACTS_QUEUE, "GetAlertContact", {"ins": row["ins"]}
+            )
+        except RpcError as exc:
+            if exc.code == "not_found":
+                # identity knows no such person: there is no one to mail; the alert stays in
+                # the inbox.
+                log.warning("mail_without_person", alert_id=str(alert_id))
+                await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
+                return
+            # identity away, slow or refusing us: keep the mail and ask again later.
+            await self._retry(row, f"contact lookup: {exc}", error_level=exc.code == "forbidden")
+            return
+        email = contact.get("email")
+        if not email:
+            # SPC_06: no e-mail (any more); the alert is in the space.
+            await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
+            log.info("mail_no_address", alert_id=str(alert_id))
+            return
         try:
             await send_mail(
                 host=settings.smtp_host,
                 port=settings.smtp_port,
                 sender=settings.mail_from,
-                to=row["to_address"],
-                subject=row["subject"],
-                body=row["body"],
-                message_id=str(row["alert_id"]),
+                to=str(email),
+                subject=domain.mail_subject(row["kind"]),
+                body=domain.mail_body(row["text"], contact.get("display_name")),
+                message_id=str(alert_id),
             )
         except Exception as exc:
-            retry_in = domain.retry_delay(
-                row["attempts"], settings.mail_retry_seconds, settings.mail_retry_max_seconds
-            )
-            log.warning(
-                "mail_send_failed",
-                alert_id=str(row["alert_id"]),
-                attempts=row["attempts"],
-                retry_in_seconds=retry_in.total_seconds(),
-                error=repr(exc),
-            )
-            await repository.mark_failed(pool, row["alert_id"], repr(exc), retry_in)
+            await self._retry(row, repr(exc))
             return
-        await repository.mark_sent(pool, row["alert_id"])
-        log.info("mail_sent", alert_id=str(row["alert_id"]))
+        await repository.mark_done(pool, alert_id, "sent", self._runtime.now())
+        log.info("mail_sent", alert_id=str(alert_id))
+
+    async def _retry(self, row: asyncpg.Record, error: str, *, error_level: bool = False) -> None:
+        settings = self._settings
+        retry_in = domain.retry_delay(
+            row["attempts"], settings.mail_retry_seconds, settings.mail_retry_max_seconds
+        )
+        (log.error if error_level else log.warning)(
+            "mail_send_failed",
+            alert_id=str(row["alert_id"]),
+            attempts=row["attempts"],
+            retry_in_seconds=retry_in.total_seconds(),
+            error=error,
+        )
+        await repository.mark_failed(self._runtime.pool, row["alert_id"], error, retry_in)
+
+    async def prune_once(self) -> int:
+        """Delete mail rows finished more than `mail_retention_days` ago (shared clock)."""
+        before = self._runtime.now() - timedelta(days=self._settings.mail_retention_days)
+        deleted = await repository.prune_mails(self._runtime.pool, before)
+        if deleted:
+            log.info("mails_pruned", deleted=deleted)
+        return deleted

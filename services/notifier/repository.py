@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -32,22 +33,14 @@ async def lock_holder(conn: Conn, ins: str) -> asyncpg.Record:
     return row
 
 
-async def set_contact(
-    conn: Conn,
-    *,
-    ins: str,
-    display_name: str,
-    email: str | None,
-    phone: str | None,
-    changed_at: datetime,
+async def set_channels(
+    conn: Conn, *, ins: str, channels: Sequence[str], changed_at: datetime
 ) -> None:
+    """Which channels the holder has (no address: identity keeps those)."""
     await conn.execute(
-        """UPDATE contacts SET display_name = $2, email = $3, phone = $4, changed_at = $5
-           WHERE ins = $1""",
+        "UPDATE contacts SET channels = $2, changed_at = $3 WHERE ins = $1",
         ins,
-        display_name,
-        email,
-        phone,
+        list(channels),
         changed_at,
     )
 
@@ -116,17 +109,15 @@ async def list_alerts(conn: Conn | Pool, ins: str) -> list[asyncpg.Record]:
 # --- the mail outbox ------------------------------------------------------------------------
 
 
-async def insert_mail(
-    conn: Conn, *, alert_id: UUID, to_address: str, subject: str, body: str
-) -> None:
-    """A pending mail, in the alert's transaction; the NOTIFY wakes the worker at commit."""
+async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
+    """A pending mail, in the alert's transaction; the NOTIFY wakes the worker at commit.
+
+    No address, subject or body: the worker builds them when it sends, from the alert and the
+    contact identity gives it then.
+    """
     await conn.execute(
-        """INSERT INTO mails (alert_id, to_address, subject, body) VALUES ($1, $2, $3, $4)
-           ON CONFLICT DO NOTHING""",
+        "INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING",
         alert_id,
-        to_address,
-        subject,
-        body,
     )
     await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
 
@@ -136,15 +127,18 @@ async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.
     return list(
         await pool.fetch(
             """
-            UPDATE mails SET claimed_until = clock_timestamp() + $1, attempts = attempts + 1
-            WHERE alert_id IN (
-                SELECT alert_id FROM mails
-                WHERE sent_at IS NULL
-                  AND next_attempt_at <= clock_timestamp()
-                  AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
-                ORDER BY next_attempt_at LIMIT $2
-                FOR UPDATE SKIP LOCKED)
-            RETURNING alert_id, to_address, subject, body, attempts
+            WITH claimed AS (
+                UPDATE mails SET claimed_until = clock_timestamp() + $1, attempts = attempts + 1
+                WHERE alert_id IN (
+                    SELECT alert_id FROM mails
+                    WHERE sent_at IS NULL
+                      AND next_attempt_at <= clock_timestamp()
+                      AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
+                    ORDER BY next_attempt_at LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING alert_id, attempts)
+            SELECT c.alert_id, c.attempts, a.ins, a.kind, a.text
+            FROM claimed c JOIN alerts a USING (alert_id)
             """,
             lease,
             limit,
@@ -152,11 +146,15 @@ async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.
     )
 
 
-async def mark_sent(pool: Pool, alert_id: UUID) -> None:
+async def mark_done(pool: Pool, alert_id: UUID, outcome: str, at: datetime) -> None:
+    """Finished: `sent`, or `no_address` (the holder has no e-mail now; the alert is in the
+    space, SPC_06). `at` is the shared clock's, which the pruning schedule counts from."""
     await pool.execute(
-        """UPDATE mails SET sent_at = clock_timestamp(), claimed_until = NULL, last_error = NULL
+        """UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL, last_error = NULL
            WHERE alert_id = $1""",
         alert_id,
+        outcome,
+        at,
     )
 
 
@@ -169,6 +167,14 @@ async def mark_failed(pool: Pool, alert_id: UUID, error: str, retry_in: timedelt
         error[:1000],
         retry_in,
     )
+
+
+async def prune_mails(pool: Pool, finished_before: datetime) -> int:
+    """Delete mail rows finished before the given time (the alerts themselves stay)."""
+    status = await pool.execute(
+        "DELETE FROM mails WHERE sent_at IS NOT NULL AND sent_at < $1", finished_before
+    )
+    return int(status.split()[-1])
 
 
 def alert_json(row: asyncpg.Record) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
+    ContactChangedV1,
     HolderAlerted,
     MessageSent,
     SpaceClosed,
@@ -46,14 +47,9 @@ async def raise_alert(ctx: EventContext, ins: str, alert: domain.AlertText) -> b
         log.warning("alert_already_raised", cause_event_id=str(cause))
         return False
     channels = ["space"]
-    if holder["email"]:
-        await repository.insert_mail(
-            conn,
-            alert_id=alert_id,
-            to_address=holder["email"],
-            subject=domain.mail_subject(alert.kind),
-            body=domain.mail_body(alert.text, holder["display_name"]),
-        )
+    if "email" in holder["channels"]:
+        # The address is asked of identity when the mail is sent (it is not kept here).
+        await repository.insert_mail(conn, alert_id=alert_id)
         channels.append("email")
     # Else (SPC_06): no channel; the alert waits in the space. An unknown contact is mailed
     # once ContactChanged arrives (see change_contact).
@@ -106,31 +102,23 @@ async def record_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     await repository.set_closed(ctx.conn, event.ins, event.closed_at)
 
 
-async def change_contact(ctx: EventContext, event: ContactChanged) -> None:
-    """Where alerts go. For a minor identity already sends the representative's (NTF_04)."""
+async def change_contact(ctx: EventContext, changed: ContactChanged | ContactChangedV1) -> None:
+    """Which channels the holder's alerts have (a minor's: the representative's, NTF_04).
+
+    v1, still readable, is read as v2: its name and addresses are ignored, never stored.
+    """
+    event = changed.upgraded()
     holder = await repository.lock_holder(ctx.conn, event.ins)
     changed_at = ctx.envelope.occurred_at
     if holder["changed_at"] is not None and holder["changed_at"] > changed_at:
         log.info("stale_contact_ignored", ins=event.ins)
         return
-    await repository.set_contact(
-        ctx.conn,
-        ins=event.ins,
-        display_name=event.display_name,
-        email=event.email,
-        phone=event.phone,
-        changed_at=changed_at,
-    )
+    channels = sorted(set(event.channels))
+    await repository.set_channels(ctx.conn, ins=event.ins, channels=channels, changed_at=changed_at)
     # Alerts raised before any contact was known: never zero, so mail them now.
     for alert in await repository.take_alerts_awaiting_contact(ctx.conn, event.ins):
-        if event.email:
-            await repository.insert_mail(
-                ctx.conn,
-                alert_id=alert["alert_id"],
-                to_address=event.email,
-                subject=domain.mail_subject(alert["kind"]),
-                body=domain.mail_body(alert["text"], event.display_name),
-            )
+        if "email" in channels:
+            await repository.insert_mail(ctx.conn, alert_id=alert["alert_id"])
 
 
 async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> dict[str, Any]:

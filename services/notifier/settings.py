@@ -12,3 +12,6 @@ class NotifierSettings(ServiceSettings):
     mail_retry_max_seconds: float = 3600.0
     # How often the delivery worker looks for due mails when no NOTIFY woke it (safety net).
     mail_poll_seconds: float = 1.0
+    # Finished mail rows (sent, or closed for want of an address) are deleted this long after.
+    mail_retention_days: float = 30.0
+    mail_prune_seconds: float = 3600.0

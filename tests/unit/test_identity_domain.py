@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from libs.contracts import commands as cmd
 from libs.errors import Conflict, InvalidInput
 from services.identity import domain
 
@@ -73,3 +75,184 @@ def test_objection_only_while_announced_and_within_six_weeks__SPC_01() -> None:
     with pytest.raises(Conflict):
         domain.check_objection("open", announced, announced)
     assert domain.can_open("announced") and not domain.can_open("objected")
+
+
+# --- identifiers are ASCII (issue 5, item 8) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "translate",
+    [
+        # full-width digits, Arabic-Indic digits: `\d` and int() would take them
+        str.maketrans("0123456789", "０１２３４５６７８９"),
+        str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
+    ],
+)
+def test_a_nir_in_non_ascii_digits_is_refused__SPC_02(translate: dict[int, str]) -> None:
+    nir = domain.with_key("1850575123456")
+    with pytest.raises(InvalidInput) as refused:
+        domain.validate_nir(nir.translate(translate))
+    assert refused.value.code == "invalid_nir"
+
+
+def test_a_nir_with_a_trailing_newline_is_refused__SPC_02() -> None:
+    with pytest.raises(InvalidInput):
+        domain.validate_nir(domain.with_key("1850575123456") + "\n")
+
+
+# --- the identity commands refuse bad input at the edge ---------------------------------------
+
+
+def _holder(**overrides: object) -> cmd.RegisterHolder:
+    values: dict[str, object] = {
+        "nir": domain.with_key("1850575123456"),
+        "first_name": "Jeanne",
+        "last_name": "Durand",
+        "birth_date": "1985-05-01",
+        **overrides,
+    }
+    return cmd.RegisterHolder.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "jeanne@example.org\r\nBcc: all@example.org",
+        "jeanne\n@example.org",
+        "jeanne@example.org\x00",
+        "not an address",
+        "jeanne@localhost",
+        "x" * 250 + "@example.org",
+    ],
+)
+def test_an_invalid_email_is_refused(email: str) -> None:
+    with pytest.raises(ValidationError):
+        _holder(email=email)
+    with pytest.raises(ValidationError):
+        _holder(legal_representative_email=email)
+
+
+def test_an_email_is_normalised() -> None:
+    assert _holder(email="Jeanne.Durand@EXAMPLE.org").email == "Jeanne.Durand@example.org"
+
+
+@pytest.mark.parametrize("phone", ["06 12 34 56 78", "0612345678", "+33 6 12 34 56 78"])
+def test_a_french_phone_in_national_form_is_normalised_to_e164(phone: str) -> None:
+    assert _holder(phone=phone).phone == "+33612345678"
+
+
+@pytest.mark.parametrize(
+    "phone", ["123", "06 12 34 56 78\n", "０６１２３４５６７８", "call me", ""]
+)
+def test_an_invalid_phone_is_refused(phone: str) -> None:
+    with pytest.raises(ValidationError):
+        _holder(phone=phone)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "Jeanne\x00", "Jea\nnne", "Jeanne\u202e", "J" * 101, "\x1b[31mJ"]
+)
+def test_names_are_bounded_and_free_of_control_characters(name: str) -> None:
+    with pytest.raises(ValidationError):
+        _holder(first_name=name)
+
+
+def test_names_keep_their_accents_and_hyphens() -> None:
+    assert _holder(first_name=" Anne-Éloïse ").first_name == "Anne-Éloïse"
+
+
+@pytest.mark.parametrize(
+    "rpps", ["1000123456", "100012345678", "１０００１２３４５６７", "10001234567\n"]
+)
+def test_an_rpps_is_eleven_ascii_digits(rpps: str) -> None:
+    with pytest.raises(ValidationError):
+        cmd.RegisterProfessional(
+            rpps=rpps,
+            first_name="Claire",
+            last_name="Martin",
+            profession="physician",
+            card_public_key="A" * 43,
+        )
+
+
+@pytest.mark.parametrize(
+    "ins", ["１８５０５７５１２３４５６７８", "18505751234567\n", "1850575123456"]
+)
+def test_an_ins_is_fifteen_ascii_characters(ins: str) -> None:
+    with pytest.raises(ValidationError):
+        cmd.RequestHolderCode(ins=ins)
+
+
+# --- sign-in codes (SPC_03): who gets one, lockout per holder, rate windows -------------------
+
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+POLICY = domain.SignInPolicy()
+
+
+def test_a_code_goes_only_to_an_adult_holder_of_an_open_space_with_an_email__SPC_03() -> None:
+    adult = date(1985, 5, 1)
+    assert domain.code_recipient("open", adult, "a@example.org", TODAY) == "a@example.org"
+    # a closed space can still be signed into, to ask for its reactivation (RET_01)
+    assert domain.code_recipient("closed", adult, "a@example.org", TODAY) == "a@example.org"
+    assert domain.code_recipient(None, None, None, TODAY) is None  # no such INS
+    assert domain.code_recipient("announced", adult, "a@example.org", TODAY) is None
+    assert domain.code_recipient("objected", adult, "a@example.org", TODAY) is None
+    assert domain.code_recipient("open", adult, None, TODAY) is None  # SPC_06
+
+
+def test_a_minor_gets_no_code_of_their_own__SPC_04() -> None:
+    assert domain.code_recipient("open", date(2015, 5, 1), "kid@example.org", TODAY) is None
+
+
+def test_wrong_codes_lock_the_holder_after_the_limit__SPC_03() -> None:
+    guard = domain.Guard()
+    for attempt in range(1, POLICY.max_failures):
+        guard = domain.after_failure(guard, NOW + timedelta(seconds=attempt), POLICY)
+        assert guard.failures == attempt and not domain.is_locked(guard, NOW)
+    last = NOW + timedelta(seconds=POLICY.max_failures)
+    guard = domain.after_failure(guard, last, POLICY)
+    assert domain.is_locked(guard, last)
+    assert domain.is_locked(guard, last + POLICY.lockout - timedelta(seconds=1))
+    assert not domain.is_locked(guard, last + POLICY.lockout)
+    # after the lock, counting starts again
+    again = domain.after_failure(guard, last + POLICY.lockout, POLICY)
+    assert again.failures == 1 and not domain.is_locked(again, last + POLICY.lockout)
+
+
+def test_old_failures_are_forgotten_after_their_window__SPC_03() -> None:
+    guard = domain.Guard()
+    for _ in range(POLICY.max_failures - 1):
+        guard = domain.after_failure(guard, NOW, POLICY)
+    later = NOW + POLICY.failure_window
+    assert domain.guard_expired(guard, later, POLICY)
+    assert domain.after_failure(guard, later, POLICY).failures == 1
+
+
+def test_a_code_matches_only_while_live__SPC_03() -> None:
+    expires = NOW + timedelta(minutes=10)
+    assert domain.code_matches("h", expires, "h", NOW)
+    assert not domain.code_matches("h", expires, "other", NOW)
+    assert not domain.code_matches("h", expires, "h", expires)
+    assert not domain.code_matches(None, None, "h", NOW)
+
+
+def test_rate_windows_are_fixed_and_aligned() -> None:
+    hour = timedelta(hours=1)
+    start = domain.rate_window_start(NOW + timedelta(minutes=59), hour)
+    assert start == NOW
+    assert domain.rate_window_start(NOW + hour, hour) == NOW + hour
+    assert domain.caller_key(None) == "caller:anonymous"
+
+
+def test_only_the_named_service_user_is_a_service_caller__NTF_04() -> None:
+    assert domain.is_service_caller("notifier", "notifier")
+    assert not domain.is_service_caller("guest", "notifier")
+    assert not domain.is_service_caller(None, "notifier")
+    assert not domain.is_service_caller("", "")
+
+
+def test_alert_channels_are_coarse_facts__NTF_04() -> None:
+    assert domain.alert_channels("a@example.org", "+33612345678") == ["email", "sms"]
+    assert domain.alert_channels(None, None) == []
+    assert domain.alert_phone(True, "+33612345678") is None
