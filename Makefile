@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration test-e2e lint typecheck bench infra venv clean
+.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: venv infra
 ## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
 test: venv infra lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## The whole fault suite (private RabbitMQ, RabbitMQ cluster and PostgreSQL; about 20 minutes).
+test-faults: venv infra
+	FAULTS=full $(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit

@@ -1,0 +1,621 @@
+"""The fault suite's harness: the six services as processes on private servers, a steady load
+of deposits and reads through `libs.client.Client`, and the checks made afterwards from the
+private database.
+
+Every operation of the load carries a correlation id chosen here; the services carry it into
+the access trace (`access.traces.correlation_id`) and into the outbox row of `AccessLogged`.
+From it the checks find, for each operation: its traces, the documents stored under those
+decisions, the `AccessLogged` events and the alerts raised for them (`notifier.alerts`,
+`cause_event_id`), and messaging's notice of each deposit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from libs.bus.rpc import RpcClient, RpcError
+from libs.client import Client
+from libs.clock import advance
+from libs.contracts.events import AccessLogged
+from libs.tokens import new_keypair
+from scripts import processes
+from tests.support import infra
+from tests.support.people import new_nir, new_professional
+from tests.support.smtp import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_DIR = ROOT / ".run" / "faults"
+SERVICES = processes.SERVICES
+RATE = 20.0  # operations per second (deposits and reads alternately)
+MAX_IN_FLIGHT = 100  # past this, a tick sends nothing (counted as skipped, not as sent)
+CALL_TIMEOUT = 10.0
+RECOVERY_BUDGET = 180.0  # seconds after the fault ends for the system to serve again by itself
+SETTLE_BUDGET = 120.0  # seconds for effects in flight (alerts, notices) to arrive
+HOLDERS = 4
+PROS = 2
+
+# --- the services ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    identity_private: str
+    identity_public: str
+    operator_id: str
+    operator_private: str
+    operator_public: str
+
+
+def new_keys() -> Keys:
+    identity_private, identity_public = new_keypair()
+    operator_private, operator_public = new_keypair()
+    return Keys(
+        identity_private, identity_public, "fault-operator", operator_private, operator_public
+    )
+
+
+def service_values(database_url: str, amqp_url: str, keys: Keys, smtp_port: int) -> dict[str, Any]:
+    """The settings `scripts/run_system.py` gives the services, on the private servers."""
+    return {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "identity_public_key": keys.identity_public,
+        "operator_public_keys": {keys.operator_id: keys.operator_public},
+        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "messaging_content_key": "mE5s4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA0",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "clock_mode": "adjustable",
+        "sweep_interval_seconds": 0.5,
+        "log_level": "INFO",
+        "rpc_timeout_seconds": CALL_TIMEOUT,
+        "db_pool_size": 4,
+    }
+
+
+def service_environment(name: str, values: dict[str, Any], keys: Keys) -> dict[str, str]:
+    """THE one place a service's environment is built (as `scripts.processes.start` does):
+    `values` name the environment with the administrator's URLs; the service gets its own
+    broker user and database role (`tests.support.infra.service_values`)."""
+    env = {**os.environ, **processes.environment(infra.service_values(values, name))}
+    env.pop("IDENTITY_PRIVATE_KEY", None)
+    if name == "identity":  # only identity holds the signing key
+        env["IDENTITY_PRIVATE_KEY"] = keys.identity_private
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class System:
+    """The six services as processes, each startable, killable and restartable on its own."""
+
+    def __init__(self, values: dict[str, Any], keys: Keys, logs: Path) -> None:
+        self.values = values
+        self.keys = keys
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # A service started with another entry point (crash points), by name.
+        self.modules: dict[str, str] = {}
+        self.extra_env: dict[str, dict[str, str]] = {}
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> None:
+        assert name not in self.procs or self.procs[name].poll() is not None, f"{name} running"
+        env = {**service_environment(name, self.values, self.keys), **self.extra_env.get(name, {})}
+        module = self.modules.get(name)
+        args = ["-m", module, name] if module else ["-m", f"services.{name}"]
+        with (self.logs / f"{name}.log").open("ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')} ---\n".encode())
+            log.flush()
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, *args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=log,
+                preexec_fn=processes._die_with_parent,
+            )
+
+    def start_all(self) -> None:
+        for name in SERVICES:
+            self.start(name)
+
+    def kill(self, name: str) -> None:
+        process = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        self.procs[name].send_signal(sig)
+
+    def stop_all(self) -> None:
+        for process in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGCONT)
+        processes.stop({n: p for n, p in self.procs.items() if p.poll() is None}, timeout=15)
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+# --- the client and its load ----------------------------------------------------------------
+
+_correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fault_correlation", default=None
+)
+
+
+class CorrelatedRpc:
+    """An RpcClient that gives each call the correlation id of the operation in progress, so
+    `libs.client.Client` is used as is and its effects can be found afterwards."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+        self.timeout = rpc.timeout
+
+    async def call(self, queue: str, command: str, payload: dict[str, Any], **kw: Any) -> Any:
+        kw.setdefault("correlation_id", _correlation.get())
+        return await self.rpc.call(queue, command, payload, **kw)
+
+
+async def connect_client(amqp_url: str) -> tuple[RpcClient, Client]:
+    # As a practice software connects: its own broker user, commands and replies only.
+    rpc = RpcClient(infra.client_url(amqp_url), name="faults", timeout=CALL_TIMEOUT)
+    await rpc.connect()
+    return rpc, Client(CorrelatedRpc(rpc))  # type: ignore[arg-type]
+
+
+@dataclass
+class World:
+    """Holders with open spaces, each having authorized every professional."""
+
+    holders: list[str]
+    holder_tokens: dict[str, str]
+    pro_tokens: list[str]
+
+
+async def _retry(action: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await action()
+            except RpcError:
+                await asyncio.sleep(0.3)
+
+
+async def populate(client: Client, smtp: SmtpServer, database_url: str, keys: Keys) -> World:
+    """As bench/bench.py does: register holders and professionals, move the shared clock six
+    weeks so the spaces open, sign the holders in with their e-mailed codes, authorize."""
+    operator = await _retry(
+        lambda: client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    )
+    holders = []
+    for i in range(HOLDERS):
+        ins = new_nir(sex=2, year=80 + i)
+        await client.register_holder(
+            operator,
+            nir=ins,
+            first_name="Fault",
+            last_name=f"Holder{i}",
+            birth_date=date(1980 + i, 5, 1),
+            email=f"holder.{ins}@example.org",
+        )
+        holders.append(ins)
+    pros = [new_professional("physician", f"Fault{i}") for i in range(PROS)]
+    for pro in pros:
+        await client.register_professional(
+            operator,
+            rpps=pro.rpps,
+            first_name=pro.first_name,
+            last_name=pro.last_name,
+            profession=pro.profession,
+            card_public_key=pro.card_public,
+        )
+    await advance(database_url, timedelta(weeks=6, minutes=1))
+    holder_tokens = {}
+    for ins in holders:
+        holder_tokens[ins] = await _holder_sign_in(client, smtp, ins, f"holder.{ins}@example.org")
+    pro_tokens = [
+        await client.sign_in_with_card("professional", p.rpps, p.card_private) for p in pros
+    ]
+    for ins, token in holder_tokens.items():
+        for pro in pros:
+            await _retry(
+                lambda ins=ins, token=token, pro=pro: client.authorize(token, ins, pro.rpps)
+            )
+    return World(holders, holder_tokens, pro_tokens)
+
+
+async def _holder_sign_in(client: Client, smtp: SmtpServer, ins: str, email: str) -> str:
+    # The space opens once retention and identity saw the clock move: retry until then.
+    await _retry(lambda: client.request_holder_code(ins))
+    async with asyncio.timeout(30):
+        while True:
+            bodies = [
+                m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                for m in smtp.mailbox.to(email)
+                if "code" in str(m["Subject"])
+            ]
+            found = re.search(r"\b(\d{6})\b", bodies[-1]) if bodies else None
+            if found is not None:
+                return await client.sign_in_holder(ins, found[1])
+            await asyncio.sleep(0.05)
+
+
+@dataclass
+class Op:
+    kind: str  # deposit | read
+    correlation_id: str
+    ins: str
+    sent_at: float
+    outcome: str = "pending"  # ok | <error code> | exception:<type>
+    document_id: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.outcome == "ok"
+
+
+class Load:
+    """Deposits and reads alternately at `rate` per second, until stopped."""
+
+    def __init__(self, client: Client, world: World, rate: float = RATE) -> None:
+        self.client = client
+        self.world = world
+        self.rate = rate
+        self.ops: list[Op] = []
+        self.skipped = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.content = os.urandom(256)
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            await self._runner
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CALL_TIMEOUT + 5)
+
+    async def _run(self) -> None:
+        i = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            if len(self._tasks) >= MAX_IN_FLIGHT:
+                self.skipped += 1
+            else:
+                task = asyncio.create_task(self._one(i))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            i += 1
+            next_at += 1 / self.rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _one(self, i: int) -> None:
+        ins = random.choice(self.world.holders)
+        token = random.choice(self.world.pro_tokens)
+        op = Op("deposit" if i % 2 == 0 else "read", uuid.uuid4().hex, ins, time.monotonic())
+        self.ops.append(op)
+        _correlation.set(op.correlation_id)
+        try:
+            if op.kind == "deposit":
+                result = await self.client.deposit(
+                    token,
+                    ins,
+                    document_type="lab_report",
+                    title=f"Bilan {op.correlation_id[:8]}",
+                    content=self.content,
+                )
+                op.document_id = str(result["document_id"])
+            else:
+                await self.client.read_dossier(token, ins)
+            op.outcome = "ok"
+        except RpcError as exc:
+            op.outcome = exc.code
+        except Exception as exc:
+            op.outcome = f"exception:{type(exc).__name__}"
+
+
+async def canary(client: Client, world: World) -> None:
+    """One deposit and one read, both acknowledged (raises otherwise)."""
+    ins, token = world.holders[0], world.pro_tokens[0]
+    _correlation.set(f"canary-{uuid.uuid4().hex}")
+    await client.deposit(token, ins, document_type="lab_report", title="canary", content=b"c")
+    await client.read_dossier(token, ins)
+
+
+async def measure_recovery(client: Client, world: World, budget: float = RECOVERY_BUDGET) -> float:
+    """Seconds until every service answers Ping ready and a deposit and a read succeed;
+    raises TimeoutError past `budget`."""
+    started = time.monotonic()
+    async with asyncio.timeout(budget):
+        while True:
+            try:
+                await processes.wait_ready(client, timeout=budget)
+                await canary(client, world)
+                return time.monotonic() - started
+            except (RpcError, TimeoutError, Exception):
+                await asyncio.sleep(0.5)
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    sent: int = 0
+    acknowledged: int = 0
+    lost: int = 0  # effects missing: document, trace, alert, notice
+    duplicated: int = 0  # effects present more than once
+    stored_though_failed: int = 0  # deposits stored whose caller was told they failed
+    details: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        if len(self.details) < 30:
+            self.details.append(text)
+
+
+async def verify(database_url: str, ops: list[Op]) -> Verdict:
+    verdict = Verdict(sent=len(ops), acknowledged=sum(op.acknowledged for op in ops))
+    ids = [op.correlation_id for op in ops]
+    conn = await asyncpg.connect(database_url)
+    try:
+        traces = await conn.fetch(
+            "SELECT correlation_id, trace_id, decision_id, outcome, action FROM access.traces"
+            " WHERE correlation_id = ANY($1)",
+            ids,
+        )
+        logged = await conn.fetch(
+            "SELECT event_id, correlation_id,"
+            " convert_from(body, 'UTF8')::jsonb -> 'payload' ->> 'trace_id' AS trace_id,"
+            " convert_from(body, 'UTF8')::jsonb -> 'payload' ->> 'actor_kind' AS actor_kind"
+            " FROM access.outbox WHERE routing_key = $2 AND correlation_id = ANY($1)",
+            ids,
+            AccessLogged.routing_key(),
+        )
+        alerts = dict(
+            await conn.fetch(
+                "SELECT cause_event_id, count(*) FROM notifier.alerts"
+                " WHERE cause_event_id = ANY($1::uuid[]) GROUP BY cause_event_id",
+                [r["event_id"] for r in logged],
+            )
+        )
+        docs = await conn.fetch(
+            "SELECT document_id, decision_id FROM dossier.documents"
+            " WHERE decision_id = ANY($1::uuid[])",
+            [t["decision_id"] for t in traces],
+        )
+        notices = {
+            r["document_id"]
+            for r in await conn.fetch(
+                "SELECT document_id FROM messaging.messages WHERE document_id = ANY($1::uuid[])",
+                [d["document_id"] for d in docs],
+            )
+        }
+    finally:
+        await conn.close()
+
+    traces_of: dict[str, list[Any]] = {}
+    for t in traces:
+        traces_of.setdefault(t["correlation_id"], []).append(t)
+    logged_of: dict[str, Any] = {r["trace_id"]: r for r in logged}
+    docs_of: dict[Any, list[Any]] = {}
+    for d in docs:
+        docs_of.setdefault(d["decision_id"], []).append(d)
+
+    for op in ops:
+        mine = traces_of.get(op.correlation_id, [])
+        granted = [t for t in mine if t["outcome"] == "granted"]
+        stored = [d for t in mine for d in docs_of.get(t["decision_id"], [])]
+        if len(mine) > 1:
+            verdict.duplicated += len(mine) - 1
+            verdict.note(f"{op.kind} {op.correlation_id}: {len(mine)} access traces")
+        if len(stored) > 1:
+            verdict.duplicated += len(stored) - 1
+            verdict.note(f"deposit {op.correlation_id}: stored {len(stored)} times")
+        if op.acknowledged and not granted:
+            verdict.lost += 1
+            verdict.note(f"{op.kind} {op.correlation_id} acknowledged: no granted trace")
+        if op.acknowledged and op.kind == "deposit":
+            if op.document_id not in {str(d["document_id"]) for d in stored}:
+                verdict.lost += 1
+                verdict.note(f"deposit {op.correlation_id} acknowledged: document not stored")
+        if not op.acknowledged and stored:
+            verdict.stored_though_failed += 1
+        for t in granted:
+            event = logged_of.get(str(t["trace_id"]))
+            if event is None:
+                verdict.lost += 1
+                verdict.note(f"{op.kind} {op.correlation_id}: trace without AccessLogged")
+                continue
+            if event["actor_kind"] == "holder":
+                continue
+            n = alerts.get(event["event_id"], 0)
+            if n == 0:
+                verdict.lost += 1
+                verdict.note(f"{op.kind} {op.correlation_id}: granted access never alerted")
+            elif n > 1:
+                verdict.duplicated += n - 1
+                verdict.note(f"{op.kind} {op.correlation_id}: alerted {n} times")
+        for d in stored:
+            if d["document_id"] not in notices:
+                verdict.lost += 1
+                verdict.note(f"deposit {op.correlation_id}: no notice in the holder's box")
+    return verdict
+
+
+async def settle(database_url: str, ops: list[Op], budget: float = SETTLE_BUDGET) -> Verdict:
+    """Verify until nothing is missing any more (effects in flight arrive), or `budget`."""
+    deadline = time.monotonic() + budget
+    while True:
+        verdict = await verify(database_url, ops)
+        if verdict.lost == 0 or time.monotonic() > deadline:
+            return verdict
+        await asyncio.sleep(2)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    fault: str
+    sent: int
+    acknowledged: int
+    lost: int
+    duplicated: int
+    recovered: bool
+    recovery_seconds: float | None
+    stored_though_failed: int = 0
+    note: str = ""
+
+
+ROWS: list[Row] = []
+HEADER = (
+    "fault",
+    "operations sent",
+    "acknowledged",
+    "lost",
+    "duplicated effects",
+    "recovered by itself",
+    "time to recover",
+    "stored though failed",
+)
+
+
+def table(rows: list[Row]) -> str:
+    cells = [HEADER] + [
+        (
+            r.fault,
+            str(r.sent),
+            str(r.acknowledged),
+            str(r.lost),
+            str(r.duplicated),
+            "yes" if r.recovered else "NO",
+            f"{r.recovery_seconds:.1f} s" if r.recovery_seconds is not None else "-",
+            str(r.stored_though_failed),
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
+    lines = [" | ".join(c[i].ljust(widths[i]) for i in range(len(HEADER))) for c in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def record(row: Row) -> None:
+    ROWS.append(row)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with (RUN_DIR / "table.txt").open("a") as out:
+        out.write(table([row]).splitlines()[-1] + (f"   # {row.note}" if row.note else "") + "\n")
+
+
+# --- one fault, end to end ------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """What a fault test is given: the system, its client and world, its servers."""
+
+    system: System
+    client: Client
+    world: World
+    database_url: str
+    amqp_url: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Inject = Callable[[Bench], Awaitable[None]]
+
+
+async def run_fault(
+    bench: Bench,
+    fault: str,
+    inject: Inject,
+    *,
+    warmup: float = 5.0,
+    after: float = 5.0,
+) -> Row:
+    """Load, inject (returns when the fault is over), measure recovery, load a little more,
+    stop, let effects settle, check. Records and prints the row; asserts nothing."""
+    load = Load(bench.client, bench.world)
+    load.start()
+    await asyncio.sleep(warmup)
+    recovered, recovery = False, None
+    try:
+        await inject(bench)
+        try:
+            recovery = await measure_recovery(bench.client, bench.world)
+            recovered = True
+        except TimeoutError:
+            pass
+        await asyncio.sleep(after)
+    finally:
+        await load.stop()
+    verdict = await settle(bench.database_url, load.ops)
+    outcomes: dict[str, int] = {}
+    for op in load.ops:
+        outcomes[op.outcome] = outcomes.get(op.outcome, 0) + 1
+    row = Row(
+        fault,
+        verdict.sent,
+        verdict.acknowledged,
+        verdict.lost,
+        verdict.duplicated,
+        recovered,
+        recovery,
+        verdict.stored_though_failed,
+        note=f"outcomes {outcomes}; skipped ticks {load.skipped}",
+    )
+    record(row)
+    print(f"\n{table([row])}\n  {row.note}")
+    for line in verdict.details:
+        print(f"  - {line}")
+    return row
+
+
+@contextlib.asynccontextmanager
+async def system_on(
+    database_url: str,
+    amqp_url: str,
+    logs: Path,
+    *,
+    modules: dict[str, str] | None = None,
+    extra_env: dict[str, dict[str, str]] | None = None,
+) -> AsyncIterator[Bench]:
+    """Six services on the given (fresh) database and vhost, a client, a populated world."""
+    keys = new_keys()
+    with SmtpServer() as smtp:
+        system = System(service_values(database_url, amqp_url, keys, smtp.port), keys, logs)
+        system.modules.update(modules or {})
+        system.extra_env.update(extra_env or {})
+        system.start_all()
+        rpc, client = await connect_client(amqp_url)
+        try:
+            await processes.wait_ready(client, timeout=90)
+            world = await populate(client, smtp, database_url, keys)
+            yield Bench(system, client, world, database_url, amqp_url, {"smtp": smtp})
+        finally:
+            await rpc.close()
+            system.stop_all()
