@@ -143,13 +143,40 @@ class Client:
             token=token,
         )
 
-    async def read_dossier(self, token: str, ins: str) -> dict[str, Any]:
-        return await self.rpc.call(DOSSIER, "ReadDossier", {"ins": ins}, token=token)
+    async def read_dossier(
+        self, token: str, ins: str, *, cursor: str | None = None, page_size: int | None = None
+    ) -> dict[str, Any]:
+        """One page, newest first: `{"rule", "documents", "next_cursor"}`; pass `next_cursor`
+        back for the next page (each page is an access, traced and alerted)."""
+        return await self.rpc.call(
+            DOSSIER, "ReadDossier", _page({"ins": ins}, cursor, page_size), token=token
+        )
 
     async def send_message(self, token: str, ins: str, subject: str, body: str) -> dict[str, Any]:
         return await self.rpc.call(
             MESSAGING, "SendMessage", {"ins": ins, "subject": subject, "body": body}, token=token
         )
 
+    async def list_messages(
+        self,
+        holder_token: str,
+        ins: str,
+        *,
+        cursor: str | None = None,
+        page_size: int | None = None,
+    ) -> dict[str, Any]:
+        """One page of the holder's box, newest first: `{"messages", "next_cursor"}`."""
+        return await self.rpc.call(
+            MESSAGING, "ListMessages", _page({"ins": ins}, cursor, page_size), token=holder_token
+        )
+
     async def alerts(self, holder_token: str, ins: str) -> dict[str, Any]:
         return await self.rpc.call(NOTIFIER, "ListAlerts", {"ins": ins}, token=holder_token)
+
+
+def _page(payload: dict[str, Any], cursor: str | None, page_size: int | None) -> dict[str, Any]:
+    if cursor is not None:
+        payload["cursor"] = cursor
+    if page_size is not None:
+        payload["page_size"] = page_size
+    return payload

@@ -1,7 +1,10 @@
-"""Dossier rules, without I/O: document types (DOC_01), the scope a decision grants (ACC_07,
-DOC_06), and how a document's content is sealed at rest (DOC_11).
+"""Dossier rules, without I/O: what may be deposited (DOC_01), the scope a decision grants
+(ACC_07, DOC_06), how a document's content and title are sealed at rest (DOC_11), and how a read
+is cut into pages that no reply can make too big for the broker.
 
 The access service decides; the dossier only applies the scope of the decision mechanically.
+Every check of a request's own shape (here, and in its contract) runs before access is asked,
+so a request that could never be stored leaves no access trace and raises no alert.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from libs import sealing
 from libs.contracts.commands import Decision
 from libs.contracts.vocabulary import DOCUMENT_TYPES
 from libs.errors import InvalidInput
@@ -23,10 +25,14 @@ SpaceStatus = Literal["open", "closed"]
 
 # In a decision's document_types, this one value means "every type".
 ALL_TYPES = "*"
-NONCE_BYTES = 12
-KEY_BYTES = 32
-# Versioned, so that a later change of what is bound cannot be confused with this one.
-_AAD_PREFIX = b"dmp/dossier/document-content/v1\x00"
+NONCE_BYTES = sealing.NONCE_BYTES
+KEY_BYTES = sealing.KEY_BYTES
+# What is sealed, each under its own nonce and with its own associated data.
+CONTENT = "dossier/document-content"
+TITLE = "dossier/document-title"
+
+MAX_TITLE_CHARS = 300  # as DepositDocument bounds it
+MAX_MEDIA_TYPE_CHARS = 100
 
 M = TypeVar("M", bound=Mapping[str, Any])
 
@@ -42,8 +48,22 @@ def check_document_type(document_type: str) -> str:
     return document_type
 
 
-def decode_content(content_b64: str) -> bytes:
-    """The document's bytes from standard base64 (RFC 4648 §4); InvalidInput otherwise."""
+def decoded_size(content_b64: str) -> int:
+    """How many bytes standard base64 text decodes to, without decoding it."""
+    padding = len(content_b64[-2:]) - len(content_b64[-2:].rstrip("="))
+    return len(content_b64) // 4 * 3 - padding
+
+
+def decode_content(content_b64: str, max_bytes: int) -> bytes:
+    """The document's bytes from standard base64 (RFC 4648 §4); InvalidInput otherwise.
+
+    A document over `max_bytes` (decoded) is refused before it is decoded.
+    """
+    if decoded_size(content_b64) > max_bytes:
+        raise InvalidInput(
+            f"the document is larger than the limit of {max_bytes} bytes"
+            f" ({max_bytes / 2**20:.1f} MiB) once decoded"
+        )
     try:
         content = base64.b64decode(content_b64, validate=True)
     except (binascii.Error, ValueError):
@@ -85,24 +105,63 @@ def visible(documents: Iterable[M], scope: Scope) -> list[M]:
     return [d for d in documents if scope.allows(d["document_type"], bool(d["masked"]))]
 
 
-# --- sealing the content at rest (DOC_11) ---------------------------------------------------
+# --- sealing at rest (DOC_11) ---------------------------------------------------------------
 
 
-def associated_data(document_id: UUID, ins: str) -> bytes:
-    """What the ciphertext is bound to: this document of this holder, nothing else.
+def associated_data(document_id: UUID, ins: str, part: str = CONTENT) -> bytes:
+    """What a ciphertext is bound to: this part (content or title) of this document of this
+    holder, nothing else (see libs.sealing)."""
+    return sealing.associated_data(part, document_id, ins)
 
-    The document id is a fixed 16 bytes, so prefix + id + INS cannot be read two ways.
+
+def seal(
+    key: bytes, nonce: bytes, content: bytes, document_id: UUID, ins: str, part: str = CONTENT
+) -> bytes:
+    """AES-256-GCM; the nonce must be fresh and random for every sealed value (12 bytes)."""
+    return sealing.seal(key, nonce, content, associated_data(document_id, ins, part))
+
+
+def unseal(
+    key: bytes, nonce: bytes, sealed: bytes, document_id: UUID, ins: str, part: str = CONTENT
+) -> bytes:
+    """The plaintext; raises cryptography.exceptions.InvalidTag if anything was altered or moved."""
+    return sealing.unseal(key, nonce, sealed, associated_data(document_id, ins, part))
+
+
+def seal_title(key: bytes, nonce: bytes, title: str, document_id: UUID, ins: str) -> bytes:
+    return seal(key, nonce, title.encode(), document_id, ins, TITLE)
+
+
+def unseal_title(key: bytes, nonce: bytes, sealed: bytes, document_id: UUID, ins: str) -> str:
+    return unseal(key, nonce, sealed, document_id, ins, TITLE).decode()
+
+
+# --- pages of a read ------------------------------------------------------------------------
+
+# A document's entry in a reply besides its content and its texts: ids, type, dates, field
+# names, JSON punctuation. Generous, so that the estimate is never below the real size.
+ENTRY_OVERHEAD_BYTES = 1024
+# The longest author name an entry is sized for when the settings are checked.
+_NAME_BYTES_ASSUMED = 1024
+
+
+def reply_size(sealed_content_bytes: int, sealed_title_bytes: int, text_bytes: int) -> int:
+    """An upper bound of a document's bytes in a read's reply, from stored sizes alone (nothing
+    is decrypted to know it): sealed content and title, and the UTF-8 bytes of the other texts
+    (author name, media type, ...).
+
+    The content travels in base64 (4 characters per 3 bytes); texts as JSON strings, never more
+    than 6 bytes (an escape) per byte of their UTF-8.
     """
-    return _AAD_PREFIX + document_id.bytes + ins.encode()
+    content = max(0, sealed_content_bytes - sealing.TAG_BYTES)
+    texts = max(0, sealed_title_bytes - sealing.TAG_BYTES) + text_bytes
+    return 4 * -(-content // 3) + 6 * texts + ENTRY_OVERHEAD_BYTES
 
 
-def seal(key: bytes, nonce: bytes, content: bytes, document_id: UUID, ins: str) -> bytes:
-    """AES-256-GCM; the nonce must be fresh and random for every document (12 bytes)."""
-    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
-        raise ValueError("AES-256-GCM needs a 32-byte key and a 12-byte nonce")
-    return AESGCM(key).encrypt(nonce, content, associated_data(document_id, ins))
-
-
-def unseal(key: bytes, nonce: bytes, sealed: bytes, document_id: UUID, ins: str) -> bytes:
-    """The content; raises cryptography.exceptions.InvalidTag if anything was altered or moved."""
-    return AESGCM(key).decrypt(nonce, sealed, associated_data(document_id, ins))
+def max_reply_size(max_document_bytes: int) -> int:
+    """The largest entry a document within the cap makes (for the settings' check)."""
+    return reply_size(
+        max_document_bytes + sealing.TAG_BYTES,
+        4 * MAX_TITLE_CHARS + sealing.TAG_BYTES,
+        _NAME_BYTES_ASSUMED + MAX_MEDIA_TYPE_CHARS,
+    )

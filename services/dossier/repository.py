@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.db import Conn
+from libs.paging import Position
 
 
 async def space_status(conn: Conn, ins: str, *, lock: bool = False) -> str | None:
@@ -47,7 +48,8 @@ async def insert_document(
     document_id: UUID,
     ins: str,
     document_type: str,
-    title: str,
+    title_nonce: bytes,
+    title_sealed: bytes,
     media_type: str,
     author_kind: str,
     author_id: str,
@@ -59,14 +61,15 @@ async def insert_document(
     content: bytes,
 ) -> None:
     await conn.execute(
-        """INSERT INTO documents (document_id, ins, document_type, title, media_type,
-                                  author_kind, author_id, author_name, decision_id,
+        """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
+                                  media_type, author_kind, author_id, author_name, decision_id,
                                   decision_rule, deposited_at, nonce, content)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
         document_id,
         ins,
         document_type,
-        title,
+        title_nonce,
+        title_sealed,
         media_type,
         author_kind,
         author_id,
@@ -79,28 +82,52 @@ async def insert_document(
     )
 
 
-async def list_documents(
+async def page_candidates(
     conn: Conn,
     ins: str,
     *,
     document_types: list[str] | None,
     include_masked: bool,
+    after: Position | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
-    """The holder's documents within a scope (None: every type), newest first.
+    """Up to `limit` of the holder's documents within a scope (None: every type), newest first,
+    strictly after `after`: their order, scope fields and stored sizes, no content.
 
     The scope is applied here so that content outside it is never even loaded; the caller
     applies it again with the domain's rule.
     """
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT document_id, ins, document_type, title, media_type, author_id, author_name,
-                  deposited_at, masked, nonce, content
+        """SELECT document_id, seq, deposited_at, document_type, masked,
+                  octet_length(content) AS content_bytes,
+                  coalesce(octet_length(title_sealed), 0) AS title_bytes,
+                  octet_length(author_id) + octet_length(author_name)
+                      + octet_length(media_type) AS text_bytes
            FROM documents
            WHERE ins = $1
              AND ($2::text[] IS NULL OR document_type = ANY($2::text[]))
              AND ($3 OR NOT masked)
-           ORDER BY deposited_at DESC, seq DESC""",
+             AND ($4::timestamptz IS NULL OR (deposited_at, seq) < ($4, $5))
+           ORDER BY deposited_at DESC, seq DESC
+           LIMIT $6""",
         ins,
         document_types,
         include_masked,
+        None if after is None else after.at,
+        None if after is None else after.seq,
+        limit,
+    )
+    return rows
+
+
+async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> list[asyncpg.Record]:
+    """The holder's documents among these ids, with their sealed title and content."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT document_id, document_type, masked, media_type, author_id, author_name,
+                  deposited_at, title_nonce, title_sealed, nonce, content
+           FROM documents
+           WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
+        ins,
+        document_ids,
     )
     return rows

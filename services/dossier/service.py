@@ -9,24 +9,31 @@ an unreadable reply) is a denial, never a silent grant. Choices made here:
   under a share lock, in the deposit's own transaction, so a closure recorded while access was
   deciding still stops it.
 - A space the dossier has heard nothing about is left to the access service to judge.
-- A read loads only the documents inside the decision's scope, and the domain's scope rule
-  filters them again before anything is decrypted.
+- A request whose shape is wrong (its contract, an unknown type, bad base64, a document over
+  `max_document_bytes`, a cursor this service did not give) is refused before access is asked:
+  it leaves no access trace and raises no alert.
+- Titles are sealed at rest like contents (each under its own nonce). `DocumentDeposited`
+  (version 2) carries ids and coarse types only: no title, no content.
+- A read is one page, newest first: at most `page_size` documents and no more than fit in
+  `read_reply_budget_bytes` (sized from what is stored, before anything is decrypted), with a
+  cursor for the rest. Each page asks access, so each page is a traced, alerted access. It loads
+  only the documents inside the decision's scope, and the domain's scope rule filters them again
+  before anything is decrypted.
 """
 
 from __future__ import annotations
 
 import functools
-import secrets
 import uuid
 from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import outbox
+from libs import outbox, paging, sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
-from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
+from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened, public_name
 from libs.errors import Conflict
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import b64d
@@ -36,10 +43,14 @@ from services.dossier.settings import DossierSettings
 log = structlog.get_logger()
 
 
-def _content_key(ctx: CommandContext) -> bytes:
+def _settings(ctx: CommandContext) -> DossierSettings:
     settings = ctx.runtime.settings
     assert isinstance(settings, DossierSettings)
-    return _decoded_key(settings.dossier_content_key)
+    return settings
+
+
+def _content_key(ctx: CommandContext) -> bytes:
+    return _decoded_key(_settings(ctx).dossier_content_key)
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,16 +75,18 @@ async def _refuse_if_closed(ctx: CommandContext, ins: str) -> None:
 
 
 async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[str, Any]:
-    """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish its metadata."""
+    """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish that it was deposited."""
     actor = ctx.require_actor()
     document_type = domain.check_document_type(c.document_type)
-    content = domain.decode_content(c.content_b64)
+    content = domain.decode_content(c.content_b64, _settings(ctx).max_document_bytes)
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "deposit", document_type)
 
     document_id = uuid.uuid4()
-    nonce = secrets.token_bytes(domain.NONCE_BYTES)
-    sealed = domain.seal(_content_key(ctx), nonce, content, document_id, c.ins)
+    key = _content_key(ctx)
+    nonce, title_nonce = sealing.new_nonce(), sealing.new_nonce()
+    sealed = domain.seal(key, nonce, content, document_id, c.ins)
+    sealed_title = domain.seal_title(key, title_nonce, c.title, document_id, c.ins)
     now = ctx.runtime.now()
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         if await repository.space_status(conn, c.ins, lock=True) == "closed":
@@ -83,7 +96,8 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
             document_id=document_id,
             ins=c.ins,
             document_type=document_type,
-            title=c.title,
+            title_nonce=title_nonce,
+            title_sealed=sealed_title,
             media_type=c.media_type,
             author_kind=actor.kind,
             author_id=actor.sub,
@@ -94,16 +108,16 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
             nonce=nonce,
             content=sealed,
         )
-        # Metadata only: the content never leaves this service (DOC_02, DocumentDeposited).
+        # Ids and coarse types only: neither the title nor the content leaves this service.
         await outbox.add_event(
             conn,
             DocumentDeposited(
                 document_id=document_id,
                 ins=c.ins,
                 document_type=document_type,
-                title=c.title,
+                author_kind=actor.kind,
                 author_id=actor.sub,
-                author_name=actor.name,
+                author_name=public_name(actor.kind, actor.name),
                 deposited_at=now,
             ),
             holder_key=c.ins,
@@ -124,40 +138,71 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
 
 
 async def read_dossier(ctx: CommandContext, c: cmd.ReadDossier) -> dict[str, Any]:
-    """ACC_01/ACC_07/DOC_06: the documents the decision's scope opens, newest first."""
+    """ACC_01/ACC_07/DOC_06: one page of the documents the decision's scope opens, newest
+    first, and a cursor when there are more."""
     ctx.require_actor()
+    after = None if c.cursor is None else paging.decode_cursor(c.cursor)
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "read")
     scope = domain.Scope.of(decision)
-    async with ctx.runtime.pool.acquire() as conn:
-        rows = await repository.list_documents(
+    budget = _settings(ctx).read_reply_budget_bytes
+    async with (
+        ctx.runtime.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        # One more than a page, to know whether a cursor is needed.
+        candidates = await repository.page_candidates(
             conn,
             c.ins,
             document_types=None if scope.document_types is None else sorted(scope.document_types),
             include_masked=scope.include_masked,
+            after=after,
+            limit=c.page_size + 1,
         )
+        sizes = [
+            domain.reply_size(r["content_bytes"], r["title_bytes"], r["text_bytes"])
+            for r in candidates
+        ]
+        page = candidates[: paging.take_within(sizes, c.page_size, budget)]
+        loaded = await repository.documents_by_id(conn, c.ins, [r["document_id"] for r in page])
+    by_id = {row["document_id"]: dict(row) for row in loaded}
+    in_order = [by_id[r["document_id"]] for r in page if r["document_id"] in by_id]
     key = _content_key(ctx)
-    documents = []
-    for row in domain.visible([dict(r) for r in rows], scope):
-        try:
-            content = domain.unseal(key, row["nonce"], row["content"], row["document_id"], c.ins)
-        except InvalidTag:
-            # Altered, moved or sealed with another key: never return it as if it were sound.
-            log.error("document_content_unauthentic", document_id=str(row["document_id"]))
-            raise RuntimeError(f"document {row['document_id']} failed authentication") from None
-        documents.append(
-            {
-                "document_id": str(row["document_id"]),
-                "document_type": row["document_type"],
-                "title": row["title"],
-                "media_type": row["media_type"],
-                "author_id": row["author_id"],
-                "author_name": row["author_name"],
-                "deposited_at": row["deposited_at"].isoformat(),
-                "content_b64": domain.encode_content(content),
-            }
+    documents = [_entry(key, row, c.ins) for row in domain.visible(in_order, scope)]
+    last = page[-1] if page else None
+    more = last is not None and len(page) < len(candidates)
+    return {
+        "rule": decision.rule,
+        "documents": documents,
+        "next_cursor": paging.encode_cursor(last["deposited_at"], last["seq"])
+        if more and last is not None
+        else None,
+    }
+
+
+def _entry(key: bytes, row: dict[str, Any], ins: str) -> dict[str, Any]:
+    document_id = row["document_id"]
+    try:
+        content = domain.unseal(key, row["nonce"], row["content"], document_id, ins)
+        title = (
+            None  # deposited before titles were sealed (migration 0002): demo data only
+            if row["title_sealed"] is None
+            else domain.unseal_title(key, row["title_nonce"], row["title_sealed"], document_id, ins)
         )
-    return {"rule": decision.rule, "documents": documents}
+    except InvalidTag:
+        # Altered, moved or sealed with another key: never return it as if it were sound.
+        log.error("document_unauthentic", document_id=str(document_id))
+        raise RuntimeError(f"document {document_id} failed authentication") from None
+    return {
+        "document_id": str(document_id),
+        "document_type": row["document_type"],
+        "title": title,
+        "media_type": row["media_type"],
+        "author_id": row["author_id"],
+        "author_name": row["author_name"],
+        "deposited_at": row["deposited_at"].isoformat(),
+        "content_b64": domain.encode_content(content),
+    }
 
 
 # --- events ---------------------------------------------------------------------------------

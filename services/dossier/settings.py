@@ -1,27 +1,42 @@
 from __future__ import annotations
 
-import binascii
+from typing import Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from libs import sealing
 from libs.settings import ServiceSettings
-from libs.tokens import b64d
+from services.dossier import domain
+
+MiB = 2**20
+# RabbitMQ 3.10 refuses any message over 128 MiB (max_message_size): a reply must stay well under.
+BROKER_FRAME_LIMIT = 128 * MiB
 
 
 class DossierSettings(ServiceSettings):
-    # AES-256 key sealing every document's content at rest (DOC_11): 32 bytes, base64url
-    # without padding. Kept out of reprs so that it never reaches a log.
+    # AES-256 key sealing every document's content and title at rest (DOC_11): 32 bytes,
+    # base64url without padding. Kept out of reprs so that it never reaches a log.
     dossier_content_key: str = Field(repr=False)
+    # The largest document accepted, decoded (a deposit over it is refused: invalid_input).
+    max_document_bytes: int = Field(default=10 * MiB, ge=1)
+    # A read stops adding documents once its reply would pass this many bytes, and returns a
+    # cursor for the rest.
+    read_reply_budget_bytes: int = Field(default=32 * MiB, ge=1)
 
     @field_validator("dossier_content_key")
     @classmethod
     def _is_an_aes_256_key(cls, value: str) -> str:
-        try:
-            raw = b64d(value)
-        except (binascii.Error, ValueError):
-            raise ValueError("dossier_content_key is not base64url") from None
-        if len(raw) != 32:
+        return sealing.check_key(value, "dossier_content_key")
+
+    @model_validator(mode="after")
+    def _replies_fit_the_broker(self) -> Self:
+        if self.read_reply_budget_bytes > BROKER_FRAME_LIMIT // 2:
             raise ValueError(
-                f"dossier_content_key must decode to 32 bytes (AES-256), not {len(raw)}"
+                "read_reply_budget_bytes must stay at most half the broker's 128 MiB message limit"
             )
-        return value
+        if domain.max_reply_size(self.max_document_bytes) > self.read_reply_budget_bytes:
+            raise ValueError(
+                "max_document_bytes is too large for read_reply_budget_bytes: one document"
+                " (in base64, with its metadata) must fit in a read's reply"
+            )
+        return self

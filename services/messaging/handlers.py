@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from libs.contracts import commands as cmd
-from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
+from libs.contracts.events import DocumentDeposited, DocumentDepositedV1, SpaceClosed, SpaceOpened
 from libs.runtime import Command, Runtime
 from services.messaging import service
 
@@ -17,11 +17,18 @@ def register(runtime: Runtime) -> None:
         COMMANDS_QUEUE,
         {
             "SendMessage": Command(cmd.SendMessage, service.send_message),
-            "ListMessages": Command(service.ListMessages, service.list_messages),
+            "ListMessages": Command(cmd.ListMessages, service.list_messages),
         },
     )
     runtime.on_events(
         LIFECYCLE_QUEUE,
         {SpaceOpened: service.on_space_opened, SpaceClosed: service.on_space_closed},
     )
-    runtime.on_events(DEPOSITS_QUEUE, {DocumentDeposited: service.on_document_deposited})
+    # Version 1 is still read (messages queued before the upgrade), as version 2.
+    runtime.on_events(
+        DEPOSITS_QUEUE,
+        {
+            DocumentDeposited: service.on_document_deposited,
+            DocumentDepositedV1: service.on_document_deposited,
+        },
+    )

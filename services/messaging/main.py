@@ -1,4 +1,4 @@
-"""messaging: the space's secure messaging box (MSG_01..03).
+"""messaging: the space's secure messaging box (MSG_01..03), subjects and bodies sealed at rest.
 
 python -m services.messaging
 """
@@ -10,15 +10,15 @@ from pathlib import Path
 from faststream import FastStream
 
 from libs.runtime import Runtime
-from libs.settings import ServiceSettings
 from services.messaging import handlers
+from services.messaging.settings import MessagingSettings
 
 NAME = "messaging"
-Settings = ServiceSettings
+Settings = MessagingSettings
 
 
-def build(settings: ServiceSettings | None = None) -> Runtime:
-    runtime = Runtime(NAME, settings or ServiceSettings(), Path(__file__).parent / "migrations")
+def build(settings: MessagingSettings | None = None) -> Runtime:
+    runtime = Runtime(NAME, settings or MessagingSettings(), Path(__file__).parent / "migrations")
     handlers.register(runtime)
     return runtime
 

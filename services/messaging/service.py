@@ -1,29 +1,60 @@
-"""messaging's use cases: each one transaction, its events written to the outbox in it."""
+"""messaging's use cases: each one transaction, its events written to the outbox in it.
+
+Choices made here:
+
+- Subjects and bodies are sealed at rest under messaging's own key (`messaging_content_key`),
+  each under its own nonce. `MessageSent` (version 2) carries ids and coarse types only, and a
+  sender's name only when the sender is a professional.
+- A request whose shape is wrong (its contract, a cursor this service did not give) is refused
+  before anything else, access included.
+- The box is listed in pages, newest first: at most `page_size` messages and no more than fit in
+  `list_reply_budget_bytes` (sized from what is stored, before anything is decrypted), with a
+  cursor for the rest.
+"""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from datetime import datetime
 from typing import Any
 
 import structlog
-from pydantic import Field
+from cryptography.exceptions import InvalidTag
 
-from libs import outbox
+from libs import outbox, paging, sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
-from libs.contracts.envelope import Contract
-from libs.contracts.events import DocumentDeposited, MessageSent, SpaceClosed, SpaceOpened
-from libs.runtime import CommandContext, EventContext
+from libs.contracts.events import (
+    DocumentDeposited,
+    DocumentDepositedV1,
+    MessageSent,
+    SpaceClosed,
+    SpaceOpened,
+    public_name,
+)
+from libs.db import Conn
+from libs.runtime import CommandContext, EventContext, Runtime
+from libs.tokens import b64d
 from services.messaging import domain, repository
+from services.messaging.settings import MessagingSettings
 
 log = structlog.get_logger()
 
 
-class ListMessages(Contract):
-    """The holder's box, newest first (messaging.commands)."""
+def _settings(runtime: Runtime) -> MessagingSettings:
+    settings = runtime.settings
+    assert isinstance(settings, MessagingSettings)
+    return settings
 
-    ins: str
-    limit: int = Field(default=100, ge=1, le=500)
+
+def _key(runtime: Runtime) -> bytes:
+    return _decoded_key(_settings(runtime).messaging_content_key)
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded_key(text: str) -> bytes:
+    return b64d(text)
 
 
 # --- the spaces projection ------------------------------------------------------------------
@@ -38,6 +69,46 @@ async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     await repository.set_space_status(ctx.conn, event.ins, "closed", event.closed_at)
 
 
+# --- writing --------------------------------------------------------------------------------
+
+
+async def _write(
+    conn: Conn,
+    runtime: Runtime,
+    *,
+    message_id: uuid.UUID,
+    ins: str,
+    sender_kind: domain.Sender,
+    sender_id: str,
+    sender_name: str,
+    subject: str,
+    body: str,
+    sent_at: datetime,
+    origin: str = "message",
+    document_id: uuid.UUID | None = None,
+) -> bool:
+    """Store one message, sealed; False when the deposit already has its message."""
+    key = _key(runtime)
+    subject_nonce, body_nonce = sealing.new_nonce(), sealing.new_nonce()
+    return await repository.insert_message(
+        conn,
+        message_id=message_id,
+        ins=ins,
+        sender_kind=sender_kind,
+        sender_id=sender_id,
+        sender_name=sender_name,
+        subject_nonce=subject_nonce,
+        subject_sealed=domain.seal_text(
+            key, subject_nonce, subject, message_id, ins, domain.SUBJECT
+        ),
+        body_nonce=body_nonce,
+        body_sealed=domain.seal_text(key, body_nonce, body, message_id, ins, domain.BODY),
+        sent_at=sent_at,
+        origin=origin,
+        document_id=document_id,
+    )
+
+
 # --- commands -------------------------------------------------------------------------------
 
 
@@ -49,13 +120,14 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
         domain.check_can_receive(await repository.space_status(conn, c.ins))
     if sender == "professional":
         await require_access(ctx, c.ins, "message")
-    now = ctx.runtime.now()
     message_id = uuid.uuid4()
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         # Again, holding the row: a closure meanwhile wins (RET_05).
         domain.check_can_receive(await repository.space_status(conn, c.ins, lock=True))
-        await repository.insert_message(
+        now = ctx.runtime.now()
+        await _write(
             conn,
+            ctx.runtime,
             message_id=message_id,
             ins=c.ins,
             sender_kind=sender,
@@ -72,8 +144,7 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
                 ins=c.ins,
                 sender_kind=sender,
                 sender_id=actor.sub,
-                sender_name=actor.name,
-                subject=c.subject,
+                sender_name=public_name(sender, actor.name),
                 sent_at=now,
             ),
             holder_key=c.ins,
@@ -83,52 +154,97 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
     return {"message_id": str(message_id), "sent_at": now.isoformat()}
 
 
-async def list_messages(ctx: CommandContext, c: ListMessages) -> dict[str, Any]:
-    """MSG_03: never shown to anyone but the holder of the box."""
+async def list_messages(ctx: CommandContext, c: cmd.ListMessages) -> dict[str, Any]:
+    """MSG_03: never shown to anyone but the holder of the box. One page, newest first, and a
+    cursor when there are more."""
     domain.check_can_read(ctx.require_actor(), c.ins)
-    async with ctx.runtime.pool.acquire() as conn:
-        rows = await repository.box(conn, c.ins, c.limit)
-    return {
-        "messages": [
-            {
-                "message_id": str(r["message_id"]),
-                "sender_kind": r["sender_kind"],
-                "sender_id": r["sender_id"],
-                "sender_name": r["sender_name"],
-                "subject": r["subject"],
-                "body": r["body"],
-                "sent_at": r["sent_at"].isoformat(),
-                "origin": r["origin"],
-                "document_id": str(r["document_id"]) if r["document_id"] else None,
-            }
-            for r in rows
+    after = None if c.cursor is None else paging.decode_cursor(c.cursor)
+    budget = _settings(ctx.runtime).list_reply_budget_bytes
+    async with (
+        ctx.runtime.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        candidates = await repository.page_candidates(
+            conn, c.ins, after=after, limit=c.page_size + 1
+        )
+        sizes = [
+            domain.reply_size(r["subject_bytes"], r["body_bytes"], r["text_bytes"])
+            for r in candidates
         ]
+        page = candidates[: paging.take_within(sizes, c.page_size, budget)]
+        loaded = await repository.messages_by_id(conn, c.ins, [r["message_id"] for r in page])
+    by_id = {row["message_id"]: row for row in loaded}
+    key = _key(ctx.runtime)
+    messages = [
+        _entry(key, by_id[r["message_id"]], c.ins) for r in page if r["message_id"] in by_id
+    ]
+    more = len(page) < len(candidates)
+    return {
+        "messages": messages,
+        "next_cursor": paging.encode_cursor(page[-1]["sent_at"], page[-1]["seq"])
+        if more and page
+        else None,
+    }
+
+
+def _entry(key: bytes, row: Any, ins: str) -> dict[str, Any]:
+    message_id = row["message_id"]
+    subject = body = None  # written before messages were sealed (migration 0002): demo data
+    try:
+        if row["subject_sealed"] is not None:
+            subject = domain.unseal_text(
+                key, row["subject_nonce"], row["subject_sealed"], message_id, ins, domain.SUBJECT
+            )
+            body = domain.unseal_text(
+                key, row["body_nonce"], row["body_sealed"], message_id, ins, domain.BODY
+            )
+    except InvalidTag:
+        # Altered, moved or sealed with another key: never shown as if it were sound.
+        log.error("message_unauthentic", message_id=str(message_id))
+        raise RuntimeError(f"message {message_id} failed authentication") from None
+    return {
+        "message_id": str(message_id),
+        "sender_kind": row["sender_kind"],
+        "sender_id": row["sender_id"],
+        "sender_name": row["sender_name"],
+        "subject": subject,
+        "body": body,
+        "sent_at": row["sent_at"].isoformat(),
+        "origin": row["origin"],
+        "document_id": str(row["document_id"]) if row["document_id"] else None,
     }
 
 
 # --- deposits -------------------------------------------------------------------------------
 
 
-async def on_document_deposited(ctx: EventContext, event: DocumentDeposited) -> None:
-    """DOC_02 / MSG_02: the deposit is also sent to the holder by secure messaging.
+async def on_document_deposited(
+    ctx: EventContext, event: DocumentDeposited | DocumentDepositedV1
+) -> None:
+    """DOC_02 / MSG_02: a professional's deposit is also sent to the holder by secure messaging.
 
     The message is the depositing professional's, posted by the system; it names the author
-    only (no title, no content: those stay in the dossier).
+    only (no title, no content: those stay in the dossier; a v1 event's title is ignored).
     """
+    deposit = event.upgraded()
+    if not domain.posts_deposit_notice(deposit.author_kind):
+        return
     now = ctx.runtime.now()
     message_id = uuid.uuid4()
-    posted = await repository.insert_message(
+    author_name = deposit.author_name or ""
+    posted = await _write(
         ctx.conn,
+        ctx.runtime,
         message_id=message_id,
-        ins=event.ins,
+        ins=deposit.ins,
         sender_kind="professional",
-        sender_id=event.author_id,
-        sender_name=event.author_name,
+        sender_id=deposit.author_id,
+        sender_name=author_name,
         subject=domain.DEPOSIT_SUBJECT,
-        body=domain.deposit_notice(event.author_name),
+        body=domain.deposit_notice(deposit.author_name),
         sent_at=now,
         origin="deposit",
-        document_id=event.document_id,
+        document_id=deposit.document_id,
     )
     if not posted:
         return
@@ -136,14 +252,13 @@ async def on_document_deposited(ctx: EventContext, event: DocumentDeposited) -> 
         ctx.conn,
         MessageSent(
             message_id=message_id,
-            ins=event.ins,
+            ins=deposit.ins,
             sender_kind="professional",
-            sender_id=event.author_id,
-            sender_name=event.author_name,
-            subject=domain.DEPOSIT_SUBJECT,
+            sender_id=deposit.author_id,
+            sender_name=deposit.author_name,
             sent_at=now,
         ),
-        holder_key=event.ins,
+        holder_key=deposit.ins,
         occurred_at=now,
         correlation_id=ctx.correlation_id,
         causation_id=ctx.causation_id,

@@ -140,7 +140,10 @@ def space_opened_alert(event: SpaceOpened) -> AlertText:
 
 def message_alert(event: MessageSent) -> AlertText:
     """NTF_03. Neither the body nor the subject: a subject can say as much as a diagnosis."""
-    sender = event.sender_name if event.sender_kind != "operator" else "L'Assurance Maladie"
+    if event.sender_kind == "operator":
+        sender = "L'Assurance Maladie"
+    else:
+        sender = event.sender_name or "un professionnel de santé"
     text = (
         f"Vous avez reçu un nouveau message sécurisé de {sender}"
         f" {paris_time(event.sent_at)} (heure de Paris). Lisez-le dans la messagerie de"

@@ -8,6 +8,7 @@ from libs.contracts.events import (
     ContactChanged,
     ContactChangedV1,
     MessageSent,
+    MessageSentV1,
     SpaceClosed,
     SpaceOpened,
 )
@@ -31,7 +32,10 @@ def register(runtime: Runtime) -> None:
             SpaceClosed: service.record_space_closed,
         },
     )
-    runtime.on_events(MESSAGES_QUEUE, {MessageSent: service.alert_on_message})
+    runtime.on_events(
+        MESSAGES_QUEUE,
+        {MessageSent: service.alert_on_message, MessageSentV1: service.alert_on_message},
+    )
     runtime.on_commands(
         COMMANDS_QUEUE, {"ListAlerts": Command(cmd.ListAlerts, service.list_alerts)}
     )

@@ -15,6 +15,7 @@ from libs.contracts.events import (
     ContactChangedV1,
     HolderAlerted,
     MessageSent,
+    MessageSentV1,
     SpaceClosed,
     SpaceOpened,
 )
@@ -89,8 +90,9 @@ async def alert_on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     await raise_alert(ctx, event.ins, domain.space_opened_alert(event))
 
 
-async def alert_on_message(ctx: EventContext, event: MessageSent) -> None:
+async def alert_on_message(ctx: EventContext, sent: MessageSent | MessageSentV1) -> None:
     """NTF_03: a new secure message (to the holder: not the holder's own messages)."""
+    event = sent.upgraded()  # v1, still readable, is read as v2 (its subject ignored)
     if event.sender_kind == "holder" and event.sender_id == event.ins:
         return
     await raise_alert(ctx, event.ins, domain.message_alert(event))

@@ -1,19 +1,23 @@
-"""The dossier's rules without I/O: types, scope, sealing."""
+"""The dossier's rules without I/O: types, scope, sealing, sizes, the shape of requests."""
 
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import uuid
 from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
 
-from libs.contracts.commands import Decision
+from libs.contracts.commands import Decision, DepositDocument, ReadDossier
 from libs.contracts.vocabulary import DOCUMENT_TYPES
 from libs.errors import InvalidInput
 from services.dossier import domain
+
+LIMIT = 10 * 2**20
 
 
 def decision(types: list[str], include_masked: bool = False) -> Decision:
@@ -90,13 +94,25 @@ def test_an_unknown_document_type_is_refused_clearly__DOC_01(document_type: str)
 @pytest.mark.parametrize("text", ["not base64!", "abc", "YWJj\n", "YW-j", ""])
 def test_content_that_is_not_base64_or_empty_is_refused__DOC_01(text: str) -> None:
     with pytest.raises(InvalidInput):
-        domain.decode_content(text)
+        domain.decode_content(text, LIMIT)
 
 
 def test_content_round_trips_through_base64() -> None:
     raw = secrets.token_bytes(100)
-    assert domain.decode_content(domain.encode_content(raw)) == raw
-    assert domain.decode_content(base64.b64encode(b"%PDF-1.7").decode()) == b"%PDF-1.7"
+    assert domain.decode_content(domain.encode_content(raw), LIMIT) == raw
+    assert domain.decode_content(base64.b64encode(b"%PDF-1.7").decode(), LIMIT) == b"%PDF-1.7"
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 299, 300, 301])
+def test_the_decoded_size_is_known_without_decoding(size: int) -> None:
+    assert domain.decoded_size(base64.b64encode(b"x" * size).decode()) == size
+
+
+def test_a_document_over_the_cap_is_refused_clearly_and_one_at_the_cap_accepted__DOC_01() -> None:
+    assert domain.decode_content(base64.b64encode(b"x" * 300).decode(), 300) == b"x" * 300
+    with pytest.raises(InvalidInput) as refused:
+        domain.decode_content(base64.b64encode(b"x" * 301).decode(), 300)
+    assert "larger than the limit of 300 bytes" in refused.value.message
 
 
 def test_sealed_content_hides_the_plaintext_and_opens_with_the_key__DOC_11() -> None:
@@ -132,11 +148,151 @@ def test_associated_data_names_the_document_and_the_holder_unambiguously__DOC_11
     assert aad != domain.associated_data(uuid.uuid4(), "185057512345678")
 
 
+def test_a_title_is_sealed_bound_to_its_document_holder_and_being_a_title__DOC_11() -> None:
+    key, nonce = secrets.token_bytes(32), secrets.token_bytes(12)
+    document_id, ins = uuid.uuid4(), "185057512345678"
+    title = "Suivi VIH - charge virale"
+    sealed = domain.seal_title(key, nonce, title, document_id, ins)
+    assert title.encode() not in sealed and b"VIH" not in sealed
+    assert domain.unseal_title(key, nonce, sealed, document_id, ins) == title
+    with pytest.raises(InvalidTag):
+        domain.unseal_title(key, nonce, sealed, document_id, "285057512345678")
+    with pytest.raises(InvalidTag):
+        domain.unseal_title(key, nonce, sealed, uuid.uuid4(), ins)
+    # A title moved into the content column (or back) does not open as the other.
+    with pytest.raises(InvalidTag):
+        domain.unseal(key, nonce, sealed, document_id, ins)
+    content = domain.seal(key, nonce, b"Suivi", document_id, ins)
+    with pytest.raises(InvalidTag):
+        domain.unseal_title(key, nonce, content, document_id, ins)
+
+
+def test_the_content_sealing_is_unchanged_for_documents_already_stored__DOC_11() -> None:
+    # Documents sealed before the helper moved to libs.sealing still open.
+    document_id = uuid.uuid4()
+    assert domain.associated_data(document_id, "1850575") == (
+        b"dmp/dossier/document-content/v1\x00" + document_id.bytes + b"1850575"
+    )
+
+
 def test_sealing_refuses_a_key_or_nonce_of_the_wrong_size() -> None:
     with pytest.raises(ValueError):
         domain.seal(secrets.token_bytes(16), secrets.token_bytes(12), b"x", uuid.uuid4(), "i")
     with pytest.raises(ValueError):
         domain.seal(secrets.token_bytes(32), secrets.token_bytes(8), b"x", uuid.uuid4(), "i")
+
+
+def test_settings_refuse_a_budget_one_document_could_not_fit_in() -> None:
+    from libs.tokens import b64e, new_keypair
+    from services.dossier.main import Settings
+
+    _, public = new_keypair()
+    key = b64e(secrets.token_bytes(32))
+    with pytest.raises(ValueError, match="must fit"):
+        Settings(
+            identity_public_key=public,
+            dossier_content_key=key,
+            max_document_bytes=30 * 2**20,
+            read_reply_budget_bytes=32 * 2**20,
+        )
+    with pytest.raises(ValueError, match="128 MiB"):
+        Settings(identity_public_key=public, dossier_content_key=key, read_reply_budget_bytes=2**27)
+    settings = Settings(identity_public_key=public, dossier_content_key=key)
+    assert domain.max_reply_size(settings.max_document_bytes) <= settings.read_reply_budget_bytes
+
+
+def test_a_reply_size_estimate_is_never_below_the_real_entry() -> None:
+    content = secrets.token_bytes(3001)
+    title = 'Compte rendu "opératoire" \\ 2025 ✓'
+    entry = {
+        "document_id": str(uuid.uuid4()),
+        "document_type": "operative_report",
+        "title": title,
+        "media_type": "application/pdf",
+        "author_id": "10123456789",
+        "author_name": "Claire Martin",
+        "deposited_at": "2025-03-05T09:05:00.123456+00:00",
+        "content_b64": domain.encode_content(content),
+    }
+    real = len(json.dumps(entry, ensure_ascii=False).encode())
+    estimate = domain.reply_size(
+        len(content) + 16,
+        len(title.encode()) + 16,
+        len(b"10123456789Claire Martinapplication/pdf"),
+    )
+    assert real <= estimate < real + 2048
+
+
+# --- the request's shape, checked before access is asked ------------------------------------
+
+
+def deposit(**change: Any) -> DepositDocument:
+    return DepositDocument.model_validate(
+        {
+            "ins": "185057512345678",
+            "document_type": "lab_report",
+            "title": "Bilan sanguin",
+            "content_b64": "eA==",
+            **change,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Bilan\x00",
+        "Bilan\nsanguin",
+        "Bil\ran",
+        "\x1b[31mBilan",
+        "Bilan\u202e",
+        "\ud800",
+        "x" * 301,
+        " ",
+    ],
+)
+def test_a_title_with_control_characters_or_out_of_bounds_is_refused_at_the_edge(
+    title: str,
+) -> None:
+    with pytest.raises(ValidationError):
+        deposit(title=title)
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application",
+        "text/plain; charset=utf-8",
+        "text/plain\x00",
+        "text/plaın",
+        "ａpplication/pdf",
+        "/pdf",
+        "application/" + "x" * 100,
+        "application/pdf\n",
+    ],
+)
+def test_a_media_type_must_be_a_bounded_ascii_type_and_subtype(media_type: str) -> None:
+    with pytest.raises(ValidationError):
+        deposit(media_type=media_type)
+
+
+@pytest.mark.parametrize("media_type", ["application/pdf", "image/jpeg", "application/fhir+json"])
+def test_ordinary_media_types_are_accepted(media_type: str) -> None:
+    assert deposit(media_type=media_type).media_type == media_type
+
+
+@pytest.mark.parametrize("ins", ["18505751234567", "１85057512345678", "185057512345678\n", ""])
+def test_an_ins_that_is_not_fifteen_ascii_characters_is_refused(ins: str) -> None:
+    with pytest.raises(ValidationError):
+        deposit(ins=ins)
+
+
+def test_a_read_page_is_bounded_and_its_cursor_checked() -> None:
+    with pytest.raises(ValidationError):
+        ReadDossier(ins="185057512345678", page_size=101)
+    with pytest.raises(ValidationError):
+        ReadDossier(ins="185057512345678", cursor="a" * 81)
+    assert ReadDossier(ins="185057512345678").page_size == 20
 
 
 def test_settings_refuse_a_content_key_that_is_not_aes_256__DOC_11() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from libs.contracts.events import AccessLogged, MessageSent, SpaceOpened
+from libs.contracts.events import AccessLogged, MessageSentV1, SpaceOpened
 from services.notifier import domain
 
 
@@ -115,8 +115,9 @@ def test_space_opened_alert__NTF_02() -> None:
 
 
 def test_message_alert_names_the_sender_but_neither_subject_nor_body__NTF_03() -> None:
+    # A version 1 event (still readable) had a subject: read as version 2, it is ignored.
     alert = domain.message_alert(
-        MessageSent(
+        MessageSentV1(
             message_id=uuid.uuid4(),
             ins="185057512345678",
             sender_kind="professional",
@@ -124,7 +125,7 @@ def test_message_alert_names_the_sender_but_neither_subject_nor_body__NTF_03() -
             sender_name="Claire Martin",
             subject="Résultats de votre biopsie",
             sent_at=datetime(2025, 3, 1, 10, 0, tzinfo=UTC),
-        )
+        ).upgraded()
     )
     assert alert.kind == "new_message"
     assert "nouveau message sécurisé de Claire Martin" in alert.text
