@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+import re
+import uuid
+from datetime import date, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
 
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
+from libs.clock import advance
 from libs.logging import configure_logging
 from libs.runtime import Runtime
 from libs.tokens import issue_for, new_keypair, private_key
@@ -18,6 +22,7 @@ from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap
 from tests.support.people import new_nir, new_professional
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +72,10 @@ async def test_registering_a_holder_announces_the_space__SPC_01(
         contact = await tap.wait_for("ContactChanged", ins=nir)
     assert result["status"] == "announced"
     assert announced[0]["holder_key"] == nir
-    assert contact[0]["payload"]["email"] == "jeanne@example.org"
+    # Contact details stay in identity: the bus learns only which channels exist.
+    assert contact[0]["version"] == 2
+    assert contact[0]["payload"] == {"ins": nir, "channels": ["email"]}
+    assert "jeanne" not in json.dumps(contact[0]).lower()
 
 
 async def test_forged_or_expired_token_is_refused(
@@ -75,8 +83,6 @@ async def test_forged_or_expired_token_is_refused(
 ) -> None:
     forger_private, _ = new_keypair()
     now = identity.now()
-    from datetime import timedelta
-
     forged = issue_for(
         private_key(forger_private),
         sub="x",
@@ -149,6 +155,7 @@ async def test_ping_reports_ready_only_while_every_queue_has_its_consumer(
         assert not_ready["ready"] is False
         assert not_ready["consuming"] == {
             "identity.commands": True,
+            "identity.contacts": True,
             "identity.space-lifecycle": False,
         }
     finally:
@@ -190,3 +197,261 @@ async def test_logs_are_json_lines_carrying_service_and_correlation_id(
     refused = [line for line in lines if line.get("event") == "command_refused"]
     assert refused and refused[0]["correlation_id"] == "corr-logs-1"
     assert refused[0]["service"] == "identity" and refused[0]["command"] == "SignInHolder"
+
+
+# --- holder sign-in codes (SPC_03) ------------------------------------------------------------
+
+
+async def _holder(
+    client: Client,
+    operator_token: str,
+    identity: Runtime,
+    *,
+    email: str | None,
+    open_space: bool = True,
+    birth_date: date = date(1985, 5, 1),
+) -> str:
+    nir = new_nir()
+    await client.register_holder(
+        operator_token,
+        nir=nir,
+        first_name="Jeanne",
+        last_name="Durand",
+        birth_date=birth_date,
+        email=email,
+        legal_representative_email="parent@example.org" if birth_date.year > 2010 else None,
+    )
+    if open_space:
+        # Setup: the six weeks are retention's business, proven elsewhere (SPC_01).
+        await identity.pool.execute("UPDATE spaces SET status = 'open' WHERE ins = $1", nir)
+    return nir
+
+
+def _new_email() -> str:
+    return f"holder-{uuid.uuid4().hex[:10]}@example.org"
+
+
+def _code_in(mail: EmailMessage) -> str:
+    found = re.search(r"\b([0-9]{6})\b", str(mail.get_content()))
+    assert found is not None
+    return found[1]
+
+
+async def test_a_code_request_gets_the_same_answer_whatever_the_ins__SPC_03(
+    client: Client, operator_token: str, identity: Runtime, smtp: SmtpServer
+) -> None:
+    email = _new_email()
+    registered = await _holder(client, operator_token, identity, email=email)
+    no_email = await _holder(client, operator_token, identity, email=None)
+    not_open = await _holder(client, operator_token, identity, email=_new_email(), open_space=False)
+    minor = await _holder(
+        client, operator_token, identity, email=_new_email(), birth_date=date(2015, 1, 1)
+    )
+    replies = [
+        await client.request_holder_code(ins)
+        for ins in (registered, new_nir(), no_email, not_open, minor)
+    ]
+    assert all(reply == replies[0] for reply in replies), replies
+    assert replies[0]["sent"] is True and "@" not in json.dumps(replies[0])
+    mails = await smtp.mailbox.wait_for(email, 1)
+    assert len(_code_in(mails[0])) == 6
+    async with identity.pool.acquire() as conn:
+        live = await conn.fetch(
+            "SELECT ins FROM holder_codes WHERE ins = ANY($1)",
+            [registered, no_email, not_open, minor],
+        )
+    assert [r["ins"] for r in live] == [registered]
+
+
+async def test_a_new_code_revokes_the_previous_one_and_a_used_code_is_gone__SPC_03(
+    client: Client, operator_token: str, identity: Runtime, smtp: SmtpServer
+) -> None:
+    email = _new_email()
+    ins = await _holder(client, operator_token, identity, email=email)
+    await client.request_holder_code(ins)
+    first = _code_in((await smtp.mailbox.wait_for(email, 1))[0])
+    await client.request_holder_code(ins)
+    second = _code_in((await smtp.mailbox.wait_for(email, 2))[-1])
+    assert (
+        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 1
+    )
+    if first != second:
+        with pytest.raises(RpcError) as refused:
+            await client.sign_in_holder(ins, first)
+        assert refused.value.code == "unauthenticated"
+    token = await client.sign_in_holder(ins, second)
+    assert identity.tokens.verify(token, identity.now()).sub == ins
+    assert (
+        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 0
+    )
+    with pytest.raises(RpcError):
+        await client.sign_in_holder(ins, second)  # used: gone
+
+
+async def test_wrong_codes_lock_the_holder_whatever_the_code__SPC_03(
+    client: Client, operator_token: str, identity: Runtime, smtp: SmtpServer
+) -> None:
+    email = _new_email()
+    ins = await _holder(client, operator_token, identity, email=email)
+    await client.request_holder_code(ins)
+    code = _code_in((await smtp.mailbox.wait_for(email, 1))[0])
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        with pytest.raises(RpcError) as refused:
+            await client.sign_in_holder(ins, wrong)
+        assert refused.value.code == "unauthenticated"
+    # A new code does not reset the count: the lock is the holder's, not the code's.
+    await client.request_holder_code(ins)
+    code = _code_in((await smtp.mailbox.wait_for(email, 2))[-1])
+    wrong = "000000" if code != "000000" else "111111"
+    with pytest.raises(RpcError) as refused:
+        await client.sign_in_holder(ins, wrong)
+    assert refused.value.code == "sign_in_locked"
+    with pytest.raises(RpcError) as refused:
+        await client.sign_in_holder(ins, code)  # even the right one, while locked
+    assert refused.value.code == "sign_in_locked"
+    assert (
+        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 0
+    )
+
+
+async def test_an_unknown_ins_locks_the_same_way__SPC_03(client: Client, identity: Runtime) -> None:
+    ins = new_nir()
+    codes = []
+    for _ in range(5):
+        with pytest.raises(RpcError) as refused:
+            await client.sign_in_holder(ins, "123456")
+        codes.append(refused.value.code)
+    assert codes == ["unauthenticated"] * 4 + ["sign_in_locked"]
+
+
+async def test_code_requests_are_limited_per_ins_whether_or_not_it_exists__SPC_03(
+    client: Client, operator_token: str, identity: Runtime, smtp: SmtpServer
+) -> None:
+    email = _new_email()
+    registered = await _holder(client, operator_token, identity, email=email)
+    for ins in (registered, new_nir()):
+        for _ in range(5):
+            await client.request_holder_code(ins)
+        with pytest.raises(RpcError) as refused:
+            await client.request_holder_code(ins)
+        assert refused.value.code == "rate_limited"
+    await smtp.mailbox.wait_for(email, 5)
+    await asyncio.sleep(0.5)
+    assert len(smtp.mailbox.to(email)) == 5
+
+
+async def test_code_requests_are_limited_per_caller__SPC_03(
+    settings_values: dict[str, Any], own_amqp_url: str, own_database_url: str
+) -> None:
+    runtime = build_service(
+        "identity",
+        settings_values,
+        amqp_url=own_amqp_url,
+        database_url=own_database_url,
+        code_requests_per_caller=3,
+    )
+    await runtime.start()
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.caller-limit", timeout=5)
+    await rpc.connect()
+    try:
+        for _ in range(3):
+            await rpc.call("identity.commands", "RequestHolderCode", {"ins": new_nir()})
+        with pytest.raises(RpcError) as refused:
+            await rpc.call("identity.commands", "RequestHolderCode", {"ins": new_nir()})
+        assert refused.value.code == "rate_limited"
+        key = await runtime.pool.fetchval(
+            "SELECT key FROM rate_windows WHERE key LIKE 'caller:%' AND count > 3"
+        )
+        assert key == f"caller:{infra.bus_prefix(own_amqp_url)}practice-software"
+    finally:
+        await rpc.close()
+        await runtime.stop()
+
+
+async def test_expired_challenges_and_codes_are_pruned_on_schedule__SPC_03(
+    settings_values: dict[str, Any], own_amqp_url: str, own_database_url: str
+) -> None:
+    runtime = build_service(
+        "identity",
+        settings_values,
+        amqp_url=own_amqp_url,
+        database_url=own_database_url,
+        prune_interval_seconds=0.2,
+    )
+    await runtime.start()
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.prune", timeout=5)
+    await rpc.connect()
+    try:
+        asked = await rpc.call(
+            "identity.commands", "RequestChallenge", {"kind": "operator", "subject": "nobody"}
+        )
+        assert await runtime.pool.fetchval(
+            "SELECT count(*) FROM challenges WHERE challenge = $1", asked["challenge"]
+        )
+        await advance(own_database_url, timedelta(minutes=3))
+        async with asyncio.timeout(10):
+            while await runtime.pool.fetchval(
+                "SELECT count(*) FROM challenges WHERE challenge = $1", asked["challenge"]
+            ):
+                await asyncio.sleep(0.1)
+    finally:
+        await rpc.close()
+        await runtime.stop()
+
+
+# --- identity.contacts: the notifier's only -------------------------------------------------
+
+
+async def test_a_client_calling_get_alert_contact_is_refused__NTF_04(
+    client: Client, operator_token: str, identity: Runtime
+) -> None:
+    ins = await _holder(client, operator_token, identity, email=_new_email())
+    # A client cannot even reach the queue: it is bound to the services' exchange only.
+    with pytest.raises(RpcError) as refused:
+        await client.rpc.call("identity.contacts", "GetAlertContact", {"ins": ins})
+    assert refused.value.code in ("unavailable", "forbidden")
+    # A service other than the notifier reaches it and is refused by identity.
+    with pytest.raises(RpcError) as refused:
+        await identity.rpc.call("identity.contacts", "GetAlertContact", {"ins": ins})
+    assert refused.value.code == "forbidden"
+
+
+# --- input at the edge (issue 5, item 8) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("email", "jeanne@example.org\r\nBcc: all@example.org"),
+        ("first_name", "Jeanne\x00"),
+        ("first_name", "J" * 5000),
+        ("phone", "not a phone"),
+    ],
+)
+async def test_bad_contact_input_is_refused_and_nothing_stored(
+    client: Client, operator_token: str, identity: Runtime, field: str, value: str
+) -> None:
+    nir = new_nir()
+    values: dict[str, Any] = {
+        "nir": nir,
+        "first_name": "Jeanne",
+        "last_name": "Durand",
+        "birth_date": date(1985, 5, 1),
+        field: value,
+    }
+    with pytest.raises(RpcError) as refused:
+        await client.register_holder(operator_token, **values)
+    assert refused.value.code == "invalid_input"
+    assert await identity.pool.fetchval("SELECT count(*) FROM persons WHERE ins = $1", nir) == 0
+
+
+async def test_a_nir_in_full_width_digits_is_refused__SPC_02(
+    client: Client, operator_token: str
+) -> None:
+    nir = new_nir().translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    with pytest.raises(RpcError) as refused:
+        await client.register_holder(
+            operator_token, nir=nir, first_name="A", last_name="B", birth_date=date(1985, 5, 1)
+        )
+    assert refused.value.code == "invalid_nir"
