@@ -41,6 +41,8 @@ from tests.support.people import new_nir, new_rpps
 pytestmark = pytest.mark.integration
 
 ACCESS_DECIDE = "access.decide"
+MAX_DOCUMENT = 64 * 1024
+READ_BUDGET = 256 * 1024
 Policy = Callable[[Decide], Decision]
 
 
@@ -136,6 +138,9 @@ def dossier_values(
         "amqp_url": own_amqp_url,
         "database_url": own_database_url,
         "rpc_timeout_seconds": 1.0,
+        # Small, so that the cap and the pages are seen with small documents.
+        "max_document_bytes": MAX_DOCUMENT,
+        "read_reply_budget_bytes": READ_BUDGET,
     }
 
 
@@ -250,30 +255,57 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
         "ACC_06",
     )
     assert row["masked"] is False
-    stored = bytes(row["content"])
+    # Neither the content nor the title is anywhere in the row in clear.
+    stored = b"".join(bytes(v) for v in row.values() if isinstance(v, bytes))
     assert content not in stored and encoded.encode() not in stored
-    assert b"HbA1c" not in stored
-    # ... and it is AES-256-GCM bound to this document of this holder, under the service's key
+    assert b"HbA1c" not in stored and b"Bilan" not in stored
+    assert "Bilan" not in json.dumps([str(v) for v in row.values()])
+    # ... both AES-256-GCM bound to this document of this holder, under the service's key,
+    # each under its own nonce
+    key = content_key(dossier_values)
+    assert domain.unseal(key, row["nonce"], bytes(row["content"]), row["document_id"], ins) == (
+        content
+    )
+    assert row["title_nonce"] != row["nonce"]
     assert (
-        domain.unseal(content_key(dossier_values), row["nonce"], stored, row["document_id"], ins)
-        == content
+        domain.unseal_title(key, row["title_nonce"], row["title_sealed"], row["document_id"], ins)
+        == "Bilan sanguin"
     )
 
     [event] = announced
-    assert event["holder_key"] == ins
+    assert (event["holder_key"], event["version"]) == (ins, 2)
     assert set(event["payload"]) == {
         "document_id",
         "ins",
         "document_type",
-        "title",
+        "author_kind",
         "author_id",
         "author_name",
         "deposited_at",
     }
     assert event["payload"]["document_id"] == result["document_id"]
     assert event["payload"]["author_id"] == rpps
+    assert event["payload"]["author_name"] == "Claire Martin"  # a professional's: public
     as_text = json.dumps(event)
-    assert encoded not in as_text and "HbA1c" not in as_text
+    assert encoded not in as_text and "HbA1c" not in as_text and "Bilan" not in as_text
+
+
+async def test_a_holders_deposit_announces_no_name_of_theirs__DOC_05(
+    client: Client,
+    dossier: Running,
+    access: AccessStandIn,
+    keys: Keys,
+    own_amqp_url: str,
+) -> None:
+    ins = new_nir()
+    token = token_for(dossier.runtime, keys, sub=ins, kind="holder", name="Sophie Leroy")
+    async with EventTap(own_amqp_url, "dossier.#") as tap:
+        await client.deposit(
+            token, ins, document_type="holder_document", title="Photo", content=b"img"
+        )
+        [event] = await tap.wait_for("DocumentDeposited", ins=ins)
+    assert (event["payload"]["author_kind"], event["payload"]["author_name"]) == ("holder", None)
+    assert "Sophie" not in json.dumps(event)
 
 
 async def test_two_deposits_of_the_same_content_are_sealed_differently__DOC_11(
@@ -370,6 +402,14 @@ async def test_access_unavailable_is_a_denial_and_stores_nothing(
         ({"document_type": "horoscope"}, "unknown document type"),
         ({"title": ""}, "title"),
         ({"ins": None}, "ins"),
+        ({"title": "Bilan\x00"}, "U+0000"),
+        ({"title": "Bilan\u202e"}, "U+202E"),
+        ({"title": "\x1b[2J"}, "title"),
+        ({"media_type": "application/pdf\x00"}, "media_type"),
+        ({"media_type": "a/" + "b" * 200}, "media_type"),
+        ({"media_type": "text/plain; charset=utf-8"}, "media_type"),
+        ({"ins": "１８５０５７５１２３４５６７８"}, "ins"),
+        ({"content_b64": base64.b64encode(b"x" * (MAX_DOCUMENT + 1)).decode()}, "limit"),
     ],
 )
 async def test_malformed_deposit_gets_a_clear_invalid_input_error__DOC_01(
@@ -395,8 +435,20 @@ async def test_malformed_deposit_gets_a_clear_invalid_input_error__DOC_01(
         )
     assert refused.value.code == "invalid_input"
     assert expected in refused.value.message
-    assert access.for_holder(ins) == []  # refused before anyone was asked
+    # Refused before anyone was asked: no access trace, no alert (an access that did not happen).
+    assert access.for_holder(ins) == []
     assert await documents_of(db, ins) == []
+
+
+async def test_a_document_at_the_cap_is_accepted__DOC_01(
+    client: Client, dossier: Running, access: AccessStandIn, keys: Keys
+) -> None:
+    ins = new_nir()
+    content = secrets.token_bytes(MAX_DOCUMENT)
+    token = token_for(dossier.runtime, keys)
+    await client.deposit(token, ins, document_type="lab_report", title="Gros", content=content)
+    [document] = (await client.read_dossier(token, ins))["documents"]
+    assert base64.b64decode(document["content_b64"]) == content
 
 
 async def test_a_request_without_a_valid_token_is_refused_and_access_not_asked(
@@ -444,8 +496,9 @@ async def test_read_returns_only_the_types_in_scope_newest_first_decrypted__ACC_
         )
         ids[done["document_id"]] = name
     # No command masks yet (a later issue): the holder's masking is written as it will be.
+    lab2 = next(document_id for document_id, name in ids.items() if name == "lab2")
     await db.execute(
-        "UPDATE dossier.documents SET masked = true WHERE ins = $1 AND title = 'lab2'", ins
+        "UPDATE dossier.documents SET masked = true WHERE document_id = $1", uuid.UUID(lab2)
     )
 
     async def read(policy: Policy) -> tuple[str, list[str]]:
@@ -478,6 +531,77 @@ async def test_read_returns_only_the_types_in_scope_newest_first_decrypted__ACC_
     )
     asked = [r.payload for r in access.for_holder(ins) if r.payload["action"] == "read"]
     assert asked and all(p == {"ins": ins, "action": "read"} for p in asked)
+
+
+async def test_a_read_comes_in_pages_newest_first_each_asked_of_access__ACC_03(
+    client: Client, dossier: Running, access: AccessStandIn, keys: Keys
+) -> None:
+    ins = new_nir()
+    token = token_for(dossier.runtime, keys)
+    deposited = [
+        (await client.deposit(token, ins, document_type="lab_report", title=f"n{i}", content=b"x"))[
+            "document_id"
+        ]
+        for i in range(5)
+    ]
+    asked_before = len(access.for_holder(ins))
+    pages, cursor = [], None
+    while True:
+        page = await client.read_dossier(token, ins, cursor=cursor, page_size=2)
+        pages.append([d["title"] for d in page["documents"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [["n4", "n3"], ["n2", "n1"], ["n0"]]
+    assert len(access.for_holder(ins)) == asked_before + 3  # each page is an access
+    assert len(deposited) == 5
+
+
+async def test_a_read_reply_stays_within_its_byte_budget_and_a_cursor_gives_the_rest(
+    client: Client, dossier: Running, access: AccessStandIn, keys: Keys
+) -> None:
+    ins = new_nir()
+    token = token_for(dossier.runtime, keys)
+    contents = [secrets.token_bytes(MAX_DOCUMENT - 100) for _ in range(5)]
+    for i, content in enumerate(contents):
+        await client.deposit(token, ins, document_type="lab_report", title=f"g{i}", content=content)
+    seen: list[bytes] = []
+    cursor = None
+    pages = 0
+    while True:
+        payload: dict[str, Any] = {"ins": ins} | ({"cursor": cursor} if cursor else {})
+        raw = await client.rpc.call_raw(
+            DOSSIER,
+            Request(
+                command="ReadDossier",
+                token=token,
+                correlation_id=uuid.uuid4().hex,
+                payload=payload,
+            )
+            .model_dump_json()
+            .encode(),
+        )
+        assert len(raw) <= READ_BUDGET + 1024  # the reply's own envelope
+        page = Reply.model_validate_json(raw).result
+        assert page is not None
+        pages += 1
+        seen += [base64.b64decode(d["content_b64"]) for d in page["documents"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages > 1  # the default page size (20) would have taken all five
+    assert seen == contents[::-1]
+
+
+@pytest.mark.parametrize("cursor", ["nope", "djE6MTI6eA", "A" * 81])
+async def test_a_cursor_it_did_not_give_is_refused_before_access_is_asked(
+    client: Client, dossier: Running, access: AccessStandIn, keys: Keys, cursor: str
+) -> None:
+    ins = new_nir()
+    with pytest.raises(RpcError) as refused:
+        await client.read_dossier(token_for(dossier.runtime, keys), ins, cursor=cursor)
+    assert refused.value.code == "invalid_input"
+    assert access.for_holder(ins) == []
 
 
 async def test_denied_read_returns_an_error_and_no_document_data__ACC_08(
@@ -584,7 +708,7 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
         await client.read_dossier(token, ins)
     assert not_read.value.code == "space_closed"
     assert len(access.for_holder(ins)) == asked_before  # refused without asking access
-    assert [r["title"] for r in await documents_of(db, ins)] == ["before"]
+    assert len(await documents_of(db, ins)) == 1  # the one deposited before
 
     # An opening older than the closure, delivered late, does not reopen the space.
     late = await publish_event(

@@ -9,6 +9,8 @@ messaging would otherwise answer in place of the stand-in and of the service und
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -23,9 +25,15 @@ from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts.commands import Decision, Reply, Request
 from libs.contracts.envelope import Event, envelope_for
-from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    DocumentDeposited,
+    DocumentDepositedV1,
+    SpaceClosed,
+    SpaceOpened,
+)
 from libs.runtime import Runtime
-from libs.tokens import issue_for, private_key
+from libs.tokens import b64e, issue_for, private_key
+from services.messaging import domain
 from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
@@ -34,6 +42,8 @@ from tests.support.people import new_nir, new_rpps
 pytestmark = pytest.mark.integration
 
 MESSAGING = "messaging.commands"
+KEY = secrets.token_bytes(32)
+LIST_BUDGET = 3 * 2**20
 Answer = Literal["grant", "deny", "silent"]
 
 
@@ -105,7 +115,13 @@ async def messaging(
     settings_values: dict[str, Any], own_amqp_url: str, access: AccessStandIn
 ) -> AsyncIterator[Runtime]:
     runtime = build_service(
-        "messaging", settings_values, amqp_url=own_amqp_url, rpc_timeout_seconds=2.0
+        "messaging",
+        settings_values,
+        amqp_url=own_amqp_url,
+        rpc_timeout_seconds=2.0,
+        # Its own key (tests/conftest.py may give one too: this one is the test's to check).
+        messaging_content_key=b64e(KEY),
+        list_reply_budget_bytes=LIST_BUDGET,
     )
     await runtime.start()
     yield runtime
@@ -130,7 +146,7 @@ def token(
     )
 
 
-async def publish(amqp_url: str, event: Event, ins: str, runtime: Runtime) -> None:
+async def publish(amqp_url: str, event: Event, ins: str, runtime: Runtime) -> str:
     envelope = envelope_for(
         event, holder_key=ins, occurred_at=runtime.now(), correlation_id=uuid.uuid4().hex
     )
@@ -140,6 +156,7 @@ async def publish(amqp_url: str, event: Event, ins: str, runtime: Runtime) -> No
         envelope.model_dump_json().encode(),
         message_id=str(envelope.event_id),
     )
+    return str(envelope.event_id)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
@@ -193,12 +210,38 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
         ins,
         "Jeanne Durand",
     )
-    assert (row["subject"], row["body"]) == ("Question", "Dois-je jeûner ?")
-    assert sent["holder_key"] == ins
+    # Subject and body are sealed at rest, each under its own nonce, bound to this message.
+    at_rest = json.dumps({k: str(v) for k, v in row.items()}, ensure_ascii=False)
+    at_rest += "".join(bytes(v).decode("latin-1") for v in row.values() if isinstance(v, bytes))
+    assert "Question" not in at_rest and "jeûner" not in at_rest and "Dois" not in at_rest
+    assert row["subject_nonce"] != row["body_nonce"]
+    message_id = row["message_id"]
+    assert (
+        domain.unseal_text(
+            KEY, row["subject_nonce"], row["subject_sealed"], message_id, ins, domain.SUBJECT
+        ),
+        domain.unseal_text(
+            KEY, row["body_nonce"], row["body_sealed"], message_id, ins, domain.BODY
+        ),
+    ) == ("Question", "Dois-je jeûner ?")
+    listed = await client.list_messages(holder, ins)
+    assert [(m["subject"], m["body"]) for m in listed["messages"]] == [
+        ("Question", "Dois-je jeûner ?")
+    ]
+    assert (sent["holder_key"], sent["version"]) == (ins, 2)
     assert sent["payload"]["message_id"] == result["message_id"]
     assert sent["payload"]["sender_kind"] == "holder"
-    assert "body" not in sent["payload"]
-    assert "jeûner" not in str(sent)
+    assert set(sent["payload"]) == {
+        "message_id",
+        "ins",
+        "sender_kind",
+        "sender_id",
+        "sender_name",
+        "sent_at",
+    }
+    # Neither subject nor body, nor the holder's name, travels.
+    assert sent["payload"]["sender_name"] is None
+    assert "jeûner" not in str(sent) and "Question" not in str(sent) and "Jeanne" not in str(sent)
     # The holder needs no decision from access for their own box.
     assert access.asked_for(ins) == []
 
@@ -220,6 +263,8 @@ async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
         "Claire Martin",
     )
     assert sent["payload"]["sender_id"] == rpps
+    assert sent["payload"]["sender_name"] == "Claire Martin"  # a professional's: public
+    assert "Résultats" not in str(sent) and "normaux" not in str(sent)
     [asked] = access.asked_for(ins)
     assert asked.command == "Decide"
     assert asked.payload["action"] == "message"
@@ -298,8 +343,8 @@ async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
     deposit = DocumentDeposited(
         document_id=uuid.uuid4(),
         ins=ins,
-        document_type="biology_report",
-        title="Bilan sanguin confidentiel",
+        document_type="lab_report",
+        author_kind="professional",
         author_id=new_rpps(),
         author_name="Dr Claire Martin",
         deposited_at=messaging.now(),
@@ -312,16 +357,117 @@ async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
         await asyncio.sleep(0.5)
         assert len(tap.of_type("MessageSent", ins=ins)) == 1
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
-    [message] = (await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=holder))[
-        "messages"
-    ]
+    [message] = (await client.list_messages(holder, ins))["messages"]
     assert message["body"] == "Dr Claire Martin a déposé un nouveau document dans votre dossier"
     assert message["origin"] == "deposit"
     assert message["document_id"] == str(deposit.document_id)
     assert "Bilan" not in message["subject"] + message["body"]
     assert sent["payload"]["message_id"] == message["message_id"]
     assert sent["payload"]["sender_name"] == "Dr Claire Martin"
-    assert "Bilan" not in str(sent)
+
+
+async def test_a_version_1_deposit_still_queued_is_sent_without_its_title__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    deposit = DocumentDepositedV1(
+        document_id=uuid.uuid4(),
+        ins=ins,
+        document_type="lab_report",
+        title="Bilan sanguin confidentiel",
+        author_id=new_rpps(),
+        author_name="Dr Claire Martin",
+        deposited_at=messaging.now(),
+    )
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        await publish(own_amqp_url, deposit, ins, messaging)
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+    assert sent["version"] == 2 and "Bilan" not in str(sent)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    [message] = (await client.list_messages(holder, ins))["messages"]
+    assert message["document_id"] == str(deposit.document_id)
+    assert "Bilan" not in message["subject"] + message["body"]
+
+
+async def test_a_holders_own_deposit_posts_no_notice_in_their_box__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    deposit = DocumentDeposited(
+        document_id=uuid.uuid4(),
+        ins=ins,
+        document_type="holder_document",
+        author_kind="holder",
+        author_id=ins,
+        author_name=None,
+        deposited_at=messaging.now(),
+    )
+    event_id = await publish(own_amqp_url, deposit, ins, messaging)
+
+    async def consumed() -> bool:
+        async with messaging.pool.acquire() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM inbox WHERE consumer = $1 AND message_id = $2",
+                    "messaging.deposits",
+                    event_id,
+                )
+            )
+
+    await eventually(consumed)
+    assert await stored(messaging, ins) == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [("Bonjour\x00", "texte"), ("Bonjour", "texte\x00"), ("Bon\njour", "texte"), ("x" * 301, "t")],
+)
+async def test_a_message_with_control_characters_is_refused_before_access_is_asked(
+    client: Client,
+    messaging: Runtime,
+    access: AccessStandIn,
+    keys: Keys,
+    own_amqp_url: str,
+    subject: str,
+    body: str,
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    access.answers[ins] = "grant"
+    doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
+    with pytest.raises(RpcError) as refused:
+        await client.send_message(doctor, ins, subject, body)
+    assert refused.value.code == "invalid_input"
+    assert access.asked_for(ins) == []  # no access asked, so none traced or alerted
+    assert await stored(messaging, ins) == []
+
+
+async def test_a_listing_reply_stays_within_its_byte_budget_and_a_cursor_gives_the_rest(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    bodies = [f"{i}" + "😀" * (domain.MAX_BODY_CHARS - 1) for i in range(3)]
+    for i, body in enumerate(bodies):
+        await client.send_message(holder, ins, f"long {i}", body)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        payload: dict[str, Any] = {"ins": ins} | ({"cursor": cursor} if cursor else {})
+        request = Request(
+            command="ListMessages", token=holder, correlation_id=uuid.uuid4().hex, payload=payload
+        )
+        raw = await client.rpc.call_raw(MESSAGING, request.model_dump_json().encode())
+        assert len(raw) <= LIST_BUDGET + 1024
+        page = Reply.model_validate_json(raw).result
+        assert page is not None
+        pages += 1
+        seen += [m["body"] for m in page["messages"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages > 1
+    assert seen == bodies[::-1]
 
 
 async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
@@ -331,8 +477,17 @@ async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     for subject in ("premier", "deuxième", "troisième"):
         await client.send_message(holder, ins, subject, "texte")
-    listed = await client.rpc.call(MESSAGING, "ListMessages", {"ins": ins}, token=holder)
+    listed = await client.list_messages(holder, ins)
     assert [m["subject"] for m in listed["messages"]] == ["troisième", "deuxième", "premier"]
+    assert listed["next_cursor"] is None
+    first = await client.list_messages(holder, ins, page_size=2)
+    rest = await client.list_messages(holder, ins, cursor=first["next_cursor"])
+    assert [m["subject"] for m in first["messages"] + rest["messages"]] == [
+        "troisième",
+        "deuxième",
+        "premier",
+    ]
+    assert rest["next_cursor"] is None
 
     other_ins = await space_with_status(messaging, own_amqp_url)
     other_holder = token(keys, messaging, other_ins, "holder", "Autre Personne")
