@@ -94,7 +94,7 @@ async def apply_database_roles(
             await ensure_clock_schema(conn)
             for service in services:
                 role = prefix + service
-                password = passwords.setdefault(service, secrets.token_urlsafe(24))
+                password = passwords.setdefault(service, secrets.token_hex(24))
                 exists = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role)
                 verb = "ALTER" if exists else "CREATE"
                 await conn.execute(

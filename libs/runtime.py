@@ -39,7 +39,7 @@ from libs.clock import Clock
 from libs.contracts.commands import ErrorInfo, Reply, Request
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
 from libs.db import Conn, Pool
-from libs.errors import DomainError, InvalidInput
+from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
 from libs.health import HealthServer, Progress
 from libs.inbox import first_delivery
@@ -106,6 +106,13 @@ class CommandContext:
         if self.deadline_ms is None:
             return default
         return max(0.0, min(default, self.deadline_ms / 1000 - time.time()))
+
+    def require_caller(self, *parties: str) -> str:
+        """The calling service, if it is one of `parties`; Forbidden otherwise."""
+        allowed = {self.runtime.bus_user(party) for party in parties}
+        if self.caller is None or self.caller not in allowed:
+            raise Forbidden(f"only {', '.join(parties)} may send this")
+        return self.caller
 
     def require_actor(self) -> Claims:
         assert self.actor is not None, "command registered without authentication"

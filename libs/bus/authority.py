@@ -127,7 +127,7 @@ def apply(
     passwords = dict(passwords or {})
     for grant in grants(extra_services):
         user = prefix + grant.party
-        password = passwords.setdefault(grant.party, secrets.token_urlsafe(24))
+        password = passwords.setdefault(grant.party, secrets.token_hex(24))
         try:
             ctl(["add_user", user, password])
         except subprocess.CalledProcessError:

@@ -74,7 +74,11 @@ class RpcClient:
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
+        self._exchange = (
+            self._channel.default_exchange
+            if self._exchange_name == ""
+            else await self._channel.get_exchange(self._exchange_name, ensure=False)
+        )
         reply_queue = await self._channel.get_queue(REPLY_TO, ensure=False)
         await reply_queue.consume(self._on_reply, no_ack=True)
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from libs import outbox
+from libs.bus.authority import SERVICES
 from libs.contracts import commands as cmd
 from libs.contracts.events import AccessDenied, AccessGranted, AccessLogged
 from libs.errors import Conflict, Forbidden, NotFound
@@ -18,8 +19,11 @@ async def decide(ctx: CommandContext, c: cmd.Decide) -> cmd.Decision:
     """Decide, trace, and publish, in one transaction; the reply goes out after commit.
 
     The trace and `AccessLogged` are written for every decision, granted or denied (ACC_03),
-    with the rule that took it (ACC_18). Nothing is granted unless this commits.
+    with the rule that took it (ACC_18). Nothing is granted unless this commits. Only services
+    ask, on behalf of the person whose token they pass on: a client asking for itself would
+    leave a trace (and an alert) of an access that never happened.
     """
+    ctx.require_caller(*SERVICES)
     actor = ctx.require_actor()
     now = ctx.runtime.now()
     decision_id, trace_id = uuid.uuid4(), uuid.uuid4()

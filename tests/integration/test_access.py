@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from libs.bus.rpc import RpcError
+from libs.bus import topology
+from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from tests.conftest import Keys, build_service
+from tests.support import infra
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
 from tests.support.tokens import token_for
@@ -61,21 +63,35 @@ async def space_and_professional(
     return ins, rpps, holder, pro
 
 
+@pytest.fixture(scope="module")
+async def deciding(amqp_url: str) -> AsyncIterator[RpcClient]:
+    """access.decide as the services call it: as a service, through dmp.internal."""
+    rpc = RpcClient(
+        infra.party_url(amqp_url, "dossier"),
+        name="tests.as-dossier",
+        timeout=10.0,
+        exchange=topology.INTERNAL_EXCHANGE,
+    )
+    await rpc.connect()
+    yield rpc
+    await rpc.close()
+
+
 async def decide(
-    client: Client, token: str, ins: str, action: str = "read", **extra: Any
+    rpc: RpcClient, token: str, ins: str, action: str = "read", **extra: Any
 ) -> dict[str, Any]:
-    return await client.rpc.call(
+    return await rpc.call(
         "access.decide", "Decide", {"ins": ins, "action": action, **extra}, token=token
     )
 
 
 async def test_authorized_professional_is_granted_traced_and_published__ACC_05__ACC_03(
-    access: Runtime, client: Client, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     async with EventTap(amqp_url, "access.#") as tap:
         await client.authorize(holder, ins, rpps)
-        decision = await decide(client, pro, ins)
+        decision = await decide(deciding, pro, ins)
         granted = await tap.wait_for("AccessGranted", ins=ins)
         logged = await tap.wait_for("AccessLogged", ins=ins)
     assert decision["granted"] and decision["rule"] == "ACC_05"
@@ -85,7 +101,7 @@ async def test_authorized_professional_is_granted_traced_and_published__ACC_05__
 
 
 async def test_unauthorized_professional_is_denied_with_the_rule_named__ACC_18(
-    access: Runtime, client: Client, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins = await open_space(access, amqp_url)
     stranger = token_for(
@@ -96,7 +112,7 @@ async def test_unauthorized_professional_is_denied_with_the_rule_named__ACC_18(
         now=access.now(),
     )
     async with EventTap(amqp_url, "access.#") as tap:
-        decision = await decide(client, stranger, ins)
+        decision = await decide(deciding, stranger, ins)
         denied = await tap.wait_for("AccessDenied", ins=ins)
         await tap.wait_for("AccessLogged", ins=ins, outcome="denied")
     assert not decision["granted"]
@@ -105,14 +121,14 @@ async def test_unauthorized_professional_is_denied_with_the_rule_named__ACC_18(
 
 
 async def test_blocked_professional_is_denied__ACC_08(
-    access: Runtime, client: Client, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     await client.authorize(holder, ins, rpps)
     await client.rpc.call(
         "access.commands", "BlockProfessional", {"ins": ins, "rpps": rpps}, token=holder
     )
-    decision = await decide(client, pro, ins, "deposit", document_type="lab_report")
+    decision = await decide(deciding, pro, ins, "deposit", document_type="lab_report")
     assert (decision["granted"], decision["rule"]) == (False, "ACC_08")
     permissions = await client.rpc.call(
         "access.commands", "ListPermissions", {"ins": ins}, token=holder
@@ -121,7 +137,7 @@ async def test_blocked_professional_is_denied__ACC_08(
 
 
 async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
-    access: Runtime, client: Client, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins = await open_space(access, amqp_url)
     holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
@@ -134,7 +150,7 @@ async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
             profession="nurse",
             now=access.now(),
         )
-        await decide(client, token, ins)
+        await decide(deciding, token, ins)
     first = await client.access_history(holder, ins, page=1, page_size=3)
     second = await client.access_history(holder, ins, page=2, page_size=3)
     assert first["total"] == 5
@@ -149,11 +165,11 @@ async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
 
 
 async def test_closed_space_denies_everyone__ACC_17(
-    access: Runtime, client: Client, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     await client.authorize(holder, ins, rpps)
-    assert (await decide(client, pro, ins))["granted"]
+    assert (await decide(deciding, pro, ins))["granted"]
     await publish_event(
         amqp_url,
         SpaceClosed(ins=ins, closed_at=access.now(), requested_by="holder"),
@@ -161,17 +177,43 @@ async def test_closed_space_denies_everyone__ACC_17(
         occurred_at=access.now(),
     )
     async with asyncio.timeout(10):
-        while (await decide(client, pro, ins))["granted"]:
+        while (await decide(deciding, pro, ins))["granted"]:
             await asyncio.sleep(0.05)
     for token in (pro, holder):
-        decision = await decide(client, token, ins)
+        decision = await decide(deciding, token, ins)
         assert (decision["granted"], decision["rule"]) == (False, "ACC_17")
 
 
 async def test_forged_token_gets_a_clear_error_not_a_decision(
-    access: Runtime, client: Client, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, amqp_url: str
 ) -> None:
     ins = await open_space(access, amqp_url)
     with pytest.raises(RpcError) as refused:
-        await decide(client, "forged.token", ins)
+        await decide(deciding, "forged.token", ins)
     assert refused.value.code == "unauthenticated"
+
+
+async def test_a_client_cannot_reach_the_decision_point_directly(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    """Only services ask access.decide: a client's request has no route to it."""
+    ins, _, _, pro = await space_and_professional(access, keys, amqp_url)
+    with pytest.raises(RpcError) as refused:
+        await client.rpc.call("access.decide", "Decide", {"ins": ins, "action": "read"}, token=pro)
+    assert refused.value.code == "unavailable"
+
+
+async def test_the_decision_point_answers_only_services(
+    access: Runtime, keys: Keys, amqp_url: str
+) -> None:
+    """Even through a path a client cannot take, a non-service caller gets no decision."""
+    ins, _, _, pro = await space_and_professional(access, keys, amqp_url)
+    # ops may publish to the default exchange, which reaches any queue by its name.
+    ops = RpcClient(infra.party_url(amqp_url, "ops"), name="tests.as-ops", exchange="")
+    await ops.connect()
+    try:
+        with pytest.raises(RpcError) as refused:
+            await ops.call("access.decide", "Decide", {"ins": ins, "action": "read"}, token=pro)
+        assert refused.value.code == "forbidden"
+    finally:
+        await ops.close()

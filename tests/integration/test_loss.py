@@ -9,17 +9,18 @@ nothing here reaches the real services' queues.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import pytest
 
-from libs.bus import topology
 from libs.client import Client
+from libs.runtime import POISON_ATTEMPTS
 from tests.conftest import Keys
+from tests.support import infra
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.probe_harness import (
     ROUTING_KEY,
@@ -42,9 +43,11 @@ async def probes(
     database_url: str, amqp_url: str, keys: Keys, tmp_path: Path
 ) -> AsyncIterator[ProbeFactory]:
     started: list[Probe] = []
+    own = infra.service_values({"amqp_url": amqp_url, "database_url": database_url}, "probe")
     env = {
-        "DATABASE_URL": database_url,
-        "AMQP_URL": amqp_url,
+        "DATABASE_URL": own["database_url"],
+        "AMQP_URL": own["amqp_url"],
+        "BUS_USER_PREFIX": own["bus_user_prefix"],
         "IDENTITY_PUBLIC_KEY": keys.identity_public,
         "LOG_LEVEL": "INFO",
     }
@@ -109,7 +112,7 @@ async def test_consumer_killed_after_commit_applies_redelivered_event_once(
     await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
     # A graceful stop returns anything unacknowledged to the queue: still empty means acked.
     await probe.stop()
-    assert await queue_depth(amqp_url, probe.effects_queue) == (0, 0)
+    assert await queue_depth(amqp_url, probe.effects_queue) == (0, 1)
 
     deliveries = await store.deliveries(event_id)
     assert len(deliveries) == 2, "delivered twice: once to each process"
@@ -196,34 +199,26 @@ async def test_malformed_and_schema_failing_messages_are_dead_lettered_with_reas
     await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
 
 
-async def test_handler_that_keeps_failing_is_retried_then_dead_lettered_by_broker_never_dropped(
+async def test_poison_is_parked_fast_with_its_real_error_in_one_delivery_never_dropped(
     probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
 ) -> None:
-    # The runtime's backoff, min(0.2 * 2**attempt, 5) s, scaled down 20 times for the test.
-    probe = probes("d", extra_env={"PROBE_BACKOFF_SCALE": "0.05"})
+    """A handler that fails for the message's own fault is tried a few times in hand, then the
+    message is parked with the actual error: it spends one delivery, not the queue's limit."""
+    probe = probes("d")
     store = ProbeDb(db, probe.name)
     await probe.start()
 
     poison_id = await publish_event(amqp_url, envelope("poison-d"))
     valid_id = await publish_event(amqp_url, envelope("d-valid"))
-    # The poison's retries do not block the queue.
     await wait_until(lambda: _effects_is(store, valid_id, 1))
 
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1, timeout=30)
     message = parked[poison_id]
-    # Dead-lettered by the broker (x-death), not by the runtime (which would add x-dead-reason).
-    assert "x-dead-reason" not in (message.headers or {})
-    [death] = message.headers["x-death"]
-    assert death["reason"] in ("delivery_limit", b"delivery_limit")
-    assert death["queue"] == probe.effects_queue
-
+    reason = (message.headers or {})["x-dead-reason"]
+    assert f"failed {POISON_ATTEMPTS} times" in reason and "RuntimeError" in reason, reason
     deliveries = await store.deliveries(poison_id)
-    counts = [d["delivery_count"] for d in deliveries]
-    assert len(deliveries) == topology.DELIVERY_LIMIT + 1, counts
-    assert counts == list(range(len(deliveries))), "each redelivery counted by the broker"
-    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in itertools.pairwise(deliveries)]
-    assert gaps[3] > gaps[0], f"backoff grows between attempts: {gaps}"
-    assert probe.log().count('"event_failed_will_retry"') == len(deliveries)
+    assert [d["delivery_count"] for d in deliveries] == [0], "one delivery, never requeued"
+    assert probe.log().count('"event_failed_will_retry"') == POISON_ATTEMPTS - 1
     assert await store.effects(poison_id) == 0
     assert await store.inbox(poison_id) == 0, "the failed attempts left nothing behind"
     assert await queue_depth(amqp_url, probe.effects_queue) == (0, 1)
@@ -288,3 +283,60 @@ async def _ready_is(amqp_url: str, queue: str, n: int) -> bool:
 
 def _tapped(tap: EventTap, event_id: str) -> list[dict[str, Any]]:
     return [e for e in tap.of_type("EffectRequested") if e["event_id"] == event_id]
+
+
+async def test_bodies_that_say_json_but_are_not_never_halt_a_consumer(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    """More undecodable `application/json` bodies than the prefetch: all parked, none stuck."""
+    probe = probes("f")
+    store = ProbeDb(db, probe.name)
+    await probe.start()
+    bad = [f"f-bad-{i}" for i in range(70)]
+    for message_id in bad:
+        await publish_raw(
+            amqp_url, ROUTING_KEY, b"\xff{not json", message_id, content_type="application/json"
+        )
+    valid_id = await publish_event(amqp_url, envelope("f-valid"))
+    await wait_until(lambda: _effects_is(store, valid_id, 1), timeout=30)
+    parked = await drain_dead_letters(amqp_url, probe.effects_queue, len(bad), timeout=30)
+    assert set(parked) == set(bad)
+    assert all(m.headers["x-dead-reason"].startswith("schema: ") for m in parked.values())
+    await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
+
+
+async def test_an_event_not_published_by_its_owner_is_parked_as_forged(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    """A service may reach any queue through the default exchange; the consumer still believes
+    an event only from its owner's broker user, which RabbitMQ validates."""
+    probe = probes("g")
+    store = ProbeDb(db, probe.name)
+    await probe.start()
+    forged = envelope("g-forged")
+    connection = await aio_pika.connect(infra.party_url(amqp_url, "dossier"))
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                encode(forged),
+                message_id=forged["event_id"],
+                user_id=f"{infra.bus_prefix(amqp_url)}dossier",
+            ),
+            routing_key=probe.effects_queue,
+        )
+        # Claiming to be the owner is refused by the broker itself.
+        channel = await connection.channel(publisher_confirms=True)
+        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    encode(envelope("g-claims")), user_id=f"{infra.bus_prefix(amqp_url)}probe"
+                ),
+                routing_key=probe.effects_queue,
+            )
+    finally:
+        await connection.close()
+    parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1)
+    reason = parked[forged["event_id"]].headers["x-dead-reason"]
+    assert reason.startswith("forged: EffectRequested is published by"), reason
+    assert await store.effects(forged["event_id"]) == 0
