@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,7 +19,7 @@ from libs.client import Client
 from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.contracts.events import (
     AccessLogged,
-    ContactChanged,
+    ContactChangedV1,
     HolderAlerted,
     MessageSent,
     MessageSentV1,
@@ -68,7 +68,7 @@ def mail_server() -> Iterator[RestartableSmtp]:
 
 @pytest.fixture(scope="module")
 async def notifier(
-    settings_values: dict[str, Any], mail_server: RestartableSmtp
+    settings_values: dict[str, Any], mail_server: RestartableSmtp, identity: Runtime
 ) -> AsyncIterator[Runtime]:
     runtime = build_service(
         "notifier",
@@ -123,17 +123,52 @@ async def mails_of(notifier: Runtime, ins: str) -> list[asyncpg.Record]:
     )
 
 
+class Registrar:
+    """Registers holders in the real identity service, as the health insurance would."""
+
+    def __init__(self, client: Client, operator_token: str) -> None:
+        self.client = client
+        self.operator_token = operator_token
+
+
+_REGISTRAR: list[Registrar] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def registrar(client: Client, keys: Keys, identity: Runtime) -> AsyncIterator[Registrar]:
+    token = await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    _REGISTRAR[:] = [Registrar(client, token)]
+    yield _REGISTRAR[0]
+    _REGISTRAR.clear()
+
+
 async def give_contact(
     amqp_url: str,
     notifier: Runtime,
     ins: str,
     email: str | None,
     display_name: str = "Jeanne Durand",
+    *,
+    minor: bool = False,
 ) -> None:
-    envelope = await publish(
-        amqp_url, ContactChanged(ins=ins, display_name=display_name, email=email, phone=None)
+    """The holder registered in identity (which keeps the address); identity's ContactChanged
+    (channels only) reaches the notifier. For a minor, `email` is the representative's."""
+    first, last = display_name.split(" ", 1)
+    registrar = _REGISTRAR[0]
+    await registrar.client.register_holder(
+        registrar.operator_token,
+        nir=ins,
+        first_name=first,
+        last_name=last,
+        birth_date=date(2015, 6, 1) if minor else date(1985, 5, 1),
+        email=None if minor else email,
+        legal_representative_email=email if minor else None,
     )
-    await handled(notifier, LIFECYCLE_QUEUE, envelope)
+    async with asyncio.timeout(15):
+        while not await notifier.pool.fetchval(
+            "SELECT changed_at IS NOT NULL FROM contacts WHERE ins = $1", ins
+        ):
+            await asyncio.sleep(0.05)
 
 
 def new_email() -> str:
@@ -331,8 +366,8 @@ async def test_a_minors_alerts_go_to_the_legal_representative__NTF_04(
     notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
 ) -> None:
     ins, representative = new_nir(year=15), new_email()
-    # identity sends the representative's address as a minor's contact
-    await give_contact(amqp_url, notifier, ins, representative, display_name="Léo Durand")
+    # identity gives the representative's address for a minor
+    await give_contact(amqp_url, notifier, ins, representative, "Léo Durand", minor=True)
     await publish(amqp_url, access(ins))
     mails = await mail_server.mailbox.wait_for(representative)
     assert len(mails) == 1
@@ -461,3 +496,83 @@ async def test_the_holder_lists_their_alerts_newest_first_and_no_one_else_can(
     with pytest.raises(RpcError) as refused:
         await client.alerts(professional, ins)
     assert refused.value.code == "forbidden"
+
+
+# --- contact details stay in identity -------------------------------------------------------
+
+
+async def test_the_notifier_keeps_no_address_and_asks_identity_when_it_sends__NTF_04(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    await publish(amqp_url, access(ins))
+    await mail_server.mailbox.wait_for(email)
+    columns = {
+        r["column_name"]
+        for r in await notifier.pool.fetch(
+            """SELECT column_name FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name IN ('contacts', 'mails')"""
+        )
+    }
+    assert not columns & {"email", "phone", "display_name", "to_address", "subject", "body"}
+    contact = await notifier.pool.fetchrow("SELECT * FROM contacts WHERE ins = $1", ins)
+    assert contact["channels"] == ["email"]
+    assert email not in str(dict(contact))
+
+
+async def test_an_old_contact_changed_v1_is_read_without_keeping_its_addresses__NTF_04(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    ins = new_nir()
+    envelope = await publish(
+        amqp_url,
+        ContactChangedV1(
+            ins=ins, display_name="Jeanne Durand", email="old@example.org", phone="+33612345678"
+        ),
+    )
+    await handled(notifier, LIFECYCLE_QUEUE, envelope)
+    contact = await notifier.pool.fetchrow("SELECT * FROM contacts WHERE ins = $1", ins)
+    assert contact["channels"] == ["email", "sms"]
+    assert "old@example.org" not in str(dict(contact))
+
+
+async def test_a_holder_whose_email_is_gone_keeps_the_alert_in_the_space__SPC_06(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    """The channel was announced, but identity has no address when the mail is sent."""
+    ins = new_nir()
+    await give_contact(amqp_url, notifier, ins, None)
+    await notifier.pool.execute("UPDATE contacts SET channels = '{email}' WHERE ins = $1", ins)
+    await publish(amqp_url, access(ins))
+    async with asyncio.timeout(15):
+        while not (rows := await mails_of(notifier, ins)) or rows[0]["sent_at"] is None:
+            await asyncio.sleep(0.05)
+    assert rows[0]["outcome"] == "no_address"
+    assert len(await alerts_of(notifier, ins)) == 1
+
+
+async def test_finished_mail_rows_are_pruned_after_thirty_days_and_alerts_kept(
+    settings_values: dict[str, Any], mail_server: RestartableSmtp, notifier: Runtime, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    await publish(amqp_url, access(ins))
+    await mail_server.mailbox.wait_for(email)
+    async with asyncio.timeout(15):
+        while not (rows := await mails_of(notifier, ins)) or rows[0]["sent_at"] is None:
+            await asyncio.sleep(0.05)
+    # A second worker with a short prune period, on the same database: rows 31 days old go.
+    await notifier.pool.execute(
+        "UPDATE mails SET sent_at = sent_at - interval '31 days' WHERE alert_id = $1",
+        rows[0]["alert_id"],
+    )
+    pruner = build_service("notifier", settings_values, mail_prune_seconds=0.2)
+    await pruner.start()
+    try:
+        async with asyncio.timeout(15):
+            while await mails_of(notifier, ins):
+                await asyncio.sleep(0.1)
+    finally:
+        await pruner.stop()
+    assert len(await alerts_of(notifier, ins)) == 1
