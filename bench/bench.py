@@ -465,6 +465,7 @@ async def system(
         "identity_private_key": identity_private,
         "operator_public_keys": {operator_id: operator_public},
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
         "clock_mode": "adjustable",
