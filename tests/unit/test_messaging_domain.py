@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -43,14 +44,15 @@ def test_subject_and_body_are_sealed_bound_to_their_message_holder_and_part() ->
     assert (
         domain.unseal_text(key, body_nonce, body, message_id, INS, domain.BODY) == "Tout va bien."
     )
-    for wrong in (
+    wrongs: list[Callable[[], str]] = [
         lambda: domain.unseal_text(key, subject_nonce, subject, message_id, INS, domain.BODY),
         lambda: domain.unseal_text(key, body_nonce, body, uuid.uuid4(), INS, domain.BODY),
         lambda: domain.unseal_text(key, body_nonce, body, message_id, "285057512345678", "x"),
         lambda: domain.unseal_text(
             secrets.token_bytes(32), body_nonce, body, message_id, INS, domain.BODY
         ),
-    ):
+    ]
+    for wrong in wrongs:
         with pytest.raises(InvalidTag):
             wrong()
 
@@ -60,7 +62,7 @@ def test_settings_need_their_own_aes_256_key_kept_out_of_reprs() -> None:
 
     _, public = new_keypair()
     with pytest.raises(ValueError, match="messaging_content_key"):
-        Settings(identity_public_key=public)  # type: ignore[call-arg]
+        Settings(identity_public_key=public)
     with pytest.raises(ValueError, match="32 bytes"):
         Settings(identity_public_key=public, messaging_content_key=b64e(secrets.token_bytes(16)))
     settings = Settings(
