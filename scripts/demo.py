@@ -108,7 +108,7 @@ async def play(
         bernard = await client.sign_in_with_card("professional", *pros["Bernard"])
         # The same answer whether or not the INS has a space: it names no address.
         sent = await client.request_holder_code(nir)
-        mails = await mailbox.wait_for(email, 1)
+        mails = await mailbox.wait_for(email, 1, subject="code de connexion")
         code = _code(mails)
         say(f"   Identity answers: {sent['message']!r}; the e-mail brings the code: {code}")
         holder = await client.sign_in_holder(nir, code)

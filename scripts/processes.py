@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from libs.bus.rpc import RpcError
 from libs.client import Client
 
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
-COMMAND_QUEUES = [f"{name}.commands" for name in SERVICES] + ["access.decide"]
+COMMAND_QUEUES = [f"{name}.commands" for name in SERVICES]
 
 
 def _die_with_parent() -> None:
@@ -35,15 +37,33 @@ def environment(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# Each secret goes to the one service that uses it, and to no other.
+SECRET_OWNERS = {
+    "identity_private_key": "identity",
+    "operator_public_keys": "identity",
+    "dossier_content_key": "dossier",
+    "messaging_content_key": "messaging",
+}
+
+
+def service_environment(name: str, values: dict[str, Any]) -> dict[str, str]:
+    """The environment of one service's process: its own settings and secrets, nobody else's.
+
+    `values` already carry the service's own URLs (its broker user, its database role).
+    """
+    own = {k: v for k, v in values.items() if SECRET_OWNERS.get(k, name) == name}
+    inherited = {k: v for k, v in os.environ.items() if k.lower() not in SECRET_OWNERS}
+    return {**inherited, **environment(own)}
+
+
 def start(
-    base_env: dict[str, str], identity_private_key: str, log_dir: Path
+    values_for: Callable[[str], dict[str, Any]], log_dir: Path
 ) -> dict[str, subprocess.Popen[bytes]]:
+    """Start the six services; `values_for(name)` gives each its settings (see above)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for name in SERVICES:
-        env = {k: v for k, v in base_env.items() if k != "IDENTITY_PRIVATE_KEY"}
-        if name == "identity":  # only identity holds the signing key
-            env["IDENTITY_PRIVATE_KEY"] = identity_private_key
+        env = service_environment(name, values_for(name))
         log = (log_dir / f"{name}.log").open("ab")
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],

@@ -15,8 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from libs.bus import authority
 from libs.bus.rpc import RpcClient
 from libs.client import Client
+from libs.provision import Environment, provision
 from libs.tokens import b64e, new_keypair
 from scripts import demo, processes
 from scripts.smtp_sink import SmtpServer
@@ -38,11 +40,15 @@ def keys() -> dict[str, str]:
                     "operator_private": operator_private,
                     "operator_public": operator_public,
                     "dossier_content_key": b64e(os.urandom(32)),
+                    "messaging_content_key": b64e(os.urandom(32)),
                 }
             )
         )
         path.chmod(0o600)
     loaded: dict[str, str] = json.loads(path.read_text())
+    if "messaging_content_key" not in loaded:  # made by an older version
+        loaded["messaging_content_key"] = b64e(os.urandom(32))
+        path.write_text(json.dumps(loaded))
     return loaded
 
 
@@ -57,38 +63,53 @@ async def ensure_database(url: str) -> None:
         await admin.close()
 
 
+async def provision_environment(database_url: str, amqp_url: str) -> Environment:
+    """Broker users and database roles of this run, their passwords kept in .run/ (0600) so
+    that a restart reuses them."""
+    ctl = authority.local_rabbitmqctl()
+    if ctl is None:
+        raise SystemExit("rabbitmqctl is needed to create the services' broker users")
+    path = RUN / "environment.json"
+    previous = Environment.from_json(path.read_text()) if path.exists() else None
+    if previous and (previous.amqp_url, previous.database_url) != (amqp_url, database_url):
+        previous = None
+    environment = await provision(amqp_url, database_url, ctl, previous=previous)
+    path.write_text(environment.to_json())
+    path.chmod(0o600)
+    return environment
+
+
 async def main() -> None:
+    # The administrator's URLs: used to provision, then only by the demo's clock and tap.
     database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     smtp_port = int(os.environ.get("SMTP_PORT", "2525"))
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     k = keys()
     await ensure_database(database_url)
+    environment = await provision_environment(database_url, amqp_url)
 
     smtp = SmtpServer(port=smtp_port, spool=RUN / "mail")
     smtp.__enter__()
-    env = {
-        **os.environ,
-        **processes.environment(
-            {
-                "database_url": database_url,
-                "amqp_url": amqp_url,
-                "identity_public_key": k["identity_public"],
-                "operator_public_keys": {OPERATOR: k["operator_public"]},
-                "dossier_content_key": k["dossier_content_key"],
-                "smtp_host": "127.0.0.1",
-                "smtp_port": smtp_port,
-                # The demo moves time forward; a production deployment keeps "system".
-                "clock_mode": "adjustable",
-                "sweep_interval_seconds": 1,
-            }
-        ),
+    common = {
+        "identity_public_key": k["identity_public"],
+        "identity_private_key": k["identity_private"],
+        "operator_public_keys": {OPERATOR: k["operator_public"]},
+        "dossier_content_key": k["dossier_content_key"],
+        "messaging_content_key": k["messaging_content_key"],
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        # The demo moves time forward; a production deployment keeps "system".
+        "clock_mode": "adjustable",
+        "sweep_interval_seconds": 1,
     }
-    running = processes.start(env, k["identity_private"], RUN / "logs")
+    running = processes.start(
+        lambda name: {**common, **environment.service_settings(name)}, RUN / "logs"
+    )
     print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in running.items())}.")
     print(f"Logs in {RUN / 'logs'}/; mails to holders land in {RUN / 'mail'}/ (SMTP :{smtp_port}).")
 
-    rpc = RpcClient(amqp_url, name="demo", timeout=15)
+    rpc = RpcClient(environment.client_url("practice-software"), name="demo", timeout=15)
     await rpc.connect()
     client = Client(rpc)
     stop = asyncio.Event()
@@ -102,7 +123,7 @@ async def main() -> None:
             client,
             smtp.mailbox,
             database_url=database_url,
-            amqp_url=amqp_url,
+            amqp_url=environment.bus_url(authority.OPS),
             operator_id=OPERATOR,
             operator_private=k["operator_private"],
         )

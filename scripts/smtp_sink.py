@@ -27,16 +27,19 @@ class Mailbox:
             (self.spool / f"{len(self.messages):05d}.eml").write_bytes(envelope.content)
         return "250 Message accepted for delivery"
 
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
+    def to(self, address: str, subject: str = "") -> list[EmailMessage]:
+        return [
+            m for m in self.messages if m["To"] == address and subject in str(m["Subject"] or "")
+        ]
 
     async def wait_for(
-        self, address: str, count: int = 1, timeout: float = 15.0
+        self, address: str, count: int = 1, timeout: float = 15.0, subject: str = ""
     ) -> list[EmailMessage]:
+        """The mails to `address` (whose subject contains `subject`), once there are `count`."""
         async with asyncio.timeout(timeout):
-            while len(self.to(address)) < count:
+            while len(self.to(address, subject)) < count:
                 await asyncio.sleep(0.05)
-        return self.to(address)
+        return self.to(address, subject)
 
 
 def free_port() -> int:

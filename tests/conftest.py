@@ -73,6 +73,7 @@ def settings_values(
         "identity_private_key": keys.identity_private,
         "operator_public_keys": {keys.operator_id: keys.operator_public},
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "messaging_content_key": "m3sS4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhAx",
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
         "clock_mode": "adjustable",

@@ -81,9 +81,9 @@ def grants(extra_services: tuple[str, ...] = ()) -> list[Grant]:
     found.append(
         Grant(
             OPS,
-            configure=_any(r"amq\.gen-.*"),
-            write=_any(r"amq\.gen-.*", r"amq\.default"),
-            read=_any(r"amq\.gen-.*", r".*\.dlq", r"dmp\.events", r"ops\..*"),
+            configure=_any(r"ops\.tap\..*"),
+            write=_any(r"ops\.tap\..*", r"amq\.default"),
+            read=_any(r".*\.dlq", r"dmp\.events", r"ops\..*"),
             topic_write=nothing,
             topic_read=".*",
         )

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from libs.bus import topology
+
+# ops may create queues by this name only.
+TAP_PREFIX = "ops.tap."
 
 
 class EventTap:
@@ -38,9 +42,11 @@ class EventTap:
     async def __aenter__(self) -> EventTap:
         self._connection = await aio_pika.connect_robust(self._url)
         channel = await self._connection.channel()
-        await topology.declare_exchanges(channel)
-        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        # Declared by the administrator; ops may not (and need not) declare it.
+        exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
+        queue = await channel.declare_queue(
+            f"{TAP_PREFIX}{uuid.uuid4().hex}", exclusive=True, auto_delete=True
+        )
         for key in self._keys:
             await queue.bind(exchange, routing_key=key)
         await queue.consume(self._on_message, no_ack=True)
@@ -51,7 +57,10 @@ class EventTap:
             await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        event = json.loads(message.body)
+        try:
+            event = json.loads(message.body)
+        except ValueError:
+            event = {"type": None, "payload": {}, "undecodable": message.body[:200].hex()}
         self.events.append(event)
         self._arrived.set()
         if self._on_event is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,8 @@ async def six_processes(
         "amqp_url": own_amqp_url,
         "sweep_interval_seconds": 0.5,
     }
-    values.pop("identity_private_key")
-    env = {**os.environ, **processes.environment(values)}
     logs = Path(tmp_path_factory.mktemp("logs"))
-    running = processes.start(env, keys.identity_private, logs)
+    running = processes.start(lambda name: infra.service_values(values, name), logs)
     rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.demo", timeout=15)
     await rpc.connect()
     try:
@@ -62,7 +59,7 @@ async def test_demo_journey_runs_through_six_service_processes__NTF_01__ACC_18(
         six_processes,
         smtp.mailbox,
         database_url=own_database_url,
-        amqp_url=own_amqp_url,
+        amqp_url=infra.party_url(own_amqp_url, "ops"),
         operator_id=keys.operator_id,
         operator_private=keys.operator_private,
         say=said.append,
