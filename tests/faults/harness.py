@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import os
 import random
 import re
@@ -29,16 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiormq.exceptions import AMQPError
 
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
 from libs.contracts.events import AccessLogged
+from libs.faults import is_transient
 from libs.tokens import new_keypair
 from scripts import processes
 from tests.support import infra
 from tests.support.people import new_nir, new_professional
-from tests.support.smtp import SmtpServer
+from tests.support.smtp import Mailbox, SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "faults"
@@ -46,6 +49,11 @@ SERVICES = processes.SERVICES
 RATE = 20.0  # operations per second (deposits and reads alternately)
 MAX_IN_FLIGHT = 100  # past this, a tick sends nothing (counted as skipped, not as sent)
 CALL_TIMEOUT = 10.0
+# A client retries what failed for a transient reason (no answer in time, the service or the
+# broker away, access undecided) with the same request, as a practice software would, until
+# OP_BUDGET seconds after it first sent it.
+OP_BUDGET = 45.0
+RETRY_PAUSE = 0.5
 RECOVERY_BUDGET = 180.0  # seconds after the fault ends for the system to serve again by itself
 SETTLE_BUDGET = 120.0  # seconds for effects in flight (alerts, notices) to arrive
 # Ping through each service's command queue: a client's broker user cannot reach access.decide
@@ -166,16 +174,26 @@ _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+# A request id chosen by the caller and kept on its retries (`RpcClient.call(request_id=...)`),
+# where the RpcClient takes one: a retried command is then done once.
+SENDS_REQUEST_IDS = "request_id" in inspect.signature(RpcClient.call).parameters
+
+
 class CorrelatedRpc:
-    """An RpcClient that gives each call the correlation id of the operation in progress, so
-    `libs.client.Client` is used as is and its effects can be found afterwards."""
+    """An RpcClient that gives each call the correlation id of the operation in progress (and,
+    once the bus takes request ids, a request id derived from it and from the command, the same
+    on every retry), so `libs.client.Client` is used as is and its effects can be found
+    afterwards."""
 
     def __init__(self, rpc: RpcClient) -> None:
         self.rpc = rpc
         self.timeout = rpc.timeout
 
     async def call(self, queue: str, command: str, payload: dict[str, Any], **kw: Any) -> Any:
-        kw.setdefault("correlation_id", _correlation.get())
+        correlation_id = _correlation.get()
+        kw.setdefault("correlation_id", correlation_id)
+        if SENDS_REQUEST_IDS and correlation_id is not None and command != "Ping":
+            kw.setdefault("request_id", f"{correlation_id}.{command}")
         return await self.rpc.call(queue, command, payload, **kw)
 
 
@@ -283,14 +301,32 @@ class Op:
     sent_at: float
     outcome: str = "pending"  # ok | <error code> | exception:<type>
     document_id: str | None = None
+    attempts: int = 0
+    failures: list[str] = field(default_factory=list)  # the transient failures retried
 
     @property
     def acknowledged(self) -> bool:
         return self.outcome == "ok"
 
 
+# Failures a client waits out and retries with the same request: the service or the broker is
+# away or slow (`libs.faults`), or access could not be reached ("try again later").
+RETRY_CODES = {"timeout", "unavailable", "access_undecided"}
+
+
+def retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RpcError):
+        return exc.code in RETRY_CODES
+    return is_transient(exc) or isinstance(exc, AMQPError | RuntimeError)
+
+
+def describe_failure(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, RpcError) else f"exception:{type(exc).__name__}"
+
+
 class Load:
-    """Deposits and reads alternately at `rate` per second, until stopped."""
+    """Deposits and reads alternately at `rate` per second, until stopped. Each operation is
+    retried with the same request (correlation id, payload) on a transient failure."""
 
     def __init__(self, client: Client, world: World, rate: float = RATE) -> None:
         self.client = client
@@ -307,11 +343,17 @@ class Load:
         self._runner = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """No new operation; retries stop; calls in flight get their answer or their timeout,
+        then whatever is still running is abandoned (its outcome stays as it is)."""
         self._stop.set()
         if self._runner is not None:
             await self._runner
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=CALL_TIMEOUT + 5)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
 
     async def _run(self) -> None:
         i = 0
@@ -333,23 +375,34 @@ class Load:
         op = Op("deposit" if i % 2 == 0 else "read", uuid.uuid4().hex, ins, time.monotonic())
         self.ops.append(op)
         _correlation.set(op.correlation_id)
-        try:
-            if op.kind == "deposit":
-                result = await self.client.deposit(
-                    token,
-                    ins,
-                    document_type="lab_report",
-                    title=f"Bilan {op.correlation_id[:8]}",
-                    content=self.content,
-                )
-                op.document_id = str(result["document_id"])
-            else:
-                await self.client.read_dossier(token, ins)
-            op.outcome = "ok"
-        except RpcError as exc:
-            op.outcome = exc.code
-        except Exception as exc:
-            op.outcome = f"exception:{type(exc).__name__}"
+        while True:
+            op.attempts += 1
+            try:
+                if op.kind == "deposit":
+                    result = await self.client.deposit(
+                        token,
+                        ins,
+                        document_type="lab_report",
+                        title=f"Bilan {op.correlation_id[:8]}",
+                        content=self.content,
+                    )
+                    op.document_id = str(result["document_id"])
+                else:
+                    await self.client.read_dossier(token, ins)
+                op.outcome = "ok"
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                op.outcome = describe_failure(exc)
+                if (
+                    not retryable(exc)
+                    or self._stop.is_set()
+                    or time.monotonic() - op.sent_at > OP_BUDGET
+                ):
+                    return
+                op.failures.append(op.outcome)
+            await asyncio.sleep(RETRY_PAUSE)
 
 
 async def canary(client: Client, world: World) -> None:
@@ -384,6 +437,7 @@ class Verdict:
     lost: int = 0  # effects missing: document, trace, alert, notice
     duplicated: int = 0  # effects present more than once
     stored_though_failed: int = 0  # deposits stored whose caller was told they failed
+    mails_resent: int = 0  # the same mail (Message-ID) received again: at least once, by design
     details: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -391,7 +445,19 @@ class Verdict:
             self.details.append(text)
 
 
-async def verify(database_url: str, ops: list[Op]) -> Verdict:
+def mail_counts(mailbox: Mailbox | None) -> dict[str, int] | None:
+    """How many times each Message-ID (the alert id) was received, if mail is checked."""
+    if mailbox is None:
+        return None
+    counts: dict[str, int] = {}
+    for message in list(mailbox.messages):
+        found = re.match(r"<([0-9a-f-]{36})@", str(message["Message-ID"] or ""))
+        if found:
+            counts[found[1]] = counts.get(found[1], 0) + 1
+    return counts
+
+
+async def verify(database_url: str, ops: list[Op], mailbox: Mailbox | None = None) -> Verdict:
     verdict = Verdict(sent=len(ops), acknowledged=sum(op.acknowledged for op in ops))
     ids = [op.correlation_id for op in ops]
     conn = await asyncpg.connect(database_url)
@@ -409,13 +475,13 @@ async def verify(database_url: str, ops: list[Op]) -> Verdict:
             ids,
             AccessLogged.routing_key(),
         )
-        alerts = dict(
-            await conn.fetch(
-                "SELECT cause_event_id, count(*) FROM notifier.alerts"
-                " WHERE cause_event_id = ANY($1::uuid[]) GROUP BY cause_event_id",
-                [r["event_id"] for r in logged],
-            )
-        )
+        alerts: dict[Any, list[str]] = {}
+        for r in await conn.fetch(
+            "SELECT cause_event_id, alert_id FROM notifier.alerts"
+            " WHERE cause_event_id = ANY($1::uuid[])",
+            [r["event_id"] for r in logged],
+        ):
+            alerts.setdefault(r["cause_event_id"], []).append(str(r["alert_id"]))
         docs = await conn.fetch(
             "SELECT document_id, decision_id FROM dossier.documents"
             " WHERE decision_id = ANY($1::uuid[])",
@@ -439,6 +505,7 @@ async def verify(database_url: str, ops: list[Op]) -> Verdict:
     for d in docs:
         docs_of.setdefault(d["decision_id"], []).append(d)
 
+    mails = mail_counts(mailbox)
     for op in ops:
         mine = traces_of.get(op.correlation_id, [])
         granted = [t for t in mine if t["outcome"] == "granted"]
@@ -466,13 +533,21 @@ async def verify(database_url: str, ops: list[Op]) -> Verdict:
                 continue
             if event["actor_kind"] == "holder":
                 continue
-            n = alerts.get(event["event_id"], 0)
+            raised = alerts.get(event["event_id"], [])
+            n = len(raised)
             if n == 0:
                 verdict.lost += 1
                 verdict.note(f"{op.kind} {op.correlation_id}: granted access never alerted")
             elif n > 1:
                 verdict.duplicated += n - 1
                 verdict.note(f"{op.kind} {op.correlation_id}: alerted {n} times")
+            if mails is not None:
+                for alert_id in raised:
+                    received = mails.get(alert_id, 0)
+                    if received == 0:
+                        verdict.lost += 1
+                        verdict.note(f"{op.kind} {op.correlation_id}: alert {alert_id} not mailed")
+                    verdict.mails_resent += max(0, received - 1)
         for d in stored:
             if d["document_id"] not in notices:
                 verdict.lost += 1
@@ -480,11 +555,16 @@ async def verify(database_url: str, ops: list[Op]) -> Verdict:
     return verdict
 
 
-async def settle(database_url: str, ops: list[Op], budget: float = SETTLE_BUDGET) -> Verdict:
+async def settle(
+    database_url: str,
+    ops: list[Op],
+    mailbox: Mailbox | None = None,
+    budget: float = SETTLE_BUDGET,
+) -> Verdict:
     """Verify until nothing is missing any more (effects in flight arrive), or `budget`."""
     deadline = time.monotonic() + budget
     while True:
-        verdict = await verify(database_url, ops)
+        verdict = await verify(database_url, ops, mailbox)
         if verdict.lost == 0 or time.monotonic() > deadline:
             return verdict
         await asyncio.sleep(2)
@@ -588,10 +668,13 @@ async def run_fault(
         await asyncio.sleep(after)
     finally:
         await load.stop()
-    verdict = await settle(bench.database_url, load.ops)
+    smtp = bench.extra.get("smtp")
+    verdict = await settle(bench.database_url, load.ops, smtp.mailbox if smtp else None)
     outcomes: dict[str, int] = {}
     for op in load.ops:
         outcomes[op.outcome] = outcomes.get(op.outcome, 0) + 1
+    retried = [op for op in load.ops if op.attempts > 1]
+    retried_ok = sum(op.acknowledged for op in retried)
     row = Row(
         fault,
         verdict.sent,
@@ -601,12 +684,15 @@ async def run_fault(
         recovered,
         recovery,
         verdict.stored_though_failed,
-        note=f"outcomes {outcomes}; skipped ticks {load.skipped}",
+        note=(
+            f"outcomes {outcomes}; retried {len(retried)} ({retried_ok} then ok);"
+            f" skipped ticks {load.skipped}; mails re-sent {verdict.mails_resent}"
+        ),
     )
     record(row)
-    print(f"\n{table([row])}\n  {row.note}")
-    for line in verdict.details:
-        print(f"  - {line}")
+    report = "\n".join([table([row]), f"  {row.note}", *(f"  - {x}" for x in verdict.details)])
+    print(f"\n{report}")
+    (bench.system.logs / "verdict.txt").write_text(report + "\n")
     return row
 
 
