@@ -41,6 +41,8 @@ async def require_access(
             # Not past the caller's own deadline: a grant they will never hear of is no use,
             # and the deposit must not be stored after they were told it timed out.
             timeout=ctx.remaining(ctx.runtime.rpc.timeout),
+            # A retried deposit asks again under the same id: one decision, one trace, one alert.
+            request_id=ctx.derived_request_id(f"decide-{action}-{document_type or 'any'}"),
         )
         decision = cmd.Decision.model_validate(result)
     except RpcError as exc:

@@ -129,7 +129,9 @@ class Client:
         title: str,
         content: bytes,
         media_type: str = "application/pdf",
+        request_id: str | None = None,
     ) -> dict[str, Any]:
+        """Pass the same `request_id` to retry a deposit whose outcome is unknown."""
         return await self.rpc.call(
             DOSSIER,
             "DepositDocument",
@@ -141,6 +143,7 @@ class Client:
                 "media_type": media_type,
             },
             token=token,
+            request_id=request_id,
         )
 
     async def read_dossier(

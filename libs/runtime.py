@@ -19,9 +19,11 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 from faststream import FastStream
@@ -44,9 +46,11 @@ from libs.faults import is_transient
 from libs.health import HealthServer, Progress
 from libs.inbox import first_delivery
 from libs.logging import bind_correlation, configure_logging, new_message_context
+from libs.maintenance import Pruner
 from libs.outbox import OutboxRelay
 from libs.settings import ServiceSettings
 from libs.tokens import Claims, TokenVerifier
+from libs.uow import AlreadyAnswered, RequestKey, UnitOfWork, stored_reply, unit_of_work
 
 log = structlog.get_logger()
 
@@ -100,6 +104,22 @@ class CommandContext:
     # The broker user that sent the request, as RabbitMQ validated it (`user_id`): which service
     # or kind of client is calling, whoever the token says the person is.
     caller: str | None = None
+    # The caller's request id, scoped to who sent it (see libs.uow).
+    request: RequestKey | None = None
+    request_id: str | None = None
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """The command's transaction; claims its request id and stores its reply (libs.uow)."""
+        return unit_of_work(
+            self.runtime.pool,
+            correlation_id=self.correlation_id,
+            now=self.runtime.now(),
+            request=self.request,
+        )
+
+    def derived_request_id(self, step: str) -> str | None:
+        """The id to pass on when this request asks another service: the same on a retry."""
+        return None if self.request_id is None else f"{self.request_id}:{step}"[:128]
 
     def remaining(self, default: float) -> float:
         """Seconds left for a call made on the caller's behalf: never past their deadline."""
@@ -127,6 +147,9 @@ class Command(Generic[C]):
     model: type[C]
     handler: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]]
     authenticated: bool = True
+    # "required" for a command that changes state (it must use ctx.unit_of_work()); "optional"
+    # where a retry is harmless but an id, when given, is honoured (access.decide).
+    request_id: Literal["required", "optional", "none"] = "none"
 
 
 class Permanent(DomainError):
@@ -312,6 +335,17 @@ class Runtime:
             )
         await self.rpc.connect()
         self.relay = OutboxRelay(self._pool, self.publisher, self.schema)
+        settings = self.settings
+        pruner = Pruner(
+            self._pool,
+            {
+                "outbox": timedelta(days=settings.outbox_retention_days),
+                "inbox": timedelta(days=settings.inbox_retention_days),
+                "requests": timedelta(days=settings.request_retention_days),
+            },
+            settings.prune_interval_seconds,
+        )
+        self.add_background(pruner.start, pruner.stop)
 
     async def start_consuming(self) -> None:
         assert self.relay is not None
@@ -564,12 +598,26 @@ class Runtime:
                 payload = command.model.model_validate(request.payload)
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
+            key = self._request_key(command, request, actor, caller)
+            if key is not None and (replay := await stored_reply(self.pool, key)) is not None:
+                log.info("request_replayed")
+                return Reply(ok=True, result=replay)
             result = await command.handler(
                 CommandContext(
-                    self, actor, request.correlation_id, request.token, deadline_ms, caller
+                    self,
+                    actor,
+                    request.correlation_id,
+                    request.token,
+                    deadline_ms,
+                    caller,
+                    key,
+                    request.request_id if key is not None else None,
                 ),
                 payload,
             )
+        except AlreadyAnswered as done:
+            log.info("request_replayed")
+            return Reply(ok=True, result=done.reply)
         except DomainError as exc:
             log.info("command_refused", code=exc.code, reason=exc.message)
             return _error(exc.code, exc.message)
@@ -586,6 +634,24 @@ class Runtime:
         if isinstance(result, Contract):
             result = result.model_dump(mode="json")
         return Reply(ok=True, result=result)
+
+    @staticmethod
+    def _request_key(
+        command: Command[Any], request: Request, actor: Claims | None, caller: str | None
+    ) -> RequestKey | None:
+        if command.request_id == "none":
+            return None
+        if request.request_id is None:
+            if command.request_id == "required":
+                raise InvalidInput(
+                    f"{request.command} changes state: send a request_id (the same on a retry)"
+                )
+            return None
+        # Scoped to who asks: another caller's id can neither replay nor block this one.
+        who = f"{actor.kind}:{actor.sub}" if actor is not None else "-"
+        return RequestKey.of(
+            f"{caller or 'anonymous'}|{who}", request.request_id, request.command, request.payload
+        )
 
 
 def _error(code: str, message: str) -> Reply:

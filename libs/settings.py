@@ -35,3 +35,8 @@ class ServiceSettings(BaseSettings):
     # HTTP readiness/liveness probes for orchestrators (GET /readyz, /livez); None: no server.
     health_port: int | None = None
     health_host: str = "127.0.0.1"
+    # Technical rows kept (libs.maintenance), and how often each replica prunes.
+    outbox_retention_days: float = 7
+    inbox_retention_days: float = 30
+    request_retention_days: float = 7
+    prune_interval_seconds: float = 3600

@@ -137,12 +137,18 @@ class RpcClient:
         token: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        """Send a command; returns the result or raises RpcError with the server's code."""
+        """Send a command; returns the result or raises RpcError with the server's code.
+
+        Every request carries a request id (a new one unless given): to retry a command whose
+        outcome is unknown (a timeout), call again with the same `request_id`.
+        """
         request = Request(
             command=command,
             token=token,
             correlation_id=correlation_id or uuid.uuid4().hex,
+            request_id=request_id or uuid.uuid4().hex,
             payload=payload,
         )
         raw = await self.call_raw(queue, request.model_dump_json().encode(), timeout=timeout)

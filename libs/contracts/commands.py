@@ -24,6 +24,9 @@ class Request(Contract):
     version: int = 1
     token: str | None = None
     correlation_id: str
+    # Chosen by the caller, kept on its retries: a state-changing command with an id it has
+    # already answered changes nothing and gets the first reply again.
+    request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{8,128}$")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

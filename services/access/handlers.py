@@ -14,16 +14,25 @@ LIFECYCLE_QUEUE = "access.space-lifecycle"
 
 def register(runtime: Runtime) -> None:
     # Its own queue, so that decisions never wait behind the holder's commands.
-    runtime.on_commands(DECIDE_QUEUE, {"Decide": Command(cmd.Decide, service.decide)})
+    runtime.on_commands(
+        DECIDE_QUEUE,
+        {"Decide": Command(cmd.Decide, service.decide, request_id="optional")},
+    )
     runtime.on_commands(
         COMMANDS_QUEUE,
         {
             "AuthorizeProfessional": Command(
-                cmd.AuthorizeProfessional, service.authorize_professional
+                cmd.AuthorizeProfessional, service.authorize_professional, request_id="required"
             ),
-            "RevokeAuthorization": Command(cmd.ProfessionalRef, service.revoke_authorization),
-            "BlockProfessional": Command(cmd.ProfessionalRef, service.block_professional),
-            "UnblockProfessional": Command(cmd.ProfessionalRef, service.unblock_professional),
+            "RevokeAuthorization": Command(
+                cmd.ProfessionalRef, service.revoke_authorization, request_id="required"
+            ),
+            "BlockProfessional": Command(
+                cmd.ProfessionalRef, service.block_professional, request_id="required"
+            ),
+            "UnblockProfessional": Command(
+                cmd.ProfessionalRef, service.unblock_professional, request_id="required"
+            ),
             "ListPermissions": Command(cmd.SpaceRef, service.list_permissions),
             "ListAccessHistory": Command(cmd.ListAccessHistory, service.list_access_history),
         },

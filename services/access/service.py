@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from libs import outbox
 from libs.bus.authority import SERVICES
 from libs.contracts import commands as cmd
 from libs.contracts.events import AccessDenied, AccessGranted, AccessLogged
@@ -28,7 +27,8 @@ async def decide(ctx: CommandContext, c: cmd.Decide) -> cmd.Decision:
     now = ctx.runtime.now()
     decision_id, trace_id = uuid.uuid4(), uuid.uuid4()
     rpps = actor.sub if actor.kind == "professional" else None
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.unit_of_work() as uow:
+        conn = uow.conn
         holder = await repository.holder_settings(conn, c.ins, rpps)
         decision = domain.decide(actor, c.ins, c.action, c.document_type, holder, now)
         about: dict[str, Any] = {
@@ -63,21 +63,18 @@ async def decide(ctx: CommandContext, c: cmd.Decide) -> cmd.Decision:
             if decision.granted
             else AccessDenied(**about, reason=decision.reason)
         )
-        common: dict[str, Any] = {
-            "holder_key": c.ins,
-            "occurred_at": now,
-            "correlation_id": ctx.correlation_id,
-        }
-        await outbox.add_event(conn, outcome, **common)
-        await outbox.add_event(conn, logged, **common)
-    return cmd.Decision(
-        decision_id=decision_id,
-        granted=decision.granted,
-        rule=decision.rule,
-        reason=decision.reason,
-        document_types=decision.document_types,
-        include_masked=decision.include_masked,
-    )
+        await uow.emit(outcome)
+        await uow.emit(logged)
+        return uow.answer(
+            cmd.Decision(
+                decision_id=decision_id,
+                granted=decision.granted,
+                rule=decision.rule,
+                reason=decision.reason,
+                document_types=decision.document_types,
+                include_masked=decision.include_masked,
+            )
+        )
 
 
 def _require_holder_of(actor: Claims, ins: str) -> None:
@@ -102,36 +99,42 @@ async def authorize_professional(
     now = ctx.runtime.now()
     if c.until is not None and c.until <= now:
         raise Conflict("the end of the authorization is already past")
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        await _require_open_space(conn, c.ins)
-        await repository.upsert_authorization(conn, c.ins, c.rpps, c.until, now, actor.sub)
-    return {"ins": c.ins, "rpps": c.rpps, "until": c.until.isoformat() if c.until else None}
+    async with ctx.unit_of_work() as uow:
+        await _require_open_space(uow.conn, c.ins)
+        await repository.upsert_authorization(uow.conn, c.ins, c.rpps, c.until, now, actor.sub)
+        return uow.answer(
+            {
+                "ins": c.ins,
+                "rpps": c.rpps,
+                "until": c.until.isoformat() if c.until else None,
+            }
+        )
 
 
 async def revoke_authorization(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
     _require_holder_of(ctx.require_actor(), c.ins)
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        if not await repository.delete_authorization(conn, c.ins, c.rpps):
+    async with ctx.unit_of_work() as uow:
+        if not await repository.delete_authorization(uow.conn, c.ins, c.rpps):
             raise NotFound(f"professional {c.rpps} is not authorized")
-    return {"ins": c.ins, "rpps": c.rpps, "authorized": False}
+        return uow.answer({"ins": c.ins, "rpps": c.rpps, "authorized": False})
 
 
 async def block_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
     """ACC_08: the holder blocks a professional; never the treating physician."""
     _require_holder_of(ctx.require_actor(), c.ins)
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        await _require_open_space(conn, c.ins)
-        if await repository.is_treating_physician(conn, c.ins, c.rpps):
+    async with ctx.unit_of_work() as uow:
+        await _require_open_space(uow.conn, c.ins)
+        if await repository.is_treating_physician(uow.conn, c.ins, c.rpps):
             raise Conflict("the treating physician cannot be blocked (ACC_04, ACC_08)")
-        await repository.insert_block(conn, c.ins, c.rpps, ctx.runtime.now())
-    return {"ins": c.ins, "rpps": c.rpps, "blocked": True}
+        await repository.insert_block(uow.conn, c.ins, c.rpps, ctx.runtime.now())
+        return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": True})
 
 
 async def unblock_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
     _require_holder_of(ctx.require_actor(), c.ins)
-    async with ctx.runtime.pool.acquire() as conn:
-        await repository.delete_block(conn, c.ins, c.rpps)
-    return {"ins": c.ins, "rpps": c.rpps, "blocked": False}
+    async with ctx.unit_of_work() as uow:
+        await repository.delete_block(uow.conn, c.ins, c.rpps)
+        return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": False})
 
 
 async def list_permissions(ctx: CommandContext, c: cmd.SpaceRef) -> dict[str, Any]:

@@ -15,7 +15,9 @@ def register(runtime: Runtime) -> None:
     runtime.on_commands(
         COMMANDS_QUEUE,
         {
-            "DepositDocument": Command(cmd.DepositDocument, service.deposit_document),
+            "DepositDocument": Command(
+                cmd.DepositDocument, service.deposit_document, request_id="required"
+            ),
             "ReadDossier": Command(cmd.ReadDossier, service.read_dossier),
         },
     )

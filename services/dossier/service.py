@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import outbox, paging, sealing
+from libs import paging, sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened, public_name
@@ -88,7 +88,8 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
     sealed = domain.seal(key, nonce, content, document_id, c.ins)
     sealed_title = domain.seal_title(key, title_nonce, c.title, document_id, c.ins)
     now = ctx.runtime.now()
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.unit_of_work() as uow:
+        conn = uow.conn
         if await repository.space_status(conn, c.ins, lock=True) == "closed":
             raise _space_closed(c.ins)
         await repository.insert_document(
@@ -109,8 +110,7 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
             content=sealed,
         )
         # Ids and coarse types only: neither the title nor the content leaves this service.
-        await outbox.add_event(
-            conn,
+        await uow.emit(
             DocumentDeposited(
                 document_id=document_id,
                 ins=c.ins,
@@ -119,22 +119,21 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
                 author_id=actor.sub,
                 author_name=public_name(actor.kind, actor.name),
                 deposited_at=now,
-            ),
-            holder_key=c.ins,
-            occurred_at=now,
-            correlation_id=ctx.correlation_id,
+            )
         )
-    log.info(
-        "document_deposited",
-        document_id=str(document_id),
-        document_type=document_type,
-        rule=decision.rule,
-    )
-    return {
-        "document_id": str(document_id),
-        "deposited_at": now.isoformat(),
-        "rule": decision.rule,
-    }
+        log.info(
+            "document_deposited",
+            document_id=str(document_id),
+            document_type=document_type,
+            rule=decision.rule,
+        )
+        return uow.answer(
+            {
+                "document_id": str(document_id),
+                "deposited_at": now.isoformat(),
+                "rule": decision.rule,
+            }
+        )
 
 
 async def read_dossier(ctx: CommandContext, c: cmd.ReadDossier) -> dict[str, Any]:

@@ -31,10 +31,14 @@ def register(runtime: Runtime) -> None:
     runtime.on_commands(
         COMMANDS_QUEUE,
         {
-            "RegisterHolder": Command(cmd.RegisterHolder, service.register_holder),
-            "ObjectToSpace": Command(cmd.ObjectToSpace, service.object_to_space),
+            "RegisterHolder": Command(
+                cmd.RegisterHolder, service.register_holder, request_id="required"
+            ),
+            "ObjectToSpace": Command(
+                cmd.ObjectToSpace, service.object_to_space, request_id="required"
+            ),
             "RegisterProfessional": Command(
-                cmd.RegisterProfessional, service.register_professional
+                cmd.RegisterProfessional, service.register_professional, request_id="required"
             ),
             "RequestChallenge": Command(
                 cmd.RequestChallenge, service.request_challenge, authenticated=False
@@ -46,7 +50,7 @@ def register(runtime: Runtime) -> None:
                 cmd.RequestHolderCode, request_holder_code, authenticated=False
             ),
             "SignInHolder": Command(cmd.SignInHolder, service.sign_in_holder, authenticated=False),
-            "CloseSpace": Command(cmd.CloseSpace, service.close_space),
+            "CloseSpace": Command(cmd.CloseSpace, service.close_space, request_id="required"),
         },
     )
     runtime.on_commands(

@@ -71,7 +71,8 @@ async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[st
     minor = domain.is_minor(c.birth_date, now.date())
     if minor and not c.legal_representative_email:
         raise InvalidInput("a minor's space needs the legal representative's contact (SPC_04)")
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.unit_of_work() as uow:
+        conn = uow.conn
         if not await repository.insert_person(
             conn,
             ins=ins,
@@ -85,34 +86,33 @@ async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[st
         ):
             raise Conflict(f"a person with INS {ins} is already registered")
         await repository.insert_space(conn, ins, now)
-        common = {"holder_key": ins, "occurred_at": now, "correlation_id": ctx.correlation_id}
-        await outbox.add_event(
-            conn, SpaceAnnounced(ins=ins, announced_at=now, minor=minor), **common
-        )
+        await uow.emit(SpaceAnnounced(ins=ins, announced_at=now, minor=minor))
         # Coarse facts only: the addresses stay here (the notifier asks GetAlertContact).
         channels = domain.alert_channels(
             domain.alert_contact(minor, c.email, c.legal_representative_email),
             domain.alert_phone(minor, c.phone),
         )
-        await outbox.add_event(conn, ContactChanged(ins=ins, channels=channels), **common)
-    return {
-        "ins": ins,
-        "status": "announced",
-        "minor": minor,
-        "opens_at": (now + domain.OPENING_PERIOD).isoformat(),
-    }
+        await uow.emit(ContactChanged(ins=ins, channels=channels))
+        return uow.answer(
+            {
+                "ins": ins,
+                "status": "announced",
+                "minor": minor,
+                "opens_at": (now + domain.OPENING_PERIOD).isoformat(),
+            }
+        )
 
 
 async def object_to_space(ctx: CommandContext, c: cmd.ObjectToSpace) -> dict[str, Any]:
     _require_operator(ctx)
     now = ctx.runtime.now()
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        space = await repository.lock_space(conn, c.ins)
+    async with ctx.unit_of_work() as uow:
+        space = await repository.lock_space(uow.conn, c.ins)
         if space is None:
             raise NotFound(f"no space for INS {c.ins}")
         domain.check_objection(space["status"], space["announced_at"], now)
-        await repository.set_space_status(conn, c.ins, "objected", now)
-    return {"ins": c.ins, "status": "objected"}
+        await repository.set_space_status(uow.conn, c.ins, "objected", now)
+        return uow.answer({"ins": c.ins, "status": "objected"})
 
 
 async def open_space_when_due(ctx: EventContext, event: Any) -> None:
@@ -138,9 +138,9 @@ async def register_professional(ctx: CommandContext, c: cmd.RegisterProfessional
         public_key(c.card_public_key)
     except ValueError:
         raise InvalidInput("card_public_key is not an Ed25519 public key") from None
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.unit_of_work() as uow:
         if not await repository.insert_professional(
-            conn,
+            uow.conn,
             rpps=c.rpps,
             first_name=c.first_name,
             last_name=c.last_name,
@@ -150,7 +150,7 @@ async def register_professional(ctx: CommandContext, c: cmd.RegisterProfessional
             now=ctx.runtime.now(),
         ):
             raise Conflict(f"professional {c.rpps} is already registered")
-    return {"rpps": c.rpps}
+        return uow.answer({"rpps": c.rpps})
 
 
 async def request_challenge(ctx: CommandContext, c: cmd.RequestChallenge) -> dict[str, Any]:
@@ -325,17 +325,13 @@ async def close_space(ctx: CommandContext, c: cmd.CloseSpace) -> dict[str, Any]:
     if not (actor.kind == "operator" or (actor.kind == "holder" and actor.sub == c.ins)):
         raise Forbidden("only the holder, or the operator at their request, closes a space")
     now = ctx.runtime.now()
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        space = await repository.lock_space(conn, c.ins)
+    async with ctx.unit_of_work() as uow:
+        space = await repository.lock_space(uow.conn, c.ins)
         if space is None:
             raise NotFound(f"no space for INS {c.ins}")
         domain.check_closable(space["status"])
-        await repository.set_space_status(conn, c.ins, "closed", now)
-        await outbox.add_event(
-            conn,
-            SpaceClosed(ins=c.ins, closed_at=now, requested_by=f"{actor.kind}:{actor.sub}"),
-            holder_key=c.ins,
-            occurred_at=now,
-            correlation_id=ctx.correlation_id,
+        await repository.set_space_status(uow.conn, c.ins, "closed", now)
+        await uow.emit(
+            SpaceClosed(ins=c.ins, closed_at=now, requested_by=f"{actor.kind}:{actor.sub}")
         )
-    return {"ins": c.ins, "status": "closed", "closed_at": now.isoformat()}
+        return uow.answer({"ins": c.ins, "status": "closed", "closed_at": now.isoformat()})

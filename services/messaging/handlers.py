@@ -16,7 +16,7 @@ def register(runtime: Runtime) -> None:
     runtime.on_commands(
         COMMANDS_QUEUE,
         {
-            "SendMessage": Command(cmd.SendMessage, service.send_message),
+            "SendMessage": Command(cmd.SendMessage, service.send_message, request_id="required"),
             "ListMessages": Command(cmd.ListMessages, service.list_messages),
         },
     )

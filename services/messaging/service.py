@@ -116,12 +116,13 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
     """MSG_01 / MSG_03: the holder in their own box, or a professional the access service allows."""
     actor = ctx.require_actor()
     sender = domain.sender_of(actor, c.ins)
-    async with ctx.runtime.pool.acquire() as conn:
-        domain.check_can_receive(await repository.space_status(conn, c.ins))
+    async with ctx.runtime.pool.acquire() as peek:
+        domain.check_can_receive(await repository.space_status(peek, c.ins))
     if sender == "professional":
         await require_access(ctx, c.ins, "message")
     message_id = uuid.uuid4()
-    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.unit_of_work() as uow:
+        conn = uow.conn
         # Again, holding the row: a closure meanwhile wins (RET_05).
         domain.check_can_receive(await repository.space_status(conn, c.ins, lock=True))
         now = ctx.runtime.now()
@@ -137,8 +138,7 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
             body=c.body,
             sent_at=now,
         )
-        await outbox.add_event(
-            conn,
+        await uow.emit(
             MessageSent(
                 message_id=message_id,
                 ins=c.ins,
@@ -146,12 +146,9 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
                 sender_id=actor.sub,
                 sender_name=public_name(sender, actor.name),
                 sent_at=now,
-            ),
-            holder_key=c.ins,
-            occurred_at=now,
-            correlation_id=ctx.correlation_id,
+            )
         )
-    return {"message_id": str(message_id), "sent_at": now.isoformat()}
+        return uow.answer({"message_id": str(message_id), "sent_at": now.isoformat()})
 
 
 async def list_messages(ctx: CommandContext, c: cmd.ListMessages) -> dict[str, Any]:

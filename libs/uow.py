@@ -1,0 +1,136 @@
+"""One unit of work: a transaction, the events it causes, and the request it answers.
+
+    async with ctx.unit_of_work() as uow:
+        ...                       # uow.conn: the transaction's connection
+        await uow.emit(SomethingHappened(ins=..., ...))
+        return uow.answer({...})  # what the caller is told, stored with the effects
+
+`emit` writes to the outbox in the same transaction, the holder key, time, correlation and
+causation filled from the context. For a command carrying a request id, the request is claimed
+in the same transaction and its reply stored with the effects: a retried or redelivered request
+finds the claim, changes nothing, and gets the first reply (`AlreadyAnswered`, which the runtime
+turns into that reply). Two copies of one request running at once meet on the claim's primary
+key: the second waits for the first to commit, then replays its reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from libs import outbox
+from libs.contracts.envelope import Event
+from libs.db import Conn, Pool
+from libs.errors import Conflict
+
+R = TypeVar("R")
+
+
+class AlreadyAnswered(Exception):
+    """The request was done before; `reply` is what its caller was told."""
+
+    def __init__(self, reply: Any) -> None:
+        super().__init__("request already answered")
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    key: str  # caller, actor and the request id they chose
+    command: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, scope: str, request_id: str, command: str, payload: dict[str, Any]) -> RequestKey:
+        canonical = json.dumps([command, payload], sort_keys=True, separators=(",", ":"))
+        return cls(f"{scope}|{request_id}", command, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+async def stored_reply(conn: Conn | Pool, request: RequestKey) -> Any | None:
+    row = await conn.fetchrow(
+        "SELECT fingerprint, reply FROM requests WHERE request_key = $1", request.key
+    )
+    if row is None:
+        return None
+    _check_same(request, row["fingerprint"])
+    return json.loads(row["reply"])
+
+
+def _check_same(request: RequestKey, fingerprint: str) -> None:
+    if fingerprint != request.fingerprint:
+        raise Conflict(
+            "this request id was already used for a different request; choose a new one",
+            code="request_id_reused",
+        )
+
+
+@dataclass
+class UnitOfWork:
+    conn: Conn
+    correlation_id: str
+    now: datetime
+    causation_id: str | None = None
+    reply: Any = None
+    emitted: list[Event] = field(default_factory=list)
+
+    def answer(self, reply: R) -> R:
+        """The reply to the request, stored with the effects when the transaction commits."""
+        self.reply = reply
+        return reply
+
+    async def emit(self, event: Event, *, holder_key: str | None = None) -> None:
+        """Write `event` to the outbox, in this transaction."""
+        key = holder_key if holder_key is not None else getattr(event, "ins", None)
+        if key is None:
+            raise ValueError(f"{type(event).__name__} names no holder: pass holder_key")
+        await outbox.add_event(
+            self.conn,
+            event,
+            holder_key=key,
+            occurred_at=self.now,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+        )
+        self.emitted.append(event)
+
+
+@asynccontextmanager
+async def unit_of_work(
+    pool: Pool,
+    *,
+    correlation_id: str,
+    now: datetime,
+    request: RequestKey | None = None,
+    causation_id: str | None = None,
+) -> AsyncIterator[UnitOfWork]:
+    async with pool.acquire() as conn, conn.transaction():
+        if request is not None:
+            claimed = await conn.fetchval(
+                "INSERT INTO requests (request_key, command, fingerprint, reply)"
+                " VALUES ($1, $2, $3, 'null') ON CONFLICT DO NOTHING RETURNING true",
+                request.key,
+                request.command,
+                request.fingerprint,
+            )
+            if not claimed:
+                found = await stored_reply(conn, request)
+                raise AlreadyAnswered(found)
+        uow = UnitOfWork(conn, correlation_id, now, causation_id)
+        yield uow
+        if request is not None:
+            if uow.reply is None:
+                raise RuntimeError(f"{request.command}: the unit of work set no reply")
+            if isinstance(uow.reply, BaseModel):
+                uow.reply = uow.reply.model_dump(mode="json")
+            await conn.execute(
+                "UPDATE requests SET reply = $2 WHERE request_key = $1",
+                request.key,
+                json.dumps(uow.reply, default=str),
+            )
