@@ -13,7 +13,14 @@ from libs.bus.publisher import broker_user
 from libs.bus.tap import EventTap
 from tests.support import infra
 
-__all__ = ["EventTap", "dead_letters", "publish_event", "publish_raw"]
+__all__ = [
+    "EventTap",
+    "consume_as",
+    "dead_letters",
+    "publish_as",
+    "publish_event",
+    "publish_raw",
+]
 
 
 async def dead_letters(amqp_url: str, queue: str) -> list[AbstractIncomingMessage]:
@@ -76,3 +83,38 @@ async def publish_event(amqp_url: str, event: Any, *, holder_key: str, occurred_
         str(envelope.event_id),
     )
     return str(envelope.event_id)
+
+
+async def publish_as(
+    url: str, exchange: str, routing_key: str, body: bytes = b"{}", **properties: Any
+) -> None:
+    """Publish one confirmed message with `url`'s user (its rights, not the administrator's) to
+    `exchange` ("" is the default exchange); the broker's refusal raises (ChannelAccessRefused)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        target = (
+            channel.default_exchange
+            if exchange == ""
+            else await channel.get_exchange(exchange, ensure=False)
+        )
+        properties.setdefault("message_id", uuid.uuid4().hex)
+        await target.publish(aio_pika.Message(body, **properties), routing_key)
+    finally:
+        await connection.close()
+
+
+async def _ignore(_message: AbstractIncomingMessage) -> None:
+    pass
+
+
+async def consume_as(url: str, queue: str) -> None:
+    """Start consuming `queue` with `url`'s user (declared passively: no right needed to look);
+    the broker's refusal raises (ChannelAccessRefused)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        found = await channel.get_queue(queue, ensure=False)
+        await found.consume(_ignore)
+    finally:
+        await connection.close()

@@ -1,0 +1,235 @@
+"""What the hostile suite attacks: every command queue and command, every event consumer queue.
+
+Written out here so that test ids name each target; `registered()` reads the same facts from
+`services/*/handlers.py` (each service's `register`, run against a recorder) and a test fails
+when the two differ, so a command or a consumer added later cannot escape the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from libs.contracts import commands as cmd
+from libs.contracts import events as ev
+from libs.contracts.envelope import Contract, Event, all_events
+from libs.tokens import new_keypair
+from services.retention.service import ListDeadlines
+
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+
+TokenKind = Literal["holder", "professional", "operator"]
+
+# Identifiers of people that exist nowhere: requests about them are refused or find nothing.
+HOLDER_INS = "185057512345678"
+RPPS = "10123456789"
+OPERATOR = "cnam-agent-1"
+_, CARD_PUBLIC_KEY = new_keypair()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One command of one queue: its contract, who sends it, and a payload it accepts."""
+
+    queue: str
+    command: str
+    model: type[Contract]
+    template: dict[str, Any]
+    # The kind of token a legitimate caller sends; None: the command takes no token.
+    token: TokenKind | None
+    # Internal queues are reached through dmp.internal by a service, not by a client.
+    caller: str = "practice-software"
+    internal: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.queue}:{self.command}"
+
+
+_HOLDER = {"ins": HOLDER_INS}
+_PRO = {"ins": HOLDER_INS, "rpps": RPPS}
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "identity.commands",
+        "RegisterHolder",
+        cmd.RegisterHolder,
+        {
+            "nir": "185057512345678",
+            "first_name": "Sophie",
+            "last_name": "Durand",
+            "birth_date": "1985-05-01",
+            "email": "sophie@example.org",
+            "phone": "06 12 34 56 78",
+        },
+        "operator",
+    ),
+    Target("identity.commands", "ObjectToSpace", cmd.ObjectToSpace, _HOLDER, "holder"),
+    Target(
+        "identity.commands",
+        "RegisterProfessional",
+        cmd.RegisterProfessional,
+        {
+            "rpps": RPPS,
+            "first_name": "Claire",
+            "last_name": "Martin",
+            "profession": "physician",
+            "card_public_key": CARD_PUBLIC_KEY,
+        },
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "RequestChallenge",
+        cmd.RequestChallenge,
+        {"kind": "professional", "subject": RPPS},
+        None,
+    ),
+    Target(
+        "identity.commands",
+        "SignInWithCard",
+        cmd.SignInWithCard,
+        {"kind": "professional", "subject": RPPS, "challenge": "Y2hhbGxlbmdl", "signature": "c2ln"},
+        None,
+    ),
+    Target("identity.commands", "RequestHolderCode", cmd.RequestHolderCode, _HOLDER, None),
+    Target(
+        "identity.commands",
+        "SignInHolder",
+        cmd.SignInHolder,
+        {"ins": HOLDER_INS, "code": "123456"},
+        None,
+    ),
+    Target("identity.commands", "CloseSpace", cmd.CloseSpace, _HOLDER, "holder"),
+    Target(
+        "identity.contacts",
+        "GetAlertContact",
+        cmd.GetAlertContact,
+        _HOLDER,
+        None,
+        caller="notifier",
+        internal=True,
+    ),
+    Target(
+        "access.decide",
+        "Decide",
+        cmd.Decide,
+        {"ins": HOLDER_INS, "action": "read"},
+        "professional",
+        caller="dossier",
+        internal=True,
+    ),
+    Target(
+        "access.commands",
+        "AuthorizeProfessional",
+        cmd.AuthorizeProfessional,
+        _PRO,
+        "holder",
+    ),
+    Target("access.commands", "RevokeAuthorization", cmd.ProfessionalRef, _PRO, "holder"),
+    Target("access.commands", "BlockProfessional", cmd.ProfessionalRef, _PRO, "holder"),
+    Target("access.commands", "UnblockProfessional", cmd.ProfessionalRef, _PRO, "holder"),
+    Target("access.commands", "ListPermissions", cmd.SpaceRef, _HOLDER, "holder"),
+    Target("access.commands", "ListAccessHistory", cmd.ListAccessHistory, _HOLDER, "holder"),
+    Target(
+        "dossier.commands",
+        "DepositDocument",
+        cmd.DepositDocument,
+        {
+            "ins": HOLDER_INS,
+            "document_type": "lab_report",
+            "title": "Bilan sanguin",
+            "content_b64": "aGVsbG8=",
+            "media_type": "application/pdf",
+        },
+        "professional",
+    ),
+    Target("dossier.commands", "ReadDossier", cmd.ReadDossier, _HOLDER, "professional"),
+    Target(
+        "messaging.commands",
+        "SendMessage",
+        cmd.SendMessage,
+        {"ins": HOLDER_INS, "subject": "Résultats", "body": "Bonjour,\nà bientôt."},
+        "professional",
+    ),
+    Target("messaging.commands", "ListMessages", cmd.ListMessages, _HOLDER, "holder"),
+    Target("notifier.commands", "ListAlerts", cmd.ListAlerts, _HOLDER, "holder"),
+    Target("retention.commands", "ListDeadlines", ListDeadlines, _HOLDER, "operator"),
+)
+
+COMMAND_QUEUES: dict[str, Target] = {}
+for _target in TARGETS:
+    COMMAND_QUEUES.setdefault(_target.queue, _target)
+
+# Every queue that consumes events, and the event classes it handles.
+EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
+    "identity.space-lifecycle": (ev.SpaceOpeningDue,),
+    "access.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
+    "dossier.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
+    "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
+    "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
+    "notifier.access-alerts": (ev.AccessLogged,),
+    "notifier.space-lifecycle": (
+        ev.ContactChanged,
+        ev.ContactChangedV1,
+        ev.SpaceOpened,
+        ev.SpaceClosed,
+    ),
+    "notifier.messages": (ev.MessageSent, ev.MessageSentV1),
+    "retention.space-lifecycle": (ev.SpaceAnnounced, ev.SpaceOpened, ev.SpaceClosed),
+}
+
+
+def consumers_of(event: type[Event]) -> list[str]:
+    """The queues bound to the event's routing key."""
+    return sorted(q for q, handled in EVENT_QUEUES.items() if event in handled)
+
+
+def owner_of(queue: str) -> str:
+    return queue.split(".", 1)[0]
+
+
+def every_queue() -> list[str]:
+    """Every queue the running system has: commands, consumers, their dead letters, ops."""
+    queues = sorted({*COMMAND_QUEUES, *EVENT_QUEUES})
+    return [*queues, *(f"{q}.dlq" for q in queues), "ops.unrouted"]
+
+
+def event_ids() -> list[str]:
+    return [f"{e.TYPE}.v{e.VERSION}" for e in all_events()]
+
+
+# --- what the services really register --------------------------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """Stands in for a Runtime during `handlers.register`: it records, nothing runs."""
+
+    settings: Any
+    commands: dict[str, set[str]] = field(default_factory=dict)
+    events: dict[str, set[type[Event]]] = field(default_factory=dict)
+
+    def on_commands(self, queue: str, commands: dict[str, Any]) -> None:
+        self.commands[queue] = set(commands)
+
+    def on_events(self, queue: str, handlers: dict[type[Event], Any]) -> None:
+        self.events[queue] = set(handlers)
+
+    def add_background(self, *_: Any) -> None:
+        pass
+
+
+def registered(settings: dict[str, Any]) -> tuple[dict[str, set[str]], dict[str, set[type[Event]]]]:
+    """(commands by queue, event classes by queue) as `services/*/handlers.py` register them;
+    `settings`: each service's settings object (a running system's)."""
+    commands: dict[str, set[str]] = {}
+    events: dict[str, set[type[Event]]] = {}
+    for service in SERVICES:
+        handlers = importlib.import_module(f"services.{service}.handlers")
+        recorder = _Recorder(settings[service])
+        handlers.register(recorder)
+        commands.update(recorder.commands)
+        events.update(recorder.events)
+    return commands, events

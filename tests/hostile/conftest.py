@@ -1,0 +1,102 @@
+"""The hostile suite's system: all six services in-process, on a vhost and a database of its own.
+
+One system for the whole package (started once, about as the e2e `system` fixture does), so the
+fuzzed commands, the forged events and the refused rights all hit the same running services.
+Its own vhost and database keep the dead letters and whatever a bug might write away from the
+other tiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.bus import topology
+from libs.bus.rpc import RpcClient
+from libs.runtime import Runtime
+from tests.conftest import SERVICES, Keys, build_service
+from tests.hostile.catalog import HOLDER_INS, OPERATOR, RPPS, TokenKind
+from tests.support import infra
+from tests.support.tokens import token_for
+
+
+@pytest.fixture(scope="package")
+async def hostile_values(
+    servers: infra.Servers, settings_values: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    async with (
+        infra.fresh_vhost(servers) as amqp_url,
+        infra.fresh_database(servers.database_url) as database_url,
+    ):
+        yield {**settings_values, "amqp_url": amqp_url, "database_url": database_url}
+
+
+@pytest.fixture(scope="package")
+async def system(hostile_values: dict[str, Any]) -> AsyncIterator[dict[str, Runtime]]:
+    runtimes = {name: build_service(name, hostile_values) for name in SERVICES}
+    started: list[Runtime] = []
+    try:
+        for runtime in runtimes.values():
+            await runtime.start()
+            started.append(runtime)
+        yield runtimes
+    finally:
+        for runtime in reversed(started):
+            await runtime.stop()
+
+
+@pytest.fixture(scope="package")
+def admin_amqp_url(hostile_values: dict[str, Any]) -> str:
+    return str(hostile_values["amqp_url"])
+
+
+@pytest.fixture(scope="package")
+async def admin_db(hostile_values: dict[str, Any]) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(hostile_values["database_url"])
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="package")
+async def callers(
+    admin_amqp_url: str, system: dict[str, Runtime]
+) -> AsyncIterator[dict[str, RpcClient]]:
+    """Request/reply clients by party: a practice software through `dmp.commands`, and the
+    services that may ask the internal queues (dossier: `access.decide`, notifier:
+    `identity.contacts`) through `dmp.internal`."""
+    clients = {
+        "practice-software": RpcClient(
+            infra.client_url(admin_amqp_url), name="hostile", timeout=20.0
+        ),
+        **{
+            party: RpcClient(
+                infra.party_url(admin_amqp_url, party),
+                name=f"hostile-{party}",
+                timeout=20.0,
+                exchange=topology.INTERNAL_EXCHANGE,
+            )
+            for party in ("dossier", "notifier")
+        },
+    }
+    for rpc in clients.values():
+        await rpc.connect()
+    yield clients
+    for rpc in clients.values():
+        await rpc.close()
+
+
+@pytest.fixture(scope="package")
+def tokens(keys: Keys) -> dict[TokenKind, str]:
+    """Genuine tokens (identity's key, valid an hour) of people the system does not know."""
+    now = datetime.now(UTC)
+    return {
+        "holder": token_for(keys.identity_private, sub=HOLDER_INS, kind="holder", now=now),
+        "professional": token_for(
+            keys.identity_private, sub=RPPS, kind="professional", now=now, profession="physician"
+        ),
+        "operator": token_for(keys.identity_private, sub=OPERATOR, kind="operator", now=now),
+    }

@@ -1,0 +1,170 @@
+"""How the hostile suite sends, waits and looks: hypothesis draws, the real bus decides.
+
+hypothesis does not run coroutine tests, and this suite must run on pytest-asyncio's session
+loop, where the services and their connections live. So each property is checked in two steps:
+
+1. `draw(strategy, n)` runs hypothesis synchronously (a `@given` function that only collects
+   what it is given): `n` examples, hypothesis's own mix of boundary and random cases, no I/O.
+2. The async test sends them all through the real broker to the real services (many in flight)
+   and checks each outcome; a failure names the input that caused it (`Failure`).
+
+Shrinking is given up (it would replay I/O case by case); the input is printed whole instead,
+and the failing cases found so far are pinned as explicit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from libs.bus.rpc import RpcClient, RpcError
+from libs.contracts.commands import Reply
+
+T = TypeVar("T")
+
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+REPLY_TIMEOUT = 20.0
+IN_FLIGHT = 12
+
+
+def draw(strategy: st.SearchStrategy[T], n: int) -> list[T]:
+    """`n` examples of `strategy`, as hypothesis would try them (no shrinking, no database)."""
+    found: list[T] = []
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(value: T) -> None:
+        found.append(value)
+
+    collect()
+    return found
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back for one input: a reply, or the client's own error (timeout...)."""
+
+    case: Any
+    reply: Reply | None
+    error: str | None = None
+
+    @property
+    def code(self) -> str | None:
+        if self.reply is None:
+            return f"<no reply: {self.error}>"
+        return None if self.reply.ok else (self.reply.error.code if self.reply.error else "")
+
+
+def shown(case: Any, limit: int = 300) -> str:
+    text = repr(case)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+async def send_all(
+    rpc: RpcClient, queue: str, cases: Iterable[T], body: Callable[[T], bytes]
+) -> list[Outcome]:
+    """Send every case's request bytes to `queue`, many in flight; collect the replies."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(case: T) -> Outcome:
+        async with gate:
+            try:
+                raw = await rpc.call_raw(queue, body(case), timeout=REPLY_TIMEOUT)
+            except RpcError as exc:
+                return Outcome(case, None, f"{exc.code}: {exc.message}")
+        try:
+            return Outcome(case, Reply.model_validate_json(raw))
+        except ValueError as exc:
+            return Outcome(case, None, f"unreadable reply {raw[:200]!r}: {exc}")
+
+    return list(await asyncio.gather(*(one(c) for c in cases)))
+
+
+def refusals_outside(outcomes: list[Outcome], allowed: set[str]) -> list[str]:
+    """Every outcome that is not a refusal with one of the `allowed` codes, described."""
+    return [
+        f"{o.code or 'ok'} for {shown(o.case)}"
+        + (f" ({o.reply.error.message[:200]})" if o.reply and o.reply.error else "")
+        for o in outcomes
+        if o.code not in allowed
+    ]
+
+
+def request_bytes(command: str, payload: Any, token: str | None, **extra: Any) -> bytes:
+    body = {"command": command, "token": token, "correlation_id": "hostile", "payload": payload}
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+async def ping(rpc: RpcClient, queue: str) -> dict[str, Any]:
+    raw = await rpc.call_raw(queue, request_bytes("Ping", {}, None), timeout=REPLY_TIMEOUT)
+    reply = Reply.model_validate_json(raw)
+    assert reply.ok and reply.result is not None, f"{queue} does not answer Ping: {reply}"
+    return reply.result
+
+
+# --- what the databases hold --------------------------------------------------------------------
+
+
+async def fingerprint(db: asyncpg.Connection, schemas: Iterable[str] = SERVICES) -> dict[str, str]:
+    """Every table of the services' schemas: its row count and a digest of its rows."""
+    tables = await db.fetch(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE'"
+        " AND table_name <> 'schema_migrations' ORDER BY 1, 2",
+        list(schemas),
+    )
+    found = {}
+    for row in tables:
+        name = f'"{row["table_schema"]}"."{row["table_name"]}"'
+        count, digest = await db.fetchrow(
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+            f" FROM {name} t"
+        )
+        found[name] = f"{count}:{digest}"
+    return found
+
+
+async def settled(
+    db: asyncpg.Connection, schemas: Iterable[str] = SERVICES, timeout: float = 15.0
+) -> dict[str, str]:
+    """The fingerprint once nothing has moved for a second (effects in flight have landed)."""
+    schemas = list(schemas)
+    deadline = time.monotonic() + timeout
+    last = await fingerprint(db, schemas)
+    while True:
+        await asyncio.sleep(1.0)
+        now = await fingerprint(db, schemas)
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(t for t in {*before, *after} if before.get(t) != after.get(t))
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.2
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
