@@ -413,18 +413,62 @@ async def canary(client: Client, world: World) -> None:
     await client.read_dossier(token, ins)
 
 
-async def measure_recovery(client: Client, world: World, budget: float = RECOVERY_BUDGET) -> float:
-    """Seconds until every service answers Ping ready and a deposit and a read succeed;
-    raises TimeoutError past `budget`."""
+@dataclass
+class Recovery:
+    """What the recovery waited on: per command queue, when it first answered ready (seconds
+    after the fault ended) and its last answer that was not ready; the canary's failures."""
+
+    ready_after: dict[str, float] = field(default_factory=dict)
+    last_blocker: dict[str, str] = field(default_factory=dict)
+    canary_failures: int = 0
+    last_canary_failure: str = ""
+
+    def describe(self) -> str:
+        ready = ", ".join(f"{q.split('.')[0]} {t:.1f}s" for q, t in self.ready_after.items())
+        blockers = "; ".join(f"{q}: {b}" for q, b in self.last_blocker.items())
+        return (
+            f"first ready after: {ready or '-'}; last not-ready answers: {blockers or '-'};"
+            f" canary failures {self.canary_failures} {self.last_canary_failure}"
+        )
+
+
+async def _ping(client: Client, queue: str) -> tuple[bool, str]:
+    try:
+        answer = await client.rpc.call(queue, "Ping", {}, timeout=2)
+    except Exception as exc:
+        return False, describe_failure(exc)
+    if answer.get("ready"):
+        return True, ""
+    why = {k: v for k, v in answer.items() if k not in ("service", "ready") and v}
+    return False, str(why)[:300]
+
+
+async def measure_recovery(
+    client: Client,
+    world: World,
+    budget: float = RECOVERY_BUDGET,
+    recovery: Recovery | None = None,
+) -> float:
+    """Seconds until every service answers Ping ready (all in one round) and a deposit and a
+    read succeed; raises TimeoutError past `budget`. `recovery` collects what it waited on."""
+    recovery = recovery if recovery is not None else Recovery()
     started = time.monotonic()
     async with asyncio.timeout(budget):
         while True:
-            try:
-                await processes.wait_ready(client, READY_QUEUES, timeout=budget)
-                await canary(client, world)
-                return time.monotonic() - started
-            except (RpcError, TimeoutError, Exception):
-                await asyncio.sleep(0.5)
+            answers = await asyncio.gather(*(_ping(client, q) for q in READY_QUEUES))
+            for queue, (ready, why) in zip(READY_QUEUES, answers, strict=True):
+                if ready:
+                    recovery.ready_after.setdefault(queue, time.monotonic() - started)
+                else:
+                    recovery.last_blocker[queue] = f"{time.monotonic() - started:.0f}s {why}"
+            if all(ready for ready, _ in answers):
+                try:
+                    await canary(client, world)
+                    return time.monotonic() - started
+                except Exception as exc:
+                    recovery.canary_failures += 1
+                    recovery.last_canary_failure = describe_failure(exc)
+            await asyncio.sleep(0.5)
 
 
 # --- the checks -----------------------------------------------------------------------------
@@ -658,10 +702,11 @@ async def run_fault(
     load.start()
     await asyncio.sleep(warmup)
     recovered, recovery = False, None
+    waited = Recovery()
     try:
         await inject(bench)
         try:
-            recovery = await measure_recovery(bench.client, bench.world)
+            recovery = await measure_recovery(bench.client, bench.world, recovery=waited)
             recovered = True
         except TimeoutError:
             pass
@@ -690,7 +735,14 @@ async def run_fault(
         ),
     )
     record(row)
-    report = "\n".join([table([row]), f"  {row.note}", *(f"  - {x}" for x in verdict.details)])
+    report = "\n".join(
+        [
+            table([row]),
+            f"  {row.note}",
+            f"  recovery: {waited.describe()}",
+            *(f"  - {x}" for x in verdict.details),
+        ]
+    )
     print(f"\n{report}")
     (bench.system.logs / "verdict.txt").write_text(report + "\n")
     return row
