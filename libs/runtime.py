@@ -412,6 +412,9 @@ class Runtime:
             await self._dead_letter_and_ack(queue, message, f"unknown event: {exc}")
             return
         bind_correlation(envelope.correlation_id, event_type=envelope.type)
+        if len(raw.body) > self.settings.max_message_bytes:
+            await self._dead_letter_and_ack(queue, message, "too large")
+            return
         if forged := self._forgery(raw, envelope, event):
             await self._dead_letter_and_ack(queue, message, f"forged: {forged}")
             return
@@ -580,6 +583,10 @@ class Runtime:
         deadline_ms: int | None,
         caller: str | None = None,
     ) -> Reply:
+        if len(body) > self.settings.max_message_bytes:
+            return _error(
+                "too_large", f"requests are limited to {self.settings.max_message_bytes} bytes"
+            )
         try:
             request = Request.model_validate_json(body)
         except ValidationError as exc:

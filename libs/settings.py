@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     # HTTP readiness/liveness probes for orchestrators (GET /readyz, /livez); None: no server.
     health_port: int | None = None
     health_host: str = "127.0.0.1"
+    # The largest request or event body taken (a 10 MiB document is about 14 MiB in base64);
+    # far below the broker's frame limit (128 MiB), so no reply can approach it either.
+    max_message_bytes: int = 32 * 1024 * 1024
     # Technical rows kept (libs.maintenance), and how often each replica prunes.
     outbox_retention_days: float = 7
     inbox_retention_days: float = 30

@@ -48,8 +48,16 @@ class RpcTimeout(RpcError):
 
 class RpcClient:
     def __init__(
-        self, url: str, *, name: str, timeout: float = 5.0, exchange: str = COMMANDS_EXCHANGE
+        self,
+        url: str,
+        *,
+        name: str,
+        timeout: float = 5.0,
+        exchange: str = COMMANDS_EXCHANGE,
+        max_request_bytes: int = 32 * 1024 * 1024,
     ) -> None:
+        # Refused here rather than by the broker, which would close the channel under us.
+        self.max_request_bytes = max_request_bytes
         self._url = url
         # Clients send through dmp.commands; services call each other through dmp.internal.
         self._exchange_name = exchange
@@ -100,6 +108,10 @@ class RpcClient:
 
     async def call_raw(self, queue: str, body: bytes, *, timeout: float | None = None) -> bytes:
         assert self._exchange is not None, "rpc client not connected"
+        if len(body) > self.max_request_bytes:
+            raise RpcError(
+                "too_large", f"the request is {len(body)} bytes; at most {self.max_request_bytes}"
+            )
         timeout = self.timeout if timeout is None else timeout
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

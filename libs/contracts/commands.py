@@ -153,10 +153,10 @@ class GetAlertContact(Contract):
 class Decide(Contract):
     """Asked by a service on behalf of the actor whose token the request carries."""
 
-    ins: str
+    ins: Ins
     action: Literal["read", "deposit", "message", "read_history"]
-    document_type: str | None = None
-    purpose: str | None = None
+    document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
+    purpose: Text | None = None
 
 
 class Decision(Contract):
@@ -172,13 +172,13 @@ class Decision(Contract):
 
 
 class AuthorizeProfessional(Contract):
-    ins: str
-    rpps: str
+    ins: Ins
+    rpps: Rpps
     until: datetime | None = None
 
 
 class ListAccessHistory(Contract):
-    ins: str
+    ins: Ins
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=20, ge=1, le=200)
 
@@ -263,16 +263,16 @@ class ListMessages(Contract):
 
 
 class ListAlerts(Contract):
-    ins: str
+    ins: Ins
 
 
 # --- shared shapes --------------------------------------------------------------------------
 
 
 class SpaceRef(Contract):
-    ins: str
+    ins: Ins
 
 
 class ProfessionalRef(Contract):
-    ins: str
-    rpps: str
+    ins: Ins
+    rpps: Rpps
