@@ -56,6 +56,7 @@ from libs.runtime import Command, CommandContext, EventContext, Runtime
 from libs.settings import ServiceSettings
 from libs.tokens import new_keypair
 from scripts import processes
+from tests.support import infra
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -182,20 +183,19 @@ def envelope_body(i: int) -> bytes:
 @contextlib.asynccontextmanager
 async def fresh_infra() -> AsyncIterator[tuple[str, str]]:
     """A database and a vhost of the bench's own on the servers the tests would use."""
-    from tests.support import infra
-
     with infra.servers() as servers:
         async with infra.fresh_database(servers.database_url, "dmp_bench") as database_url:
-            with infra.fresh_vhost(servers) as amqp_url:
+            async with infra.fresh_vhost(servers) as amqp_url:
                 yield database_url, amqp_url
 
 
 def service_settings(
     database_url: str, amqp_url: str, public_key: str, pool_size: int
 ) -> ServiceSettings:
+    # The bench's own runtimes connect as the test-only service "bench", like any service.
+    own = infra.service_values({"database_url": database_url, "amqp_url": amqp_url}, "bench")
     return ServiceSettings(
-        database_url=database_url,
-        amqp_url=amqp_url,
+        **own,
         identity_public_key=public_key,
         log_level="WARNING",
         rpc_timeout_seconds=30.0,
@@ -342,7 +342,7 @@ async def our_rpc(report: Report, settings: ServiceSettings, n: int) -> None:
     runtime = Runtime("bench_echo", settings, MIGRATIONS)
     runtime.on_commands("bench_echo.commands", {"Echo": Command(Echo, echo, authenticated=False)})
     await runtime.start()
-    rpc = RpcClient(settings.amqp_url, name="bench-rpc", timeout=30)
+    rpc = RpcClient(settings.amqp_url, name="bench-rpc", timeout=30, exchange="dmp.internal")
     await rpc.connect()
     try:
 
@@ -477,21 +477,31 @@ async def system(
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
     running: dict[str, Any] = {}
-    rpc = RpcClient(amqp_url, name="bench-client", timeout=60)
+    rpc = RpcClient(infra.client_url(amqp_url), name="bench-client", timeout=60)
+    # access.decide is asked as the dossier asks it: as a service, through dmp.internal.
+    as_dossier = RpcClient(
+        infra.party_url(amqp_url, "dossier"),
+        name="bench-as-dossier",
+        timeout=60,
+        exchange="dmp.internal",
+    )
     # The bench's own connection first: PostgreSQL allows 100 in all, and the services take many.
     alerts_db = await asyncpg.connect(database_url)
     try:
         if in_process:
             for name, module in modules.items():
-                runtimes[name] = module.build(module.Settings(**values))
+                runtimes[name] = module.build(module.Settings(**infra.service_values(values, name)))
             for runtime in runtimes.values():
                 await runtime.start()
                 started.append(runtime)
         else:
             # As deployed: one process per service, so they share the machine's cores.
-            env = {**os.environ, **processes.environment(values)}
-            running = processes.start(env, identity_private, Path(tempfile.mkdtemp()) / "logs")
+            running = processes.start(
+                lambda name: infra.service_values(values, name),
+                Path(tempfile.mkdtemp()) / "logs",
+            )
         await rpc.connect()
+        await as_dossier.connect()
         client = Client(rpc)
         if not in_process:
             await processes.wait_ready(client)
@@ -564,7 +574,7 @@ async def system(
 
         async def decide(i: int) -> None:
             nonlocal granted
-            result = await rpc.call(
+            result = await as_dossier.call(
                 "access.decide",
                 "Decide",
                 {"ins": deciders[i % len(deciders)][0], "action": "read"},
@@ -641,6 +651,7 @@ async def system(
     finally:
         await alerts_db.close()
         await rpc.close()
+        await as_dossier.close()
         for runtime in reversed(started):
             with contextlib.suppress(Exception):
                 await runtime.stop()

@@ -30,7 +30,7 @@ LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 RabbitCtl = Callable[[list[str]], None]
 
 # Test-only services that get a broker user and a database role like the real ones.
-TEST_SERVICES = ("probe",)
+TEST_SERVICES = ("probe", "bench")
 
 # What was provisioned, by administrator URL: each test module's vhost and database.
 _BUS: dict[str, tuple[str, dict[str, str]]] = {}
