@@ -164,3 +164,60 @@ async def test_a_payload_the_contract_lets_through_is_never_an_internal_error(
 
     assert not refusals_outside(outcomes, REFUSED_INSIDE)
     await ping(_rpc(callers, target), target.queue)
+
+
+# --- pinned cases: inputs that once mattered, checked every run -------------------------------
+
+PINNED = [
+    ("access.decide", "Decide", {"ins": "1850575\x00", "action": "read"}),
+    ("access.decide", "Decide", {"ins": "１８５０５７５１２３４５６７８", "action": "read"}),
+    ("access.commands", "ListPermissions", {"ins": "1850\x00"}),
+    ("notifier.commands", "ListAlerts", {"ins": "\x00"}),
+    pytest.param(
+        "retention.commands",
+        "ListDeadlines",
+        {"ins": "1850\x00"},
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="bug: ListDeadlines (ListDeadlines.ins is a plain str) passes a NUL to"
+            " PostgreSQL, which refuses it: an operator gets internal_error, not invalid_input",
+        ),
+    ),
+    ("retention.commands", "ListDeadlines", {"ins": "é" * 3_000_000}),
+    ("access.commands", "AuthorizeProfessional", {"ins": "\x00", "rpps": "\x00"}),
+]
+
+
+@pytest.mark.parametrize(("queue", "command", "payload"), PINNED, ids=lambda v: repr(v)[:40])
+async def test_nul_and_foreign_digits_in_open_fields_are_refused_cleanly(
+    queue: str,
+    command: str,
+    payload: dict[str, object],
+    callers: dict[str, RpcClient],
+    tokens: dict[TokenKind, str],
+) -> None:
+    target = next(t for t in TARGETS if t.queue == queue and t.command == command)
+    outcomes = await send_all(
+        _rpc(callers, target),
+        queue,
+        [payload],
+        lambda p: request_bytes(command, p, _token(tokens, target)),
+    )
+    assert not refusals_outside(outcomes, REFUSED_INSIDE)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Request.version is never checked (libs/runtime.py _run_command): a request of"
+    " version 0, 2, 99 or -1 is served as version 1 (Ping answers ok; any command would act)",
+)
+@pytest.mark.parametrize("queue", sorted(catalog.COMMAND_QUEUES))
+async def test_a_request_of_an_unknown_version_is_refused(
+    queue: str, callers: dict[str, RpcClient]
+) -> None:
+    target = catalog.COMMAND_QUEUES[queue]
+    cases = [0, 2, 99, -1]
+    outcomes = await send_all(
+        _rpc(callers, target), queue, cases, lambda v: request_bytes("Ping", {}, None, version=v)
+    )
+    assert not refusals_outside(outcomes, {"malformed_request", "unknown_command"})
