@@ -191,9 +191,16 @@ class CorrelatedRpc:
 
     async def call(self, queue: str, command: str, payload: dict[str, Any], **kw: Any) -> Any:
         correlation_id = _correlation.get()
-        kw.setdefault("correlation_id", correlation_id)
-        if SENDS_REQUEST_IDS and correlation_id is not None and command != "Ping":
-            kw.setdefault("request_id", f"{correlation_id}.{command}")
+        if kw.get("correlation_id") is None:
+            kw["correlation_id"] = correlation_id
+        # `libs.client.Client` passes `request_id=None` when its caller chose none.
+        if (
+            SENDS_REQUEST_IDS
+            and kw.get("request_id") is None
+            and correlation_id is not None
+            and command != "Ping"
+        ):
+            kw["request_id"] = f"{correlation_id}.{command}"
         return await self.rpc.call(queue, command, payload, **kw)
 
 
@@ -482,6 +489,7 @@ class Verdict:
     duplicated: int = 0  # effects present more than once
     stored_though_failed: int = 0  # deposits stored whose caller was told they failed
     mails_resent: int = 0  # the same mail (Message-ID) received again: at least once, by design
+    read_retraced: int = 0  # reads the client sent again after a failure, traced again
     details: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -554,12 +562,24 @@ async def verify(database_url: str, ops: list[Op], mailbox: Mailbox | None = Non
         mine = traces_of.get(op.correlation_id, [])
         granted = [t for t in mine if t["outcome"] == "granted"]
         stored = [d for t in mine for d in docs_of.get(t["decision_id"], [])]
-        if len(mine) > 1:
-            verdict.duplicated += len(mine) - 1
-            verdict.note(f"{op.kind} {op.correlation_id}: {len(mine)} access traces")
+        # A deposit is one access however often it is sent (same request id). A read takes no
+        # request id (each read is an access): each attempt the client sent may be one, more
+        # traces than attempts are accesses the caller never made.
+        allowed = 1 if op.kind == "deposit" else max(1, op.attempts)
+        if len(mine) > allowed:
+            verdict.duplicated += len(mine) - allowed
+            verdict.note(
+                f"{op.kind} {op.correlation_id}: {len(mine)} access traces"
+                f" for {op.attempts} attempt(s) {op.failures}"
+            )
+        elif len(mine) > 1:
+            verdict.read_retraced += len(mine) - 1
         if len(stored) > 1:
             verdict.duplicated += len(stored) - 1
-            verdict.note(f"deposit {op.correlation_id}: stored {len(stored)} times")
+            verdict.note(
+                f"deposit {op.correlation_id}: stored {len(stored)} times"
+                f" for {op.attempts} attempt(s) {op.failures}"
+            )
         if op.acknowledged and not granted:
             verdict.lost += 1
             verdict.note(f"{op.kind} {op.correlation_id} acknowledged: no granted trace")
@@ -731,7 +751,9 @@ async def run_fault(
         verdict.stored_though_failed,
         note=(
             f"outcomes {outcomes}; retried {len(retried)} ({retried_ok} then ok);"
-            f" skipped ticks {load.skipped}; mails re-sent {verdict.mails_resent}"
+            f" skipped ticks {load.skipped}; mails re-sent {verdict.mails_resent};"
+            f" reads sent again and traced again {verdict.read_retraced};"
+            f" request ids {'sent' if SENDS_REQUEST_IDS else 'not supported'}"
         ),
     )
     record(row)
