@@ -27,11 +27,11 @@ BATCH = 5_000
 
 _PRUNES = {
     "outbox": "DELETE FROM outbox WHERE event_id IN (SELECT event_id FROM outbox"
-    " WHERE sent_at < clock_timestamp() - $1 LIMIT $2)",
+    " WHERE sent_at < clock_timestamp() - $1::interval LIMIT $2)",
     "inbox": "DELETE FROM inbox WHERE (consumer, message_id) IN (SELECT consumer, message_id"
-    " FROM inbox WHERE received_at < clock_timestamp() - $1 LIMIT $2)",
+    " FROM inbox WHERE received_at < clock_timestamp() - $1::interval LIMIT $2)",
     "requests": "DELETE FROM requests WHERE request_key IN (SELECT request_key FROM requests"
-    " WHERE created_at < clock_timestamp() - $1 LIMIT $2)",
+    " WHERE created_at < clock_timestamp() - $1::interval LIMIT $2)",
 }
 
 

@@ -35,8 +35,10 @@ from pydantic import ValidationError
 
 from libs import db
 from libs.bus import topology
+from libs.bus.authority import OPS
 from libs.bus.publisher import ConfirmingPublisher
 from libs.bus.rpc import DEADLINE_HEADER, RpcClient
+from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.clock import Clock
 from libs.contracts.commands import ErrorInfo, Reply, Request
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
@@ -58,9 +60,6 @@ C = TypeVar("C", bound=Contract)
 
 # A message whose handler fails this many times, for a reason that is not an outage, is poison.
 POISON_ATTEMPTS = 3
-# Set by a service that gives one of its own deliveries back to its queue: the publisher it had
-# verified (believed only when the message comes from that same service's broker user).
-ORIGINAL_PUBLISHER = "x-original-publisher"
 
 
 async def _raw_body(message: Any) -> bytes:
@@ -439,8 +438,11 @@ class Runtime:
         return None
 
     def _publisher_of(self, raw: Any) -> str | None:
+        """Who published: `user_id`, or the publisher recorded by a party trusted to move
+        messages without changing them (this service giving one back, ops replaying one)."""
         headers = raw.headers or {}
-        if raw.user_id == self.bus_user(self.name) and ORIGINAL_PUBLISHER in headers:
+        movers = (self.bus_user(self.name), self.bus_user(OPS))
+        if raw.user_id in movers and ORIGINAL_PUBLISHER in headers:
             return str(headers[ORIGINAL_PUBLISHER])
         return raw.user_id  # type: ignore[no-any-return]
 
@@ -524,6 +526,7 @@ class Runtime:
         headers = dict(raw.headers or {})
         headers.update(
             {
+                ORIGINAL_PUBLISHER: self._publisher_of(raw) or "",
                 "x-dead-reason": reason[:2000],
                 "x-original-queue": queue,
                 "x-original-routing-key": raw.routing_key or "",

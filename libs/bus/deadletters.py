@@ -16,6 +16,8 @@ import sys
 import aio_pika
 
 from libs.bus import topology
+from libs.bus.publisher import broker_user
+from libs.bus.topology import ORIGINAL_PUBLISHER
 
 
 async def run(url: str, action: str, queue: str, limit: int = 10_000) -> int:
@@ -41,6 +43,9 @@ async def run(url: str, action: str, queue: str, limit: int = 10_000) -> int:
                 )
                 count += 1
                 continue
+            # Who first published it (the runtime recorded it, or the broker kept `user_id`):
+            # consumers trust ops to say so, and still refuse what its owner did not publish.
+            headers.setdefault(ORIGINAL_PUBLISHER, message.user_id or "")
             for header in (
                 "x-dead-reason",
                 "x-death",
@@ -56,6 +61,7 @@ async def run(url: str, action: str, queue: str, limit: int = 10_000) -> int:
                     correlation_id=message.correlation_id,
                     content_type=message.content_type,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    user_id=broker_user(url),
                 ),
                 routing_key=queue,
                 mandatory=True,

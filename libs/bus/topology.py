@@ -25,6 +25,9 @@ UNROUTED_EXCHANGE = "dmp.unrouted"
 UNROUTED_QUEUE = "ops.unrouted"
 DEAD_EXCHANGE = "dmp.dead"
 COMMANDS_EXCHANGE = "dmp.commands"
+# The publisher a message had when a trusted mover (the consuming service giving it back, the
+# runtime parking it, ops replaying it) published it again under its own user.
+ORIGINAL_PUBLISHER = "x-original-publisher"
 INTERNAL_EXCHANGE = "dmp.internal"
 # What ops.unrouted keeps at most (set by policy, so it can change without redeclaring).
 UNROUTED_POLICY = {"max-length": 100_000, "overflow": "drop-head", "message-ttl": 30 * 86_400_000}

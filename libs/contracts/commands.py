@@ -21,7 +21,8 @@ from libs.contracts.text import Name, Text, refuse_control_characters
 
 class Request(Contract):
     command: str
-    version: int = 1
+    # The only version of the request envelope there is; another is refused, never guessed.
+    version: Literal[1] = 1
     token: str | None = None
     correlation_id: str
     # Chosen by the caller, kept on its retries: a state-changing command with an id it has

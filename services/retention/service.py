@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from libs import outbox
+from libs.contracts.commands import Ins
 from libs.contracts.envelope import Contract
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.db import Pool
@@ -29,7 +30,7 @@ SWEEP_LOCK = 0x72_65_74_65_6E_74_69
 class ListDeadlines(Contract):
     """Operator's view of a space's deadlines (retention.commands)."""
 
-    ins: str
+    ins: Ins
 
 
 # --- events ---------------------------------------------------------------------------------

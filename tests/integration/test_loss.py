@@ -17,6 +17,8 @@ import aio_pika
 import asyncpg
 import pytest
 
+from libs.bus import deadletters, topology
+from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.client import Client
 from libs.runtime import POISON_ATTEMPTS
 from tests.conftest import Keys
@@ -339,4 +341,41 @@ async def test_an_event_not_published_by_its_owner_is_parked_as_forged(
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1)
     reason = parked[forged["event_id"]].headers["x-dead-reason"]
     assert reason.startswith("forged: EffectRequested is published by"), reason
+    assert await store.effects(forged["event_id"]) == 0
+
+
+async def test_ops_replays_dead_letters_without_laundering_a_forgery(
+    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
+) -> None:
+    """Replay (as ops) gives the consumers the first publisher: a genuine event parked for a
+    cause since fixed is applied; a forged one is parked again as forged."""
+    probe = probes("h")
+    store = ProbeDb(db, probe.name)
+    await probe.start()
+    genuine = envelope("h-genuine")
+    forged = envelope("h-forged")
+    connection = await aio_pika.connect(amqp_url)  # the administrator, standing for the runtime
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        dead = await channel.get_exchange(topology.DEAD_EXCHANGE, ensure=False)
+        for body, publisher in (
+            (genuine, f"{infra.bus_prefix(amqp_url)}probe"),
+            (forged, f"{infra.bus_prefix(amqp_url)}dossier"),
+        ):
+            await dead.publish(
+                aio_pika.Message(
+                    encode(body),
+                    message_id=body["event_id"],
+                    headers={ORIGINAL_PUBLISHER: publisher, "x-dead-reason": "test"},
+                ),
+                routing_key=probe.effects_queue,
+            )
+    finally:
+        await connection.close()
+    assert (
+        await deadletters.run(infra.party_url(amqp_url, "ops"), "replay", probe.effects_queue) == 2
+    )
+    await wait_until(lambda: _effects_is(store, genuine["event_id"], 1))
+    parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1)
+    assert parked[forged["event_id"]].headers["x-dead-reason"].startswith("forged: ")
     assert await store.effects(forged["event_id"]) == 0
