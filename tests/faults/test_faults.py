@@ -59,6 +59,29 @@ async def test_service_killed_9_under_load_then_restarted_loses_nothing_duplicat
     assert_held(row)
 
 
+async def test_dossier_killed_9_with_requests_in_flight_then_restarted_does_each_once(
+    fresh_database: str, fresh_vhost: str, logs: Path
+) -> None:
+    """A random kill often finds dossier between requests. Here access is paused (SIGSTOP) for
+    1.5 s first, so dossier holds deposits and reads waiting on `access.decide` when it dies;
+    access then decides them (traces) and answers a dead dossier; the requests are redelivered
+    to the new one. Each deposit and each read sent once must still be one access."""
+
+    async def inject(bench: Bench) -> None:
+        bench.system.signal("access", signal.SIGSTOP)
+        try:
+            await asyncio.sleep(1.5)
+            bench.system.kill("dossier")
+        finally:
+            bench.system.signal("access", signal.SIGCONT)
+        await asyncio.sleep(2)
+        bench.system.start("dossier")
+
+    async with system_on(fresh_database, fresh_vhost, logs) as bench:
+        row = await run_fault(bench, "kill -9 dossier, requests in flight", inject)
+    assert_held(row)
+
+
 # --- the broker -----------------------------------------------------------------------------
 
 
