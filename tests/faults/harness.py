@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import json
 import os
 import random
 import re
@@ -32,6 +33,7 @@ from typing import Any
 import asyncpg
 from aiormq.exceptions import AMQPError
 
+from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
@@ -631,6 +633,39 @@ async def settle(
         verdict = await verify(database_url, ops, mailbox)
         if verdict.lost == 0 or time.monotonic() > deadline:
             return verdict
+        await asyncio.sleep(2)
+
+
+def queues_holding(ctl: Callable[..., str], vhost: str) -> list[str]:
+    """Consumer queues (not `.dlq`, not `ops.unrouted`) holding messages, ready or in hand."""
+    out = ctl(
+        "-q",
+        "list_queues",
+        "-p",
+        vhost,
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+        "--formatter",
+        "json",
+    )
+    return [
+        f"{q['name']} ready {q['messages_ready']} in hand {q['messages_unacknowledged']}"
+        for q in json.loads(out)
+        if not q["name"].endswith(".dlq")
+        and q["name"] != topology.UNROUTED_QUEUE
+        and (q.get("messages_ready") or q.get("messages_unacknowledged"))
+    ]
+
+
+async def queues_drained(ctl: Callable[..., str], vhost: str, budget: float = 30.0) -> list[str]:
+    """Wait up to `budget` for the consumer queues to be empty (a delivery in hand at one instant,
+    or a stale count, is not a stuck one); returns what is still held after it."""
+    deadline = time.monotonic() + budget
+    while True:
+        held = await asyncio.to_thread(queues_holding, ctl, vhost)
+        if not held or time.monotonic() > deadline:
+            return held
         await asyncio.sleep(2)
 
 
