@@ -150,52 +150,6 @@ async def test_3_deposit_is_granted_stored_encrypted_and_published__DOC_02__DOC_
     assert SECRET not in stored and b"Hemoglobine" not in stored
 
 
-async def test_3b_a_retried_deposit_is_stored_traced_and_alerted_once_with_the_first_reply(
-    journey: Journey, client: Client, system: dict[str, Runtime]
-) -> None:
-    """The same request id, sent again and twice at once: one document, one decision, one
-    trace, one alert; every caller gets the first reply. Another payload under it is refused."""
-
-    async def counts() -> tuple[int, int, int]:
-        async with system["dossier"].pool.acquire() as conn:
-            documents = await conn.fetchval(
-                "SELECT count(*) FROM documents WHERE ins = $1", journey.ins
-            )
-        async with system["access"].pool.acquire() as conn:
-            traces = await conn.fetchval(
-                "SELECT count(*) FROM traces WHERE ins = $1 AND action = 'deposit'", journey.ins
-            )
-        async with system["notifier"].pool.acquire() as conn:
-            alerts = await conn.fetchval("SELECT count(*) FROM alerts WHERE ins = $1", journey.ins)
-        return documents, traces, alerts
-
-    await asyncio.sleep(1)  # the first deposit's alert is in
-    before = await counts()
-    request_id = f"retry-{journey.ins}"
-
-    def deposit(title: str = "Compte rendu") -> Any:
-        return client.deposit(
-            journey.tokens["martin"],
-            journey.ins,
-            document_type="lab_report",
-            title=title,
-            content=b"%PDF-1.4 compte rendu",
-            request_id=request_id,
-        )
-
-    first = await deposit()
-    again, *together = await asyncio.gather(deposit(), deposit(), deposit())
-    assert again == first and all(reply == first for reply in together)
-    with pytest.raises(RpcError) as reused:
-        await deposit(title="Autre chose")
-    assert reused.value.code == "request_id_reused"
-    async with asyncio.timeout(15):
-        while (await counts())[2] < before[2] + 1:
-            await asyncio.sleep(0.1)
-    await asyncio.sleep(1)  # time for a second alert, were there one
-    assert await counts() == (before[0] + 1, before[1] + 1, before[2] + 1)
-
-
 async def test_4_authorized_professional_reads_the_dossier__ACC_05__ACC_03(
     journey: Journey, client: Client
 ) -> None:
@@ -283,6 +237,65 @@ async def test_7b_holder_and_doctor_exchange_secure_messages_sealed_at_rest__MSG
     at_rest = repr([dict(r) for r in rows])
     for secret in ("sérologie", "prise de sang", "négatif", "VIH"):
         assert secret not in at_rest
+
+
+async def test_7c_a_retried_deposit_is_stored_traced_and_alerted_once_with_the_first_reply(
+    journey: Journey, client: Client, system: dict[str, Runtime]
+) -> None:
+    """The same request id, sent again and three times at once: one document, one decision,
+    one trace, one alert; every caller gets the first reply. Another payload under it is
+    refused."""
+
+    async def counts() -> tuple[int, int, int]:
+        """(documents, deposit traces, access alerts), once every granted access by a
+        professional so far has its alert (NTF_01; a permission to message is not alerted,
+        the message is)."""
+        async with asyncio.timeout(15):
+            while True:
+                async with system["dossier"].pool.acquire() as conn:
+                    documents = await conn.fetchval(
+                        "SELECT count(*) FROM documents WHERE ins = $1", journey.ins
+                    )
+                async with system["access"].pool.acquire() as conn:
+                    traces = await conn.fetchval(
+                        "SELECT count(*) FROM traces WHERE ins = $1 AND action = 'deposit'",
+                        journey.ins,
+                    )
+                    granted = await conn.fetchval(
+                        "SELECT count(*) FROM traces WHERE ins = $1 AND outcome = 'granted'"
+                        " AND actor_kind = 'professional' AND action <> 'message'",
+                        journey.ins,
+                    )
+                async with system["notifier"].pool.acquire() as conn:
+                    alerts = await conn.fetchval(
+                        "SELECT count(*) FROM alerts WHERE ins = $1 AND kind = 'access'",
+                        journey.ins,
+                    )
+                if alerts == granted:
+                    return documents, traces, alerts
+                await asyncio.sleep(0.1)
+
+    before = await counts()
+    request_id = f"retry-{journey.ins}"
+
+    def deposit(title: str = "Compte rendu") -> Any:
+        return client.deposit(
+            journey.tokens["martin"],
+            journey.ins,
+            document_type="lab_report",
+            title=title,
+            content=b"%PDF-1.4 compte rendu",
+            request_id=request_id,
+        )
+
+    first = await deposit()
+    again, *together = await asyncio.gather(deposit(), deposit(), deposit())
+    assert again == first and all(reply == first for reply in together)
+    with pytest.raises(RpcError) as reused:
+        await deposit(title="Autre chose")
+    assert reused.value.code == "request_id_reused"
+    await asyncio.sleep(1)  # time for a second decision or alert, were there one
+    assert await counts() == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 async def test_8_closing_the_space_stops_every_service__RET_01__RET_05__ACC_17(

@@ -9,7 +9,6 @@ check of "nothing written" first waits for the databases to stop moving).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -85,9 +84,11 @@ async def callers(
 
 
 @pytest.fixture(scope="package")
-def tokens(keys: Keys) -> dict[TokenKind, str]:
-    """Genuine tokens (identity's key, valid an hour) of people the system does not know."""
-    now = datetime.now(UTC)
+def tokens(keys: Keys, system: dict[str, Runtime]) -> dict[TokenKind, str]:
+    """Genuine tokens (identity's key, valid an hour) of people the system does not know.
+
+    Minted on the services' clock, which earlier tiers may have moved forward by years."""
+    now = system["identity"].now()
     return {
         "holder": token_for(keys.identity_private, sub=HOLDER_INS, kind="holder", now=now),
         "professional": token_for(

@@ -20,7 +20,7 @@ async def test_sent_outbox_inbox_and_request_rows_past_retention_are_pruned_unse
 ) -> None:
     old, recent, unsent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     async with identity.pool.acquire() as conn:
-        for event_id, sent in ((old, "10 days"), (recent, "1 hour"), (unsent, None)):
+        for event_id, sent in ((old, 10 * DAY), (recent, DAY / 24), (unsent, None)):
             await conn.execute(
                 "INSERT INTO outbox (event_id, routing_key, body, created_at, sent_at)"
                 " VALUES ($1, 'identity.x.v1', '{}', clock_timestamp() - interval '20 days',"
@@ -28,7 +28,7 @@ async def test_sent_outbox_inbox_and_request_rows_past_retention_are_pruned_unse
                 event_id,
                 sent,
             )
-        for message_id, age in (("old", "40 days"), ("recent", "1 hour")):
+        for message_id, age in (("old", 40 * DAY), ("recent", DAY / 24)):
             await conn.execute(
                 "INSERT INTO inbox (consumer, message_id, received_at)"
                 " VALUES ('test', $1, clock_timestamp() - $2::interval)",
