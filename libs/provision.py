@@ -108,6 +108,7 @@ async def apply_database_roles(
                     await conn.execute(
                         f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{role}"'
                     )
+                    await _hand_over(conn, service, role)
                 await conn.execute(f'GRANT USAGE ON SCHEMA dmp_clock TO "{role}"')
                 await conn.execute(f'GRANT SELECT ON dmp_clock."offset" TO "{role}"')
         finally:
@@ -115,6 +116,23 @@ async def apply_database_roles(
     finally:
         await conn.close()
     return passwords
+
+
+async def _hand_over(conn: asyncpg.Connection[asyncpg.Record], schema: str, role: str) -> None:
+    """A schema made before roles existed (an older version ran as the administrator) and
+    everything in it pass to the service's role, so that its migrations can go on."""
+    await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
+    # Tables first: a table's own sequences follow it (and cannot be handed over alone).
+    for kinds, word in ((("r", "p"), "TABLE"), (("v",), "VIEW"), (("S",), "SEQUENCE")):
+        for name in await conn.fetch(
+            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = $1 AND c.relkind::text = ANY($2::text[])
+                 AND pg_get_userbyid(c.relowner) <> $3""",
+            schema,
+            list(kinds),
+            role,
+        ):
+            await conn.execute(f'ALTER {word} "{schema}"."{name["relname"]}" OWNER TO "{role}"')
 
 
 async def drop_database_roles(
