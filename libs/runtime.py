@@ -149,6 +149,8 @@ class Command(Generic[C]):
     # "required" for a command that changes state (it must use ctx.unit_of_work()); "optional"
     # where a retry is harmless but an id, when given, is honoured (access.decide).
     request_id: Literal["required", "optional", "none"] = "none"
+    # How long a reply may be replayed under its request id (None: while it is kept).
+    replay_window: timedelta | None = None
 
 
 class Permanent(DomainError):
@@ -660,7 +662,11 @@ class Runtime:
         # Scoped to who asks: another caller's id can neither replay nor block this one.
         who = f"{actor.kind}:{actor.sub}" if actor is not None else "-"
         return RequestKey.of(
-            f"{caller or 'anonymous'}|{who}", request.request_id, request.command, request.payload
+            f"{caller or 'anonymous'}|{who}",
+            request.request_id,
+            request.command,
+            request.payload,
+            command.replay_window,
         )
 
 

@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -46,20 +46,43 @@ class RequestKey:
     key: str  # caller, actor and the request id they chose
     command: str
     fingerprint: str
+    # How long the reply may be replayed; None: as long as it is kept. A decision (a grant)
+    # must not outlive the retries it is for: replayed later, an old grant would outrun a
+    # revocation.
+    replay_window: timedelta | None = None
 
     @classmethod
-    def of(cls, scope: str, request_id: str, command: str, payload: dict[str, Any]) -> RequestKey:
+    def of(
+        cls,
+        scope: str,
+        request_id: str,
+        command: str,
+        payload: dict[str, Any],
+        replay_window: timedelta | None = None,
+    ) -> RequestKey:
         canonical = json.dumps([command, payload], sort_keys=True, separators=(",", ":"))
-        return cls(f"{scope}|{request_id}", command, hashlib.sha256(canonical.encode()).hexdigest())
+        return cls(
+            f"{scope}|{request_id}",
+            command,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+            replay_window,
+        )
 
 
 async def stored_reply(conn: Conn | Pool, request: RequestKey) -> Any | None:
     row = await conn.fetchrow(
-        "SELECT fingerprint, reply FROM requests WHERE request_key = $1", request.key
+        "SELECT fingerprint, reply, clock_timestamp() - created_at AS age FROM requests"
+        " WHERE request_key = $1",
+        request.key,
     )
     if row is None:
         return None
     _check_same(request, row["fingerprint"])
+    if request.replay_window is not None and row["age"] > request.replay_window:
+        raise Conflict(
+            "this request id is too old to be replayed; send the request under a new one",
+            code="request_id_expired",
+        )
     return json.loads(row["reply"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Command, Runtime
@@ -16,7 +18,16 @@ def register(runtime: Runtime) -> None:
     # Its own queue, so that decisions never wait behind the holder's commands.
     runtime.on_commands(
         DECIDE_QUEUE,
-        {"Decide": Command(cmd.Decide, service.decide, request_id="optional")},
+        {
+            "Decide": Command(
+                cmd.Decide,
+                service.decide,
+                request_id="optional",
+                # Long enough for any retry of the command that asks; never long enough for an
+                # old grant to outrun a revocation.
+                replay_window=timedelta(minutes=5),
+            )
+        },
     )
     runtime.on_commands(
         COMMANDS_QUEUE,

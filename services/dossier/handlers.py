@@ -18,7 +18,9 @@ def register(runtime: Runtime) -> None:
             "DepositDocument": Command(
                 cmd.DepositDocument, service.deposit_document, request_id="required"
             ),
-            "ReadDossier": Command(cmd.ReadDossier, service.read_dossier),
+            # A read changes nothing here, but the id it passes on lets a redelivered read be
+            # decided, traced and alerted once.
+            "ReadDossier": Command(cmd.ReadDossier, service.read_dossier, request_id="optional"),
         },
     )
     runtime.on_events(

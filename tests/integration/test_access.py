@@ -217,3 +217,25 @@ async def test_the_decision_point_answers_only_services(
         assert refused.value.code == "forbidden"
     finally:
         await ops.close()
+
+
+async def test_a_decision_is_replayed_for_its_retries_only_never_past_a_revocation(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    """The same request id within minutes: the first decision, one trace. Later, the old grant
+    is not replayed (it could outrun a revocation): the id is refused as expired."""
+    ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
+    await client.authorize(holder, ins, rpps)
+    ask = {"ins": ins, "action": "read"}
+    first = await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")
+    again = await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")
+    assert again == first and first["granted"]
+    async with access.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM traces WHERE ins = $1", ins) == 1
+        await conn.execute(
+            "UPDATE requests SET created_at = created_at - interval '6 minutes'"
+            " WHERE request_key LIKE '%|read-0001'"
+        )
+    with pytest.raises(RpcError) as expired:
+        await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")
+    assert expired.value.code == "request_id_expired"
