@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -91,6 +92,23 @@ def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtim
     settings = infra.service_values({**values, **overrides}, name)
     runtime: Runtime = module.build(module.Settings(**settings))
     return runtime
+
+
+@contextlib.asynccontextmanager
+async def running_system(
+    values: dict[str, Any], **overrides: Any
+) -> AsyncIterator[dict[str, Runtime]]:
+    """All six services in this process, each its own Runtime (connections, schema, users)."""
+    runtimes = {name: build_service(name, values, **overrides) for name in SERVICES}
+    started: list[Runtime] = []
+    try:
+        for runtime in runtimes.values():
+            await runtime.start()
+            started.append(runtime)
+        yield runtimes
+    finally:
+        for runtime in reversed(started):
+            await runtime.stop()
 
 
 @pytest.fixture(scope="session")

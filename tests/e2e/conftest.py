@@ -8,20 +8,10 @@ from typing import Any
 import pytest
 
 from libs.runtime import Runtime
-from tests.conftest import SERVICES, build_service
+from tests.conftest import running_system
 
 
 @pytest.fixture(scope="module")
 async def system(settings_values: dict[str, Any]) -> AsyncIterator[dict[str, Runtime]]:
-    runtimes = {
-        name: build_service(name, settings_values, sweep_interval_seconds=0.2) for name in SERVICES
-    }
-    started: list[Runtime] = []
-    try:
-        for runtime in runtimes.values():
-            await runtime.start()
-            started.append(runtime)
+    async with running_system(settings_values, sweep_interval_seconds=0.2) as runtimes:
         yield runtimes
-    finally:
-        for runtime in reversed(started):
-            await runtime.stop()

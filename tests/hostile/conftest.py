@@ -17,7 +17,7 @@ import pytest
 from libs.bus import topology
 from libs.bus.rpc import RpcClient
 from libs.runtime import Runtime
-from tests.conftest import SERVICES, Keys, build_service
+from tests.conftest import Keys, running_system
 from tests.hostile.catalog import HOLDER_INS, OPERATOR, RPPS, TokenKind
 from tests.support import infra
 from tests.support.tokens import token_for
@@ -34,18 +34,8 @@ async def system(hostile_values: dict[str, Any]) -> AsyncIterator[dict[str, Runt
     # Retention's sweep would fire deadlines left due by earlier tiers (which moved the shared
     # clock by years) in the middle of a "nothing written" check: after its first sweep at
     # start, it waits an hour.
-    runtimes = {
-        name: build_service(name, hostile_values, sweep_interval_seconds=3600) for name in SERVICES
-    }
-    started: list[Runtime] = []
-    try:
-        for runtime in runtimes.values():
-            await runtime.start()
-            started.append(runtime)
+    async with running_system(hostile_values, sweep_interval_seconds=3600) as runtimes:
         yield runtimes
-    finally:
-        for runtime in reversed(started):
-            await runtime.stop()
 
 
 @pytest.fixture(scope="package")
