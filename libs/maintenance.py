@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -50,28 +51,30 @@ async def prune(pool: Pool, retention: dict[str, timedelta]) -> dict[str, int]:
     return deleted
 
 
-class Pruner:
-    def __init__(self, pool: Pool, retention: dict[str, timedelta], interval: float) -> None:
-        self._pool = pool
-        self._retention = retention
+class Periodic:
+    """Runs `step` every `interval` seconds until stopped; a failure (an outage) waits for the
+    next round. The one shape of every service's housekeeping loop."""
+
+    def __init__(self, name: str, interval: float, step: Callable[[], Awaitable[object]]) -> None:
+        self._name = name
         self._interval = interval
+        self._step = step
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pruner")
+        self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
-                deleted = await prune(self._pool, self._retention)
-                if any(deleted.values()):
-                    log.info("pruned", **deleted)
-            except Exception as exc:  # an outage: try again next time
-                log.warning("prune_failed", error=repr(exc))
+                await self._step()
+            except Exception as exc:  # an outage: try again next round
+                log.warning("periodic_failed", task=self._name, error=repr(exc))
             await asyncio.sleep(self._interval)

@@ -48,7 +48,7 @@ from libs.faults import is_transient
 from libs.health import HealthServer, Progress
 from libs.inbox import first_delivery
 from libs.logging import bind_correlation, configure_logging, new_message_context
-from libs.maintenance import Pruner
+from libs.maintenance import Periodic, prune
 from libs.outbox import OutboxRelay
 from libs.settings import ServiceSettings
 from libs.tokens import Claims, TokenVerifier
@@ -205,6 +205,8 @@ class Runtime:
         self._subscribers: dict[str, Any] = {}
         self._background: list[Background] = []
         self._started = False
+        pruner = Periodic("pruner", settings.prune_interval_seconds, self._prune)
+        self.add_background(pruner.start, pruner.stop)
         self.health = Progress(settings.stall_seconds)
         self._health_server = (
             HealthServer(settings.health_host, settings.health_port, self.readiness)
@@ -317,6 +319,19 @@ class Runtime:
         channel = await queue.channel.get_underlay_channel()
         return tag in channel.consumers
 
+    async def _prune(self) -> None:
+        settings = self.settings
+        deleted = await prune(
+            self.pool,
+            {
+                "outbox": timedelta(days=settings.outbox_retention_days),
+                "inbox": timedelta(days=settings.inbox_retention_days),
+                "requests": timedelta(days=settings.request_retention_days),
+            },
+        )
+        if any(deleted.values()):
+            log.info("pruned", **deleted)
+
     # --- lifecycle --------------------------------------------------------------------------
 
     async def prepare(self) -> None:
@@ -336,17 +351,6 @@ class Runtime:
             )
         await self.rpc.connect()
         self.relay = OutboxRelay(self._pool, self.publisher, self.schema)
-        settings = self.settings
-        pruner = Pruner(
-            self._pool,
-            {
-                "outbox": timedelta(days=settings.outbox_retention_days),
-                "inbox": timedelta(days=settings.inbox_retention_days),
-                "requests": timedelta(days=settings.request_retention_days),
-            },
-            settings.prune_interval_seconds,
-        )
-        self.add_background(pruner.start, pruner.stop)
 
     async def start_consuming(self) -> None:
         assert self.relay is not None

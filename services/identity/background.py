@@ -3,7 +3,7 @@
 - `CodeMailer`: RequestHolderCode answers before the mail goes, so the reply takes the same time
   whether or not a code was sent (no timing oracle on who exists). A code mail lost to a crash
   is not retried: the code lives ten minutes and the holder simply asks again.
-- `Janitor`: every `prune_interval_seconds`, deletes expired codes and challenges, ended rate
+- `janitor`: every `prune_interval_seconds`, deletes expired codes and challenges, ended rate
   windows and sign-in locks that have run out (used codes and challenges are deleted when used).
   Replicas may all run it: the deletes are idempotent.
 """
@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 
 import structlog
 
 from libs.mail import send_mail
+from libs.maintenance import Periodic
 from libs.runtime import Runtime
 from services.identity.domain import SignInPolicy
 from services.identity.repository import prune
@@ -61,35 +61,10 @@ class CodeMailer:
             await asyncio.wait(set(self._sending), timeout=self._stop_timeout)
 
 
-class Janitor:
-    def __init__(self, runtime: Runtime, policy: SignInPolicy, interval: float) -> None:
-        self._runtime = runtime
-        self._policy = policy
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def prune_once(self) -> dict[str, int]:
-        deleted = await prune(self._runtime.pool, self._runtime.now(), self._policy)
+def janitor(runtime: Runtime, policy: SignInPolicy, interval: float) -> Periodic:
+    async def prune_once() -> None:
+        deleted = await prune(runtime.pool, runtime.now(), policy)
         if any(deleted.values()):
             log.info("sign_in_rows_pruned", **deleted)
-        return deleted
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database outage: try again next round
-                log.warning("prune_failed", error=repr(exc))
-            await asyncio.sleep(self._interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="identity-janitor")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    return Periodic("identity-janitor", interval, prune_once)

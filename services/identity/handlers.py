@@ -8,7 +8,7 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceOpeningDue
 from libs.runtime import Command, CommandContext, Runtime
 from services.identity import service
-from services.identity.background import CodeMailer, Janitor
+from services.identity.background import CodeMailer, janitor
 from services.identity.settings import IdentitySettings
 
 COMMANDS_QUEUE = "identity.commands"
@@ -21,9 +21,9 @@ def register(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, IdentitySettings)
     mailer = CodeMailer(settings)
-    janitor = Janitor(runtime, service.sign_in_policy(settings), settings.prune_interval_seconds)
+    cleaner = janitor(runtime, service.sign_in_policy(settings), settings.prune_interval_seconds)
     runtime.add_background(mailer.start, mailer.stop)
-    runtime.add_background(janitor.start, janitor.stop)
+    runtime.add_background(cleaner.start, cleaner.stop)
 
     async def request_holder_code(ctx: CommandContext, c: cmd.RequestHolderCode) -> dict[str, Any]:
         return await service.request_holder_code(ctx, c, mailer)
