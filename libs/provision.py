@@ -16,17 +16,30 @@ kind with its own broker user (`Environment.client_url`).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from libs.bus import authority, topology
+from libs.bus import authority
 from libs.clock import ensure_clock_schema
 
 SERVICES = authority.SERVICES
+
+# Settings only one service may hold (besides its own URLs): how `make run`, the tests and
+# deploy/compose.yaml hand out secrets.
+SECRET_OWNERS = {
+    "identity_private_key": "identity",
+    "operator_public_keys": "identity",
+    "dossier_content_key": "dossier",
+    "messaging_content_key": "messaging",
+}
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,7 @@ async def drop_database_roles(
 async def provision(
     amqp_admin_url: str,
     database_admin_url: str,
-    ctl: authority.RabbitCtl,
+    admin: authority.BrokerAdmin | authority.RabbitCtl,
     *,
     bus_prefix: str = "",
     db_prefix: str | None = None,
@@ -160,20 +173,8 @@ async def provision(
     """Apply everything; reuses `previous` passwords so running services keep working."""
     await authority.declare_shared(amqp_admin_url)
     vhost = authority.vhost_of(amqp_admin_url)
-    ctl(
-        [
-            "set_policy",
-            "-p",
-            vhost,
-            "--apply-to",
-            "queues",
-            "ops-unrouted-bounds",
-            f"^{topology.UNROUTED_QUEUE}$",
-            json.dumps(topology.UNROUTED_POLICY),
-        ]
-    )
     bus_passwords = authority.apply(
-        ctl,
+        admin,
         vhost,
         bus_prefix,
         previous.bus_passwords if previous else None,
@@ -190,3 +191,81 @@ async def provision(
     return Environment(
         amqp_admin_url, database_admin_url, bus_prefix, db_prefix, bus_passwords, db_passwords
     )
+
+
+# --- For a deployment: `python -m libs.provision new-env | apply` ------------------------------
+#
+# A deployment (deploy/compose.yaml, Kubernetes) keeps every password in its own secret store
+# and hands each container only its own. `new-env` makes them once; the provisioning job gets
+# them all (and the administrators'), applies them, and exits before any service starts.
+
+
+def password_variable(kind: str, party: str) -> str:
+    """`BUS_PASSWORD_PRACTICE_SOFTWARE`, `DB_PASSWORD_DOSSIER`: where a deployment keeps them."""
+    return f"{kind}_PASSWORD_{party.upper().replace('-', '_')}"
+
+
+def new_env() -> str:
+    """Fresh secrets for a deployment's `.env`: administrators' and parties' passwords,
+    identity's signing keys and the content keys."""
+    from libs.tokens import b64e, new_keypair
+
+    private, public = new_keypair()
+    values = {
+        "POSTGRES_PASSWORD": secrets.token_hex(24),
+        "RABBITMQ_PASSWORD": secrets.token_hex(24),
+        **{password_variable("BUS", p): secrets.token_hex(24) for p in authority.parties()},
+        **{password_variable("DB", s): secrets.token_hex(24) for s in SERVICES},
+        "IDENTITY_PUBLIC_KEY": public,
+        "IDENTITY_PRIVATE_KEY": private,
+        "DOSSIER_CONTENT_KEY": b64e(secrets.token_bytes(32)),
+        "MESSAGING_CONTENT_KEY": b64e(secrets.token_bytes(32)),
+    }
+    lines = ["# Secrets made by `python -m libs.provision new-env`: never commit them."]
+    return "\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n"
+
+
+async def apply_from(variables: Mapping[str, str]) -> Environment:
+    """Provision with the administrators' URLs and every party's password from `variables`."""
+    needed = [
+        "AMQP_ADMIN_URL",
+        "RABBITMQ_MANAGEMENT_URL",
+        "DATABASE_ADMIN_URL",
+        *(password_variable("BUS", p) for p in authority.parties()),
+        *(password_variable("DB", s) for s in SERVICES),
+    ]
+    missing = [name for name in needed if not variables.get(name)]
+    if missing:
+        raise SystemExit(f"provision: missing {', '.join(missing)}")
+    previous = Environment(
+        variables["AMQP_ADMIN_URL"],
+        variables["DATABASE_ADMIN_URL"],
+        variables.get("BUS_USER_PREFIX", ""),
+        variables.get("DB_ROLE_PREFIX", f"{database_name(variables['DATABASE_ADMIN_URL'])}_"),
+        {p: variables[password_variable("BUS", p)] for p in authority.parties()},
+        {s: variables[password_variable("DB", s)] for s in SERVICES},
+    )
+    return await provision(
+        previous.amqp_url,
+        previous.database_url,
+        authority.ManagementApi(variables["RABBITMQ_MANAGEMENT_URL"]),
+        bus_prefix=previous.bus_prefix,
+        db_prefix=previous.db_prefix,
+        previous=previous,
+    )
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["new-env"]:
+        sys.stdout.write(new_env())
+    elif argv[:1] == ["apply"]:
+        environment = asyncio.run(apply_from(os.environ))
+        parties = ", ".join(environment.bus_prefix + p for p in authority.parties())
+        roles = ", ".join(environment.role(s) for s in SERVICES)
+        print(f"provisioned broker users {parties}; database roles {roles}")
+    else:
+        raise SystemExit("usage: python -m libs.provision new-env | apply")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

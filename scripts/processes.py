@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from libs import provision
 from libs.bus.rpc import RpcError
 from libs.client import Client
 
@@ -38,12 +39,7 @@ def environment(values: dict[str, Any]) -> dict[str, str]:
 
 
 # Each secret goes to the one service that uses it, and to no other.
-SECRET_OWNERS = {
-    "identity_private_key": "identity",
-    "operator_public_keys": "identity",
-    "dossier_content_key": "dossier",
-    "messaging_content_key": "messaging",
-}
+SECRET_OWNERS = provision.SECRET_OWNERS
 
 
 def service_environment(name: str, values: dict[str, Any]) -> dict[str, str]:

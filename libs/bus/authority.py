@@ -22,13 +22,19 @@ every queue by name, which is why only services and ops have it, and why consume
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import json
 import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import Callable
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 
@@ -38,7 +44,12 @@ SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention
 CLIENTS = ("patient-app", "practice-software", "operator-console")
 OPS = "ops"
 
-RabbitCtl = Callable[[list[str]], None]
+
+class RabbitCtl(Protocol):
+    """Runs `rabbitmqctl -q <args>` against one broker, `stdin` as its input; raises
+    `subprocess.CalledProcessError` when it fails."""
+
+    def __call__(self, args: list[str], stdin: bytes | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,20 +102,112 @@ def grants(extra_services: tuple[str, ...] = ()) -> list[Grant]:
     return found
 
 
+@runtime_checkable
+class BrokerAdmin(Protocol):
+    """What provisioning needs of a broker's administration: through `rabbitmqctl` on the
+    broker's host (`CtlAdmin`: `make run`, the local tests) or its management HTTP API
+    (`ManagementApi`: a deployment, a container)."""
+
+    def add_vhost(self, vhost: str, admin_user: str) -> None: ...
+
+    def delete_vhost(self, vhost: str) -> None: ...
+
+    def load(self, definitions: dict[str, Any]) -> None:
+        """Import definitions (users, permissions, policies): adds or updates, never deletes."""
+
+    def delete_users(self, users: list[str]) -> None: ...
+
+
+class CtlAdmin:
+    def __init__(self, ctl: RabbitCtl) -> None:
+        self.ctl = ctl
+
+    def add_vhost(self, vhost: str, admin_user: str) -> None:
+        self.ctl(["add_vhost", vhost])
+        self.ctl(["set_permissions", "-p", vhost, admin_user, ".*", ".*", ".*"])
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.ctl(["delete_vhost", vhost])
+
+    def load(self, definitions: dict[str, Any]) -> None:
+        # One call whatever the number of users (each `rabbitmqctl` call starts a VM, ~1 s),
+        # from stdin: no file of password hashes, and none the broker's OS user cannot read.
+        self.ctl(["import_definitions"], stdin=json.dumps(definitions).encode())
+
+    def delete_users(self, users: list[str]) -> None:
+        for user in users:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.ctl(["delete_user", user])
+
+
+class ManagementApi:
+    """The management plugin's HTTP API, e.g. `http://admin:secret@rabbitmq:15672`."""
+
+    def __init__(self, url: str, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        self.base = urlunsplit(parts._replace(netloc=_host_port(parts), path="", query=""))
+        credentials = f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}"
+        self.authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: object = None) -> None:
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": self.authorization, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout):
+                pass
+        except urllib.error.HTTPError as exc:
+            if not (method == "DELETE" and exc.code == 404):
+                detail = exc.read().decode(errors="replace")[:500]
+                raise RuntimeError(f"{method} {path}: {exc.code} {detail}") from None
+
+    def add_vhost(self, vhost: str, admin_user: str) -> None:
+        name = quote(vhost, safe="")
+        self._call("PUT", f"/api/vhosts/{name}", {})
+        self._call(
+            "PUT",
+            f"/api/permissions/{name}/{quote(admin_user, safe='')}",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
+
+    def delete_vhost(self, vhost: str) -> None:
+        self._call("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
+
+    def load(self, definitions: dict[str, Any]) -> None:
+        self._call("POST", "/api/definitions", definitions)
+
+    def delete_users(self, users: list[str]) -> None:
+        if users:
+            self._call("POST", "/api/users/bulk-delete", {"users": users})
+
+
+def _host_port(parts: SplitResult) -> str:
+    host = parts.hostname or "127.0.0.1"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def as_admin(admin: BrokerAdmin | RabbitCtl) -> BrokerAdmin:
+    return admin if isinstance(admin, BrokerAdmin) else CtlAdmin(admin)
+
+
 def local_rabbitmqctl() -> RabbitCtl | None:
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
         return None
 
-    def run(args: list[str]) -> None:
-        subprocess.run([ctl, "-q", *args], check=True, capture_output=True)
+    def run(args: list[str], stdin: bytes | None = None) -> None:
+        subprocess.run([ctl, "-q", *args], input=stdin, check=True, capture_output=True)
 
     return run
 
 
 def vhost_of(url: str) -> str:
     path = urlsplit(url).path
-    return "/" if path in ("", "/") else path[1:].replace("%2F", "/").replace("%2f", "/")
+    return "/" if path in ("", "/") else unquote(path[1:])
 
 
 def as_user(url: str, user: str, password: str) -> str:
@@ -116,8 +219,73 @@ def as_user(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's `rabbit_password_hashing_sha256`: base64(salt + sha256(salt + password))."""
+    salt = salt if salt is not None else secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(
+    vhost: str,
+    prefix: str,
+    passwords: dict[str, str],
+    extra_services: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Every party's user and permissions, and the bounds of `ops.unrouted`, as RabbitMQ
+    definitions: what `apply` imports, and what a deployment may load at the broker's boot."""
+    users, permissions, topic_permissions = [], [], []
+    for grant in grants(extra_services):
+        user = prefix + grant.party
+        users.append(
+            {
+                "name": user,
+                "password_hash": password_hash(passwords[grant.party]),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "",  # no management, no administrator
+            }
+        )
+        permissions.append(
+            {
+                "user": user,
+                "vhost": vhost,
+                "configure": grant.configure,
+                "write": grant.write,
+                "read": grant.read,
+            }
+        )
+        topic_permissions.append(
+            {
+                "user": user,
+                "vhost": vhost,
+                "exchange": topology.EVENTS_EXCHANGE,
+                "write": grant.topic_write,
+                "read": grant.topic_read,
+            }
+        )
+    return {
+        "users": users,
+        "vhosts": [{"name": vhost}],
+        "permissions": permissions,
+        "topic_permissions": topic_permissions,
+        "policies": [
+            {
+                "vhost": vhost,
+                "name": "ops-unrouted-bounds",
+                "pattern": f"^{re.escape(topology.UNROUTED_QUEUE)}$",
+                "apply-to": "queues",
+                "definition": topology.UNROUTED_POLICY,
+                "priority": 0,
+            }
+        ],
+    }
+
+
+def parties(extra_services: tuple[str, ...] = ()) -> list[str]:
+    return [grant.party for grant in grants(extra_services)]
+
+
 def apply(
-    ctl: RabbitCtl,
+    admin: BrokerAdmin | RabbitCtl,
     vhost: str,
     prefix: str,
     passwords: dict[str, str] | None = None,
@@ -125,35 +293,16 @@ def apply(
 ) -> dict[str, str]:
     """Create (or update) every party's user and permissions; returns their passwords."""
     passwords = dict(passwords or {})
-    for grant in grants(extra_services):
-        user = prefix + grant.party
-        password = passwords.setdefault(grant.party, secrets.token_hex(24))
-        try:
-            ctl(["add_user", user, password])
-        except subprocess.CalledProcessError:
-            ctl(["change_password", user, password])  # already there: take this password
-        ctl(["set_user_tags", user])  # no management, no administrator
-        ctl(["set_permissions", "-p", vhost, user, grant.configure, grant.write, grant.read])
-        ctl(
-            [
-                "set_topic_permissions",
-                "-p",
-                vhost,
-                user,
-                topology.EVENTS_EXCHANGE,
-                grant.topic_write,
-                grant.topic_read,
-            ]
-        )
+    for party in parties(extra_services):
+        passwords.setdefault(party, secrets.token_hex(24))
+    as_admin(admin).load(definitions(vhost, prefix, passwords, extra_services))
     return passwords
 
 
-def remove(ctl: RabbitCtl, prefix: str, extra_services: tuple[str, ...] = ()) -> None:
-    for grant in grants(extra_services):
-        try:
-            ctl(["delete_user", prefix + grant.party])
-        except subprocess.CalledProcessError:
-            pass
+def remove(
+    admin: BrokerAdmin | RabbitCtl, prefix: str, extra_services: tuple[str, ...] = ()
+) -> None:
+    as_admin(admin).delete_users([prefix + party for party in parties(extra_services)])
 
 
 async def declare_shared(admin_url: str) -> None:

@@ -25,7 +25,7 @@ from tests.support.tokens import token_for
 
 @pytest.fixture(scope="package")
 def hostile_values(settings_values: dict[str, Any]) -> dict[str, Any]:
-    """The session's vhost and database (provisioning another costs a minute of rabbitmqctl)."""
+    """The session's vhost and database."""
     return settings_values
 
 

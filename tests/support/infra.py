@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -25,9 +25,8 @@ from libs.bus import authority
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MANAGEMENT_PORT = 15672
 
-
-RabbitCtl = Callable[[list[str]], None]
 
 # Test-only services that get a broker user and a database role like the real ones.
 TEST_SERVICES = ("probe", "bench")
@@ -41,24 +40,21 @@ _DB: dict[str, tuple[str, dict[str, str]]] = {}
 class Servers:
     database_url: str  # a maintenance database on the server (to create test databases)
     amqp_url: str
-    # How to run `rabbitmqctl` against this broker (to make vhosts), where we can.
-    rabbitmqctl: RabbitCtl | None = None
+    # How to administer this broker (vhosts, users), where we can: `rabbitmqctl` for a local
+    # one, the management API for a container.
+    broker_admin: authority.BrokerAdmin | authority.RabbitCtl | None = None
 
 
-def _local_rabbitmqctl(amqp_url: str) -> RabbitCtl | None:
+def _local_rabbitmqctl(amqp_url: str) -> authority.RabbitCtl | None:
     parts = urlsplit(amqp_url)
     if parts.hostname not in ("127.0.0.1", "localhost") or parts.path not in ("", "/"):
         return None
     return authority.local_rabbitmqctl()
 
 
-def _container_rabbitmqctl(container: Any) -> RabbitCtl:
-    def run(args: list[str]) -> None:
-        result = container.exec(["rabbitmqctl", "-q", *args])
-        if result.exit_code != 0:
-            raise subprocess.CalledProcessError(result.exit_code, args, result.output)
-
-    return run
+# Users are removed in the background: one `rabbitmqctl` call each (about a second), nothing
+# waits for them, and the interpreter joins this thread before it exits.
+_cleanup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-cleanup")
 
 
 def _answers(url: str, default_port: int) -> bool:
@@ -92,14 +88,17 @@ def servers() -> Iterator[Servers]:
 
         with (
             PostgresContainer("postgres:15") as pg,
-            RabbitMqContainer("rabbitmq:3.13-management") as mq,
+            RabbitMqContainer("rabbitmq:3.13-management").with_exposed_ports(
+                5672, MANAGEMENT_PORT
+            ) as mq,
         ):
             host = mq.get_container_host_ip()
             port = mq.get_exposed_port(mq.port)
+            management = mq.get_exposed_port(MANAGEMENT_PORT)
             yield Servers(
                 pg.get_connection_url(driver=None),
                 f"amqp://{mq.username}:{mq.password}@{host}:{port}/",
-                _container_rabbitmqctl(mq),
+                authority.ManagementApi(f"http://{mq.username}:{mq.password}@{host}:{management}"),
             )
         return
     database_url = database_url or LOCAL_DATABASE_URL
@@ -131,30 +130,27 @@ async def fresh_vhost(servers: Servers) -> AsyncIterator[str]:
     The URL yielded is the administrator's; tests and services connect as the parties
     (`party_url`, `client_url`, `service_values`), never as the administrator.
     """
-    ctl = servers.rabbitmqctl
-    if ctl is None:
+    if servers.broker_admin is None:
         pytest.fail(
-            "the tests create each service's broker user and need rabbitmqctl for that (a local"
-            " broker or a testcontainers one)",
+            "the tests create each service's broker user and need rabbitmqctl (a local broker)"
+            " or the management API (a testcontainers one) for that",
             pytrace=False,
         )
+    admin = authority.as_admin(servers.broker_admin)
     vhost = f"dmp-test-{uuid.uuid4().hex[:8]}"
-    user = urlsplit(servers.amqp_url).username or "guest"
-    ctl(["add_vhost", vhost])
-    ctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
+    admin.add_vhost(vhost, urlsplit(servers.amqp_url).username or "guest")
     url = with_vhost(servers.amqp_url, vhost)
     prefix = f"{vhost}."
     try:
         await authority.declare_shared(url)
-        passwords = authority.apply(ctl, vhost, prefix, extra_services=TEST_SERVICES)
+        passwords = authority.apply(admin, vhost, prefix, extra_services=TEST_SERVICES)
         _BUS[url] = (prefix, passwords)
         yield url
     finally:
         _BUS.pop(url, None)
         with contextlib.suppress(Exception):
-            ctl(["delete_vhost", vhost])
-        with contextlib.suppress(Exception):
-            authority.remove(ctl, prefix, extra_services=TEST_SERVICES)
+            admin.delete_vhost(vhost)
+        _cleanup.submit(authority.remove, admin, prefix, TEST_SERVICES)
 
 
 def party_url(admin_amqp_url: str, party: str) -> str:

@@ -100,6 +100,8 @@ class RabbitNode:
     port: int
     user: str = "guest"
     password: str = "guest"
+    # The management plugin's HTTP port, when the node runs it (`private_rabbitmq(management=)`).
+    management_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     _log: Path = field(init=False)
 
@@ -112,6 +114,11 @@ class RabbitNode:
             "loopback_users = none\n"
             # A small machine shared with others: no disk alarm on a busy /tmp.
             "disk_free_limit.absolute = 50MB\n"
+            + (
+                f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+                if self.management_port
+                else ""
+            )
         )
         (self.dir / "rabbitmq-env.conf").write_text("")
         self._log = self.dir / "console.log"
@@ -119,6 +126,10 @@ class RabbitNode:
     @property
     def amqp_url(self) -> str:
         return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}/"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.user}:{self.password}@127.0.0.1:{self.management_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -141,10 +152,13 @@ class RabbitNode:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
-    def ctl(self, *args: str, timeout: float = 60, check: bool = True) -> str:
+    def ctl(
+        self, *args: str, timeout: float = 60, check: bool = True, stdin: bytes | None = None
+    ) -> str:
         """`rabbitmqctl -n <node> <args>`; its output."""
         result = subprocess.run(
             [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            input=stdin,
             env=self.env(),
             capture_output=True,
             timeout=timeout,
@@ -157,9 +171,9 @@ class RabbitNode:
             )
         return result.stdout.decode()
 
-    def ctl_quiet(self, args: list[str]) -> None:
-        """The shape `tests.support.infra.Servers.rabbitmqctl` expects."""
-        self.ctl("-q", *args)
+    def ctl_quiet(self, args: list[str], stdin: bytes | None = None) -> None:
+        """The shape `libs.bus.authority.RabbitCtl`."""
+        self.ctl("-q", *args, stdin=stdin)
 
     @property
     def running(self) -> bool:
@@ -185,6 +199,8 @@ class RabbitNode:
             try:
                 self.ctl("await_startup", "--timeout", "30", timeout=40)
                 _wait_port(self.port, 30)
+                if self.management_port:
+                    _wait_port(self.management_port, 30)
                 return
             except Exception as exc:
                 error = str(exc)
@@ -247,20 +263,25 @@ class RabbitNode:
         return text[-chars:]
 
 
-def _new_base(prefix: str) -> Path:
+def _new_base(prefix: str, plugins: str = "") -> Path:
     base = Path(tempfile.mkdtemp(prefix=prefix))
     cookie = base / ".erlang.cookie"
     cookie.write_text(secrets.token_hex(20).upper())
     cookie.chmod(0o400)
-    (base / "enabled_plugins").write_text("[].\n")
+    (base / "enabled_plugins").write_text(f"[{plugins}].\n")
     return base
 
 
 @contextlib.contextmanager
-def private_rabbitmq() -> Iterator[RabbitNode]:
-    """A RabbitMQ node of our own (guest/guest on its own port), removed at the end."""
-    base = _new_base("fault-rabbit-")
-    node = RabbitNode(base, f"fault-{secrets.token_hex(3)}@localhost", free_port(with_dist=True))
+def private_rabbitmq(management: bool = False) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of our own (guest/guest on its own port), removed at the end; with
+    `management`, its HTTP API too (as a deployment's broker has it)."""
+    base = _new_base("fault-rabbit-", "rabbitmq_management" if management else "")
+    port = free_port(with_dist=True)
+    http = free_port() if management else None
+    while http in (port, port + 1):
+        http = free_port()
+    node = RabbitNode(base, f"fault-{secrets.token_hex(3)}@localhost", port, management_port=http)
     try:
         node.start()
         yield node
@@ -357,15 +378,15 @@ class RabbitCluster:
     def node_url(self, index: int) -> str:
         return self.nodes[index].amqp_url
 
-    def ctl(self, *args: str, timeout: float = 60) -> str:
+    def ctl(self, *args: str, timeout: float = 60, stdin: bytes | None = None) -> str:
         """rabbitmqctl against the first running node."""
         for node in self.nodes:
             if node.running:
-                return node.ctl(*args, timeout=timeout)
+                return node.ctl(*args, timeout=timeout, stdin=stdin)
         raise RuntimeError("no node of the cluster is running")
 
-    def ctl_quiet(self, args: list[str]) -> None:
-        self.ctl("-q", *args)
+    def ctl_quiet(self, args: list[str], stdin: bytes | None = None) -> None:
+        self.ctl("-q", *args, stdin=stdin)
 
 
 @contextlib.contextmanager
@@ -404,13 +425,16 @@ def private_rabbitmq_cluster(size: int = 3) -> Iterator[RabbitCluster]:
 class PrivatePostgres:
     dir: Path
     port: int
+    # With a password, every connection must give one (scram-sha-256), as on a real server.
+    password: str | None = None
 
     @property
     def data(self) -> Path:
         return self.dir / "data"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        user = f"postgres:{self.password}" if self.password else "postgres"
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def _as_postgres(self, *args: str, timeout: float = 120) -> str:
         result = subprocess.run(
@@ -427,12 +451,17 @@ class PrivatePostgres:
         return result.stdout.decode()
 
     def init(self) -> None:
+        auth = ["-A", "trust"]
+        if self.password:
+            pwfile = self.dir / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            shutil.chown(pwfile, "postgres")
+            auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
         self._as_postgres(
             str(PG_BIN / "initdb"),
             "-D",
             str(self.data),
-            "-A",
-            "trust",
+            *auth,
             "-U",
             "postgres",
             "-E",
@@ -524,12 +553,12 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A PostgreSQL 15 cluster of our own (postgres, trust) on its own port, removed at the
-    end."""
+def private_postgres(password: str | None = None) -> Iterator[PrivatePostgres]:
+    """A PostgreSQL 15 cluster of our own (postgres, trust; or every role by password) on its
+    own port, removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="fault-pg-"))
     shutil.chown(base, "postgres")
-    pg = PrivatePostgres(base, free_port())
+    pg = PrivatePostgres(base, free_port(), password)
     try:
         pg.init()
         pg.start()
