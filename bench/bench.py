@@ -50,9 +50,9 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from libs.bus import topology
 from libs.bus.rpc import REPLY_TO, RpcClient
-from libs.contracts.commands import Request
 from libs.contracts.envelope import Contract, Event, envelope_for, register
-from libs.runtime import Command, CommandContext, EventContext, Runtime
+from libs.contracts.rpc import Command, Request
+from libs.runtime import CommandContext, EventContext, Runtime
 from libs.settings import ServiceSettings
 from libs.tokens import new_keypair
 from scripts import processes
@@ -79,7 +79,15 @@ class Tick(Event):
     text: str
 
 
-class Echo(Contract):
+class Echoed(Contract):
+    text: str
+    i: int = 0
+
+
+class Echo(Command[Echoed]):
+    QUEUE = "bench_echo.commands"
+    AUTHENTICATED = False
+
     text: str
     i: int = 0
 
@@ -336,11 +344,11 @@ async def raw_rpc(report: Report, amqp_url: str, n: int) -> None:
 async def our_rpc(report: Report, settings: ServiceSettings, n: int) -> None:
     section = "ours RpcClient->Runtime (64)"
 
-    async def echo(_ctx: CommandContext, c: Echo) -> Echo:
-        return c
+    async def echo(_ctx: CommandContext, c: Echo) -> Echoed:
+        return Echoed(text=c.text, i=c.i)
 
     runtime = Runtime("bench_echo", settings, MIGRATIONS)
-    runtime.on_commands("bench_echo.commands", {"Echo": Command(Echo, echo, authenticated=False)})
+    runtime.handle(Echo, echo)
     await runtime.start()
     rpc = RpcClient(settings.amqp_url, name="bench-rpc", timeout=30, exchange="dmp.internal")
     await rpc.connect()

@@ -11,16 +11,14 @@ from __future__ import annotations
 from typing import Literal
 
 import structlog
-from pydantic import ValidationError
 
 from libs.bus.rpc import RpcError
 from libs.contracts import commands as cmd
+from libs.contracts.rpc import ErrorCode
 from libs.errors import Forbidden
 from libs.runtime import CommandContext
 
 log = structlog.get_logger()
-
-DECIDE_QUEUE = "access.decide"
 
 
 async def require_access(
@@ -32,10 +30,8 @@ async def require_access(
     """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise."""
     request = cmd.Decide(ins=ins, action=action, document_type=document_type)
     try:
-        result = await ctx.runtime.rpc.call(
-            DECIDE_QUEUE,
-            "Decide",
-            request.model_dump(mode="json", exclude_none=True),
+        decision = await ctx.runtime.rpc.send(
+            request,
             token=ctx.token,
             correlation_id=ctx.correlation_id,
             # Not past the caller's own deadline: a grant they will never hear of is no use,
@@ -44,23 +40,18 @@ async def require_access(
             # A retried deposit asks again under the same id: one decision, one trace, one alert.
             request_id=ctx.derived_request_id(f"decide-{action}-{document_type or 'any'}"),
         )
-        decision = cmd.Decision.model_validate(result)
     except RpcError as exc:
         log.warning("access_undecided", action=action, code=exc.code, reason=exc.message)
         raise Forbidden(
             f"the access service could not decide ({exc.code}: {exc.message}); the {action} is"
             " refused, as when access is denied; try again later",
-            code="access_undecided",
-        ) from None
-    except ValidationError:
-        log.error("access_undecided", action=action, code="bad_decision")
-        raise Forbidden(
-            f"the access service's answer could not be read; the {action} is refused",
-            code="access_undecided",
+            code=ErrorCode.ACCESS_UNDECIDED,
         ) from None
     if not decision.granted:
         log.info("access_denied", action=action, rule=decision.rule)
         raise Forbidden(
-            f"access denied by rule {decision.rule}: {decision.reason}", code="access_denied"
+            f"access denied by rule {decision.rule}: {decision.reason}",
+            code=ErrorCode.ACCESS_DENIED,
+            rule=decision.rule,
         )
     return decision

@@ -1,14 +1,16 @@
 """What every service is made of: one object that owns the connections and the edges.
 
-A service builds a `Runtime`, registers its event handlers (`on_events`) and its commands
-(`on_commands`), and runs it. The runtime gives every edge the same discipline:
+A service builds a `Runtime`, registers its event handlers (`on_events`) and a use case for
+each of its command contracts (`handle`), and runs it. The runtime gives every edge the same
+discipline:
 
 - events: parse the envelope and the typed payload; a message that fails is dead-lettered with
   the reason and acknowledged (it can never succeed). Otherwise one transaction records the event
   id in the inbox and applies the handler, which writes any outgoing events to the outbox; the
   message is acknowledged only after commit. An unexpected failure requeues the message after a
   short backoff; past the delivery limit the broker dead-letters it.
-- commands: request/reply; the token is verified locally; the reply is a result or a clear error.
+- commands: request/reply, one handler per command contract (`handle`); the token is verified
+  locally; the reply is the command's typed result or a clear error.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from faststream import FastStream
@@ -40,8 +42,9 @@ from libs.bus.publisher import ConfirmingPublisher
 from libs.bus.rpc import DEADLINE_HEADER, RpcClient
 from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.clock import Clock
-from libs.contracts.commands import ErrorInfo, Reply, Request
+from libs.contracts.commands import Ping, Readiness
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
+from libs.contracts.rpc import Command, ErrorCode, ErrorInfo, Reply, Request
 from libs.db import Conn, Pool
 from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
@@ -142,13 +145,11 @@ EventHandler = Callable[[EventContext, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Command(Generic[C]):
-    model: type[C]
-    handler: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]]
-    authenticated: bool = True
-    # "required" for a command that changes state (it must use ctx.unit_of_work()); "optional"
-    # where a retry is harmless but an id, when given, is honoured (access.decide).
-    request_id: Literal["required", "optional", "none"] = "none"
+class Handler(Generic[C]):
+    """A command contract and the use case that serves it (registered with `Runtime.handle`)."""
+
+    contract: type[C]
+    use_case: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]]
     # How long a reply may be replayed under its request id (None: while it is kept).
     replay_window: timedelta | None = None
 
@@ -156,11 +157,7 @@ class Command(Generic[C]):
 class Permanent(DomainError):
     """An event that can never be applied (e.g. it refers to something that cannot exist)."""
 
-    code = "permanent_failure"
-
-
-class Ping(Contract):
-    pass
+    code = ErrorCode.PERMANENT_FAILURE
 
 
 def describe(exc: ValidationError) -> str:
@@ -182,7 +179,7 @@ class Runtime:
         self.settings = settings
         self.migrations = migrations
         self.clock = Clock(adjustable=settings.clock_mode == "adjustable")
-        self.tokens = TokenVerifier(settings.identity_public_key)
+        self.tokens = TokenVerifier(settings.identity_jwks, issuer=settings.identity_issuer)
         self.broker = RabbitBroker(
             settings.amqp_url,
             default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
@@ -202,6 +199,7 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
         self._command_queues: set[str] = set()
+        self._commands: dict[str, dict[tuple[str, int], Handler[Any]]] = {}
         self._subscribers: dict[str, Any] = {}
         self._background: list[Background] = []
         self._started = False
@@ -241,12 +239,27 @@ class Runtime:
             finally:
                 self.health.ended(queue)
 
-    def on_commands(self, queue: str, commands: dict[str, Command[Any]]) -> None:
+    def handle(
+        self,
+        contract: type[C],
+        use_case: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]],
+        *,
+        replay_window: timedelta | None = None,
+    ) -> None:
+        """Serve `contract` (a `libs.contracts.rpc.Command`) with `use_case`, on its queue."""
+        assert issubclass(contract, Command), f"{contract.__name__} is not a command contract"
+        queue = contract.QUEUE
+        if queue not in self._commands:
+            # Every command queue answers Ping: readiness probes and the demo wait on it.
+            self._commands[queue] = {(Ping.NAME, Ping.VERSION): Handler(Ping, self._ping)}
+            self._serve_queue(queue, self._commands[queue])
+        key = (contract.NAME, contract.VERSION)
+        assert key not in self._commands[queue], f"{contract.NAME} registered twice"
+        self._commands[queue][key] = Handler(contract, use_case, replay_window)
+
+    def _serve_queue(self, queue: str, commands: dict[tuple[str, int], Handler[Any]]) -> None:
         self._queues[queue] = []
         self._command_queues.add(queue)
-        # Every command queue answers Ping: readiness probes and the demo wait on it.
-        commands = {"Ping": Command(Ping, self._ping, authenticated=False), **commands}
-
         subscriber = self._subscriber(queue)
 
         @subscriber
@@ -273,8 +286,8 @@ class Runtime:
     ) -> None:
         self._background.append(Background(start, stop))
 
-    async def _ping(self, _ctx: CommandContext, _c: Ping) -> dict[str, Any]:
-        return await self.readiness()
+    async def _ping(self, _ctx: CommandContext, _c: Ping) -> Readiness:
+        return Readiness.model_validate(await self.readiness())
 
     async def readiness(self) -> dict[str, Any]:
         """Ready when started, every queue consumed, the database answering, nothing stalled."""
@@ -557,7 +570,7 @@ class Runtime:
         await _ack(message)
 
     async def _serve_command(
-        self, queue: str, commands: dict[str, Command[Any]], message: Any
+        self, queue: str, commands: dict[tuple[str, int], Handler[Any]], message: Any
     ) -> None:
         raw = message.raw_message
         new_message_context(self.name, correlation_id=raw.correlation_id, queue=queue)
@@ -587,38 +600,47 @@ class Runtime:
 
     async def _run_command(
         self,
-        commands: dict[str, Command[Any]],
+        commands: dict[tuple[str, int], Handler[Any]],
         body: bytes,
         deadline_ms: int | None,
         caller: str | None = None,
     ) -> Reply:
         if len(body) > self.settings.max_message_bytes:
             return _error(
-                "too_large", f"requests are limited to {self.settings.max_message_bytes} bytes"
+                ErrorCode.TOO_LARGE,
+                f"requests are limited to {self.settings.max_message_bytes} bytes",
             )
         try:
             request = Request.model_validate_json(body)
         except ValidationError as exc:
-            return _error("malformed_request", describe(exc))
+            return _error(ErrorCode.MALFORMED_REQUEST, describe(exc))
         bind_correlation(request.correlation_id, command=request.command)
-        command = commands.get(request.command)
+        command = commands.get((request.command, request.version))
         if command is None:
-            return _error("unknown_command", f"no command {request.command!r} here")
+            versions = sorted(v for name, v in commands if name == request.command)
+            if versions:
+                return _error(
+                    ErrorCode.UNSUPPORTED_VERSION,
+                    f"{request.command} v{request.version} is not served here;"
+                    f" versions served: {', '.join(map(str, versions))}",
+                )
+            return _error(ErrorCode.UNKNOWN_COMMAND, f"no command {request.command!r} here")
+        contract = command.contract
         try:
             actor = (
                 self.tokens.verify(request.token, self.clock.now())
-                if command.authenticated
+                if contract.AUTHENTICATED
                 else None
             )
             try:
-                payload = command.model.model_validate(request.payload)
+                payload = contract.model_validate(request.payload)
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
             key = self._request_key(command, request, actor, caller)
             if key is not None and (replay := await stored_reply(self.pool, key)) is not None:
                 log.info("request_replayed")
                 return Reply(ok=True, result=replay)
-            result = await command.handler(
+            result = await command.use_case(
                 CommandContext(
                     self,
                     actor,
@@ -635,30 +657,29 @@ class Runtime:
             log.info("request_replayed")
             return Reply(ok=True, result=done.reply)
         except DomainError as exc:
-            log.info("command_refused", code=exc.code, reason=exc.message)
-            return _error(exc.code, exc.message)
+            log.info("command_refused", code=exc.code, reason=exc.message, rule=exc.rule)
+            return _error(exc.code, exc.message, exc.rule)
         except Exception as exc:
             if is_transient(exc):
                 self.health.infrastructure_failed(exc)
                 log.warning("command_unavailable", error=repr(exc))
                 return _error(
-                    "unavailable",
+                    ErrorCode.UNAVAILABLE,
                     f"{self.name} cannot serve this now; try again with the same request id",
                 )
             log.exception("command_failed")
-            return _error("internal_error", f"{self.name} failed to handle the request")
-        if isinstance(result, Contract):
-            result = result.model_dump(mode="json")
-        return Reply(ok=True, result=result)
+            return _error(ErrorCode.INTERNAL_ERROR, f"{self.name} failed to handle the request")
+        return Reply(ok=True, result=_typed_result(contract, result))
 
     @staticmethod
     def _request_key(
-        command: Command[Any], request: Request, actor: Claims | None, caller: str | None
+        command: Handler[Any], request: Request, actor: Claims | None, caller: str | None
     ) -> RequestKey | None:
-        if command.request_id == "none":
+        policy = command.contract.REQUEST_ID
+        if policy == "none":
             return None
         if request.request_id is None:
-            if command.request_id == "required":
+            if policy == "required":
                 raise InvalidInput(
                     f"{request.command} changes state: send a request_id (the same on a retry)"
                 )
@@ -674,8 +695,18 @@ class Runtime:
         )
 
 
-def _error(code: str, message: str) -> Reply:
-    return Reply(ok=False, error=ErrorInfo(code=code, message=message))
+def _error(code: str, message: str, rule: str | None = None) -> Reply:
+    return Reply(ok=False, error=ErrorInfo(code=ErrorCode(code), message=message, rule=rule))
+
+
+def _typed_result(contract: type[Command[Any]], result: Contract | dict[str, Any]) -> Any:
+    """The use case's result as the contract's reply says, checked: a reply that drifts from
+    the published schema is a bug of ours, never sent as if it were right."""
+    reply = contract.REPLY
+    if not isinstance(result, reply):
+        data = result.model_dump() if isinstance(result, Contract) else result
+        result = reply.model_validate(data)
+    return result.model_dump(mode="json")
 
 
 def serve(app: Callable[[], FastStream]) -> None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from libs import outbox
 from libs.contracts.envelope import Event
+from libs.contracts.rpc import ErrorCode
 from libs.db import Conn, Pool
 from libs.errors import Conflict
 
@@ -81,7 +82,7 @@ async def stored_reply(conn: Conn | Pool, request: RequestKey) -> Any | None:
     if request.replay_window is not None and row["age"] > request.replay_window:
         raise Conflict(
             "this request id is too old to be replayed; send the request under a new one",
-            code="request_id_expired",
+            code=ErrorCode.REQUEST_ID_EXPIRED,
         )
     return json.loads(row["reply"])
 
@@ -90,7 +91,7 @@ def _check_same(request: RequestKey, fingerprint: str) -> None:
     if fingerprint != request.fingerprint:
         raise Conflict(
             "this request id was already used for a different request; choose a new one",
-            code="request_id_reused",
+            code=ErrorCode.REQUEST_ID_REUSED,
         )
 
 

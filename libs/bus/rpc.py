@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -26,17 +26,23 @@ from pydantic import ValidationError
 
 from libs.bus.publisher import broker_user
 from libs.bus.topology import COMMANDS_EXCHANGE
-from libs.contracts.commands import Reply, Request
+from libs.contracts.envelope import Contract
+from libs.contracts.rpc import Command, Reply, Request
+
+R = TypeVar("R", bound=Contract)
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 DEADLINE_HEADER = "x-deadline-ms"
 
 
 class RpcError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    """A refusal or failure: the server's `ErrorCode` (or `timeout`, `bad_reply`, found here)."""
+
+    def __init__(self, code: str, message: str, rule: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" + (f" ({rule})" if rule else ""))
         self.code = code
         self.message = message
+        self.rule = rule
         # The other side is away or overloaded, not refusing: worth waiting for (libs.faults).
         self.transient = code in ("timeout", "unavailable")
 
@@ -150,14 +156,17 @@ class RpcClient:
         correlation_id: str | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        version: int = 1,
     ) -> dict[str, Any]:
-        """Send a command; returns the result or raises RpcError with the server's code.
+        """Send a command by name (`send` takes a contract); returns the result or raises
+        RpcError with the server's code.
 
         Every request carries a request id (a new one unless given): to retry a command whose
         outcome is unknown (a timeout), call again with the same `request_id`.
         """
         request = Request(
             command=command,
+            version=version,
             token=token,
             correlation_id=correlation_id or uuid.uuid4().hex,
             request_id=request_id or uuid.uuid4().hex,
@@ -170,5 +179,34 @@ class RpcClient:
             raise RpcError("bad_reply", f"{queue} sent an unreadable reply: {exc}") from None
         if not reply.ok:
             error = reply.error
-            raise RpcError(error.code if error else "error", error.message if error else "")
+            if error is None:
+                raise RpcError("bad_reply", f"{queue} refused without saying why")
+            raise RpcError(error.code, error.message, error.rule)
         return reply.result or {}
+
+    async def send(
+        self,
+        command: Command[R],
+        *,
+        token: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> R:
+        """Send a command contract; returns its typed reply or raises RpcError."""
+        result = await self.call(
+            command.QUEUE,
+            command.NAME,
+            command.model_dump(mode="json", exclude_none=True),
+            token=token,
+            correlation_id=correlation_id,
+            timeout=timeout,
+            request_id=request_id,
+            version=command.VERSION,
+        )
+        try:
+            return cast(R, command.REPLY.model_validate(result))
+        except ValidationError as exc:
+            raise RpcError(
+                "bad_reply", f"{command.QUEUE} sent a reply unlike {command.REPLY.__name__}: {exc}"
+            ) from None

@@ -1,13 +1,14 @@
-"""Request/reply contracts: what clients (apps, practice software, other services) send and get.
+"""Every command of the system and its reply, grouped by the queue that serves it.
 
-A request names a command and carries the caller's signed token; the reply is either a result or
-an error with a stable code and a message meant for a human.
+A request names a command and carries the caller's signed token; the reply is either the
+command's typed result or an error (`libs.contracts.rpc`). Adding a command is one class here and
+one `runtime.handle(...)` in its service's handlers.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import email_validator
@@ -16,30 +17,19 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from libs.contracts.envelope import Contract
 from libs.contracts.events import ActorKind, Outcome
+from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.contracts.text import Name, Text, refuse_control_characters
 
-
-class Request(Contract):
-    command: str
-    # The only version of the request envelope there is; another is refused, never guessed.
-    version: Literal[1] = 1
-    token: str | None = None
-    correlation_id: str
-    # Chosen by the caller, kept on its retries: a state-changing command with an id it has
-    # already answered changes nothing and gets the first reply again.
-    request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{8,128}$")
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-
-class ErrorInfo(Contract):
-    code: str
-    message: str
-
-
-class Reply(Contract):
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: ErrorInfo | None = None
+# The command queues. A client publishes to `dmp.commands` with the queue as routing key;
+# `identity.contacts` and `access.decide` are bound only to `dmp.internal` (services only).
+IDENTITY = "identity.commands"
+IDENTITY_CONTACTS = "identity.contacts"
+ACCESS = "access.commands"
+ACCESS_DECIDE = "access.decide"
+DOSSIER = "dossier.commands"
+MESSAGING = "messaging.commands"
+NOTIFIER = "notifier.commands"
+RETENTION = "retention.commands"
 
 
 # --- identity.commands ----------------------------------------------------------------------
@@ -91,113 +81,7 @@ Phone = Annotated[
 ]
 
 
-class RegisterHolder(Contract):
-    nir: NirInput
-    first_name: Name
-    last_name: Name
-    birth_date: date
-    email: Email | None = None
-    phone: Phone | None = None
-    legal_representative_email: Email | None = None
-
-
-class ObjectToSpace(Contract):
-    ins: Ins
-
-
-class RegisterProfessional(Contract):
-    rpps: Rpps
-    first_name: Name
-    last_name: Name
-    profession: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
-    specialty: Text | None = None
-    card_public_key: Base64Url  # Ed25519, raw 32 bytes, base64url
-
-
-class RequestChallenge(Contract):
-    kind: Literal["professional", "operator"]
-    subject: CardSubject
-
-
-class SignInWithCard(Contract):
-    kind: Literal["professional", "operator"]
-    subject: CardSubject
-    challenge: Base64Url
-    signature: Base64Url  # base64url Ed25519 signature of the challenge
-
-
-class RequestHolderCode(Contract):
-    ins: Ins
-
-
-class SignInHolder(Contract):
-    ins: Ins
-    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-
-
-class CloseSpace(Contract):
-    ins: Ins
-
-
-# --- identity.contacts (services only: the notifier) ------------------------------------------
-
-
-class GetAlertContact(Contract):
-    """Where the holder's alerts go (a minor's: the legal representative's, NTF_04)."""
-
-    ins: Ins
-
-
-# --- access.decide --------------------------------------------------------------------------
-
-
-class Decide(Contract):
-    """Asked by a service on behalf of the actor whose token the request carries."""
-
-    ins: Ins
-    action: Literal["read", "deposit", "message", "read_history"]
-    document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
-    purpose: Text | None = None
-
-
-class Decision(Contract):
-    decision_id: UUID
-    granted: bool
-    rule: str
-    reason: str
-    document_types: list[str] = Field(default_factory=list)
-    include_masked: bool = False
-
-
-# --- access.commands ------------------------------------------------------------------------
-
-
-class AuthorizeProfessional(Contract):
-    ins: Ins
-    rpps: Rpps
-    until: datetime | None = None
-
-
-class ListAccessHistory(Contract):
-    ins: Ins
-    page: int = Field(default=1, ge=1)
-    page_size: int = Field(default=20, ge=1, le=200)
-
-
-class AccessTrace(Contract):
-    trace_id: UUID
-    at: datetime
-    actor_kind: ActorKind
-    actor_id: str
-    actor_name: str
-    actor_profession: str | None
-    action: str
-    outcome: Outcome
-    rule: str
-
-
-# --- dossier.commands -----------------------------------------------------------------------
-
+# --- shared shapes --------------------------------------------------------------------------
 
 # type/subtype as RFC 6838 names them (restricted-name), ASCII, no parameters.
 MediaType = Annotated[
@@ -208,28 +92,6 @@ MediaType = Annotated[
     ),
 ]
 Cursor = Annotated[str, StringConstraints(max_length=80, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class DepositDocument(Contract):
-    """The dossier checks the rest (known type, base64, size cap) before access is asked."""
-
-    ins: Ins
-    document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
-    title: Text
-    content_b64: str
-    media_type: MediaType = "application/pdf"
-
-
-class ReadDossier(Contract):
-    """One page, newest first: at most `page_size` documents, and fewer when the reply would
-    grow too big; `next_cursor` in the reply asks for the rest (each page is an access)."""
-
-    ins: Ins
-    cursor: Cursor | None = None
-    page_size: int = Field(default=20, ge=1, le=100)
-
-
-# --- messaging.commands ---------------------------------------------------------------------
 
 
 def _message_body(value: str) -> str:
@@ -245,15 +107,391 @@ MessageBody = Annotated[
 ]
 
 
-class SendMessage(Contract):
+DocumentType = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+
+
+class Readiness(Contract):
+    """Ping's reply: whether the service serves (consuming every queue, database and broker
+    answering, nothing stalled)."""
+
+    service: str
+    ready: bool
+    consuming: dict[str, bool]
+    database: bool
+    broker: bool
+    stalled: list[str]
+    last_infrastructure_error: str | None = None
+
+
+class Ping(Command[Readiness]):
+    """Answered on every command queue, without a token: readiness probes and demos wait on it."""
+
+    QUEUE = EVERY_QUEUE
+    AUTHENTICATED = False
+
+
+# --- identity.commands ----------------------------------------------------------------------
+
+
+class SpaceAnnouncement(Contract):
+    ins: Ins
+    status: Literal["announced"]
+    minor: bool
+    # SPC_01: the space opens by itself then, unless the holder objects before.
+    opens_at: datetime
+
+
+class RegisterHolder(Command[SpaceAnnouncement]):
+    """An operator of the health insurance registers a person: their space is announced."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    nir: NirInput
+    first_name: Name
+    last_name: Name
+    birth_date: date
+    email: Email | None = None
+    phone: Phone | None = None
+    legal_representative_email: Email | None = None
+
+
+class Objection(Contract):
+    ins: Ins
+    status: Literal["objected"]
+
+
+class ObjectToSpace(Command[Objection]):
+    """The holder (or an operator for them) objects before the space opens (SPC_02)."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
+class ProfessionalRecord(Contract):
+    rpps: Rpps
+
+
+class RegisterProfessional(Command[ProfessionalRecord]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    rpps: Rpps
+    first_name: Name
+    last_name: Name
+    profession: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+    specialty: Text | None = None
+    card_public_key: Base64Url  # Ed25519, raw 32 bytes, base64url
+
+
+class Challenge(Contract):
+    challenge: str
+    expires_at: datetime
+
+
+class RequestChallenge(Command[Challenge]):
+    """First step of a card sign-in: a one-time challenge for the card to sign."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    kind: Literal["professional", "operator"]
+    subject: CardSubject
+
+
+class Session(Contract):
+    token: str  # a JWT for every later command, until `expires_at`
+    expires_at: datetime
+
+
+class SignInWithCard(Command[Session]):
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    kind: Literal["professional", "operator"]
+    subject: CardSubject
+    challenge: Base64Url
+    signature: Base64Url  # base64url Ed25519 signature of the challenge
+
+
+class CodeRequested(Contract):
+    # The same answer whether or not the INS exists: the reply reveals nothing.
+    sent: bool
+    message: str
+
+
+class RequestHolderCode(Command[CodeRequested]):
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    ins: Ins
+
+
+class SignInHolder(Command[Session]):
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    ins: Ins
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class Closure(Contract):
+    ins: Ins
+    status: Literal["closed"]
+    closed_at: datetime
+
+
+class CloseSpace(Command[Closure]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
+# --- identity.contacts (services only: the notifier) ------------------------------------------
+
+
+class AlertContact(Contract):
+    ins: Ins
+    display_name: str
+    minor: bool
+    email: str | None
+    phone: str | None
+
+
+class GetAlertContact(Command[AlertContact]):
+    """Where the holder's alerts go (a minor's: the legal representative's, NTF_04)."""
+
+    QUEUE = IDENTITY_CONTACTS
+    AUTHENTICATED = False  # the caller is checked instead: the notifier's broker user
+
+    ins: Ins
+
+
+# --- access.decide (services only) ------------------------------------------------------------
+
+
+class Decision(Contract):
+    decision_id: UUID
+    granted: bool
+    rule: str
+    reason: str
+    document_types: list[str] = Field(default_factory=list)
+    include_masked: bool = False
+
+
+class Decide(Command[Decision]):
+    """Asked by a service on behalf of the actor whose token the request carries."""
+
+    QUEUE = ACCESS_DECIDE
+    # A retried deposit or read asks again under the same id: one decision, one trace.
+    REQUEST_ID = "optional"
+
+    ins: Ins
+    action: Literal["read", "deposit", "message", "read_history"]
+    document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
+    purpose: Text | None = None
+
+
+# --- access.commands ------------------------------------------------------------------------
+
+
+class Authorization(Contract):
+    ins: Ins
+    rpps: Rpps
+    until: datetime | None
+
+
+class AuthorizeProfessional(Command[Authorization]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+    until: datetime | None = None
+
+
+class Revocation(Contract):
+    ins: Ins
+    rpps: Rpps
+    authorized: Literal[False]
+
+
+class RevokeAuthorization(Command[Revocation]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+
+
+class BlockStatus(Contract):
+    ins: Ins
+    rpps: Rpps
+    blocked: bool
+
+
+class BlockProfessional(Command[BlockStatus]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+
+
+class UnblockProfessional(Command[BlockStatus]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+
+
+class Authorized(Contract):
+    rpps: Rpps
+    granted_at: datetime
+    until: datetime | None
+
+
+class Blocked(Contract):
+    rpps: Rpps
+    blocked_at: datetime
+
+
+class Permissions(Contract):
+    authorized: list[Authorized]
+    blocked: list[Blocked]
+
+
+class ListPermissions(Command[Permissions]):
+    """ACC_02: the holder sees who is allowed and who is blocked."""
+
+    QUEUE = ACCESS
+
+    ins: Ins
+
+
+class AccessTrace(Contract):
+    trace_id: UUID
+    at: datetime
+    actor_kind: ActorKind
+    actor_id: str
+    actor_name: str
+    actor_profession: str | None
+    action: str
+    outcome: Outcome
+    rule: str
+
+
+class AccessHistory(Contract):
+    page: int
+    page_size: int
+    total: int
+    traces: list[AccessTrace]
+
+
+class ListAccessHistory(Command[AccessHistory]):
+    QUEUE = ACCESS
+
+    ins: Ins
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=200)
+
+
+# --- dossier.commands -----------------------------------------------------------------------
+
+
+class Deposited(Contract):
+    document_id: UUID
+    deposited_at: datetime
+    rule: str  # the rule that granted the deposit
+
+
+class DepositDocument(Command[Deposited]):
+    """The dossier checks the rest (known type, base64, size cap) before access is asked."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_type: DocumentType
+    title: Text
+    content_b64: str
+    media_type: MediaType = "application/pdf"
+
+
+class Document(Contract):
+    document_id: UUID
+    document_type: str
+    title: str | None  # None only for demo data deposited before titles were sealed
+    media_type: str
+    author_id: str
+    author_name: str
+    deposited_at: datetime
+    content_b64: str
+
+
+class DossierPage(Contract):
+    rule: str  # the rule that granted the read
+    documents: list[Document]
+    next_cursor: Cursor | None
+
+
+class ReadDossier(Command[DossierPage]):
+    """One page, newest first: at most `page_size` documents, and fewer when the reply would
+    grow too big; `next_cursor` in the reply asks for the rest (each page is an access)."""
+
+    QUEUE = DOSSIER
+    # A read changes nothing here, but the id it passes on lets a redelivered read be decided,
+    # traced and alerted once.
+    REQUEST_ID = "optional"
+
+    ins: Ins
+    cursor: Cursor | None = None
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+# --- messaging.commands ---------------------------------------------------------------------
+
+
+class MessageReceipt(Contract):
+    message_id: UUID
+    sent_at: datetime
+
+
+class SendMessage(Command[MessageReceipt]):
+    QUEUE = MESSAGING
+    REQUEST_ID = "required"
+
     ins: Ins
     subject: Text
     body: MessageBody
 
 
-class ListMessages(Contract):
+class Message(Contract):
+    message_id: UUID
+    sender_kind: str
+    sender_id: str
+    sender_name: str
+    subject: str | None  # None only for demo data written before messages were sealed
+    body: str | None
+    sent_at: datetime
+    origin: str
+    document_id: UUID | None
+
+
+class MessagePage(Contract):
+    messages: list[Message]
+    next_cursor: Cursor | None
+
+
+class ListMessages(Command[MessagePage]):
     """The holder's box, newest first, one page: at most `page_size` messages, fewer when the
     reply would grow too big; `next_cursor` in the reply asks for the rest."""
+
+    QUEUE = MESSAGING
 
     ins: Ins
     cursor: Cursor | None = None
@@ -263,17 +501,47 @@ class ListMessages(Contract):
 # --- notifier.commands ----------------------------------------------------------------------
 
 
-class ListAlerts(Contract):
+class Alert(Contract):
+    alert_id: UUID
+    kind: str
+    text: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class Alerts(Contract):
+    alerts: list[Alert]
+
+
+class ListAlerts(Command[Alerts]):
+    QUEUE = NOTIFIER
+
     ins: Ins
 
 
-# --- shared shapes --------------------------------------------------------------------------
+# --- retention.commands ---------------------------------------------------------------------
 
 
-class SpaceRef(Contract):
+class Deadline(Contract):
+    deadline_id: UUID
     ins: Ins
+    kind: str
+    status: str
+    starts_at: datetime
+    due_at: datetime
+    created_at: datetime
+    fired_at: datetime | None
+    cancelled_at: datetime | None
+    cause_event_id: UUID
 
 
-class ProfessionalRef(Contract):
+class Deadlines(Contract):
+    deadlines: list[Deadline]
+
+
+class ListDeadlines(Command[Deadlines]):
+    """Operator's view of a space's deadlines."""
+
+    QUEUE = RETENTION
+
     ins: Ins
-    rpps: Rpps

@@ -8,6 +8,7 @@ from typing import Any
 from libs.bus.authority import SERVICES
 from libs.contracts import commands as cmd
 from libs.contracts.events import AccessDenied, AccessGranted, AccessLogged
+from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, Forbidden, NotFound
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import Claims
@@ -87,7 +88,7 @@ async def _require_open_space(conn: Any, ins: str) -> None:
     if status is None:
         raise NotFound(f"no space for INS {ins}")
     if status == "closed":
-        raise Conflict("the space is closed (ACC_17)", code="space_closed")
+        raise Conflict("the space is closed (ACC_17)", code=ErrorCode.SPACE_CLOSED, rule="ACC_17")
 
 
 async def authorize_professional(
@@ -111,7 +112,7 @@ async def authorize_professional(
         )
 
 
-async def revoke_authorization(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+async def revoke_authorization(ctx: CommandContext, c: cmd.RevokeAuthorization) -> dict[str, Any]:
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
         if not await repository.delete_authorization(uow.conn, c.ins, c.rpps):
@@ -119,7 +120,7 @@ async def revoke_authorization(ctx: CommandContext, c: cmd.ProfessionalRef) -> d
         return uow.answer({"ins": c.ins, "rpps": c.rpps, "authorized": False})
 
 
-async def block_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+async def block_professional(ctx: CommandContext, c: cmd.BlockProfessional) -> dict[str, Any]:
     """ACC_08: the holder blocks a professional; never the treating physician."""
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
@@ -130,14 +131,14 @@ async def block_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dic
         return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": True})
 
 
-async def unblock_professional(ctx: CommandContext, c: cmd.ProfessionalRef) -> dict[str, Any]:
+async def unblock_professional(ctx: CommandContext, c: cmd.UnblockProfessional) -> dict[str, Any]:
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
         await repository.delete_block(uow.conn, c.ins, c.rpps)
         return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": False})
 
 
-async def list_permissions(ctx: CommandContext, c: cmd.SpaceRef) -> dict[str, Any]:
+async def list_permissions(ctx: CommandContext, c: cmd.ListPermissions) -> dict[str, Any]:
     """ACC_02: the holder sees who is allowed and who is blocked."""
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.runtime.pool.acquire() as conn:

@@ -34,6 +34,7 @@ from libs import paging, sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened, public_name
+from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import b64d
@@ -61,7 +62,7 @@ def _decoded_key(text: str) -> bytes:
 def _space_closed(ins: str) -> Conflict:
     return Conflict(
         f"the space {ins} is closed: nothing can be deposited or read any more (RET_05)",
-        code="space_closed",
+        code=ErrorCode.SPACE_CLOSED,
     )
 
 

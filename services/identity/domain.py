@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
 
+from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, InvalidInput
 
 SpaceStatus = Literal["announced", "objected", "open", "closed"]
@@ -45,7 +46,7 @@ def validate_nir(text: str) -> str:
         raise InvalidInput(
             f"malformed NIR {text!r}: expected 13 characters (sex, year, month, department,"
             " commune, order) followed by a 2-digit key, in digits 0-9 (2A/2B for Corsica)",
-            code="invalid_nir",
+            code=ErrorCode.INVALID_NIR,
         )
     body, key = match[1], int(match[2])
     expected = nir_key(body)
@@ -53,7 +54,7 @@ def validate_nir(text: str) -> str:
         raise InvalidInput(
             f"wrong NIR key: {key:02d} does not match the number (the key should be"
             f" {expected:02d}); check the number",
-            code="invalid_nir_key",
+            code=ErrorCode.INVALID_NIR_KEY,
         )
     return nir
 

@@ -8,6 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from libs import sealing
+from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, Forbidden
 from libs.tokens import Claims
 
@@ -25,9 +26,11 @@ MAX_BODY_CHARS = 100_000
 def check_can_receive(status: str | None) -> None:
     """RET_05: a closed space takes no new message; an unopened one has no box yet."""
     if status == "closed":
-        raise Conflict("the space is closed: it takes no new message", code="space_closed")
+        raise Conflict("the space is closed: it takes no new message", code=ErrorCode.SPACE_CLOSED)
     if status != "open":
-        raise Conflict("the space is not open: it has no messaging box", code="space_not_open")
+        raise Conflict(
+            "the space is not open: it has no messaging box", code=ErrorCode.SPACE_NOT_OPEN
+        )
 
 
 def sender_of(actor: Claims, ins: str) -> Sender:
@@ -37,7 +40,7 @@ def sender_of(actor: Claims, ins: str) -> Sender:
     """
     if actor.kind == "holder":
         if actor.sub != ins:
-            raise Forbidden("a holder writes only in their own box", code="not_your_box")
+            raise Forbidden("a holder writes only in their own box", code=ErrorCode.NOT_YOUR_BOX)
         return "holder"
     if actor.kind == "professional":
         return "professional"
@@ -47,7 +50,7 @@ def sender_of(actor: Claims, ins: str) -> Sender:
 def check_can_read(actor: Claims, ins: str) -> None:
     """MSG_03: a box is shown to its holder only."""
     if actor.kind != "holder" or actor.sub != ins:
-        raise Forbidden("only the holder reads their messaging box", code="not_your_box")
+        raise Forbidden("only the holder reads their messaging box", code=ErrorCode.NOT_YOUR_BOX)
 
 
 def posts_deposit_notice(author_kind: str) -> bool:

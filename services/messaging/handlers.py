@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, DocumentDepositedV1, SpaceClosed, SpaceOpened
-from libs.runtime import Command, Runtime
+from libs.runtime import Runtime
 from services.messaging import service
 
-COMMANDS_QUEUE = "messaging.commands"
 LIFECYCLE_QUEUE = "messaging.space-lifecycle"
 DEPOSITS_QUEUE = "messaging.deposits"
 
 
 def register(runtime: Runtime) -> None:
-    runtime.on_commands(
-        COMMANDS_QUEUE,
-        {
-            "SendMessage": Command(cmd.SendMessage, service.send_message, request_id="required"),
-            "ListMessages": Command(cmd.ListMessages, service.list_messages),
-        },
-    )
+    runtime.handle(cmd.SendMessage, service.send_message)
+    runtime.handle(cmd.ListMessages, service.list_messages)
     runtime.on_events(
         LIFECYCLE_QUEUE,
         {SpaceOpened: service.on_space_opened, SpaceClosed: service.on_space_closed},

@@ -12,13 +12,12 @@ from libs.contracts.events import (
     SpaceClosed,
     SpaceOpened,
 )
-from libs.runtime import Command, Runtime
+from libs.runtime import Runtime
 from services.notifier import service
 
 ACCESS_QUEUE = "notifier.access-alerts"
 LIFECYCLE_QUEUE = "notifier.space-lifecycle"
 MESSAGES_QUEUE = "notifier.messages"
-COMMANDS_QUEUE = "notifier.commands"
 
 
 def register(runtime: Runtime) -> None:
@@ -36,6 +35,4 @@ def register(runtime: Runtime) -> None:
         MESSAGES_QUEUE,
         {MessageSent: service.alert_on_message, MessageSentV1: service.alert_on_message},
     )
-    runtime.on_commands(
-        COMMANDS_QUEUE, {"ListAlerts": Command(cmd.ListAlerts, service.list_alerts)}
-    )
+    runtime.handle(cmd.ListAlerts, service.list_alerts)

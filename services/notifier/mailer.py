@@ -27,6 +27,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from libs.bus.rpc import RpcError
+from libs.contracts.commands import GetAlertContact
 from libs.mail import send_mail
 from libs.runtime import Runtime
 from services.notifier import domain, repository
@@ -35,7 +36,6 @@ from services.notifier.settings import NotifierSettings
 log = structlog.get_logger()
 
 # identity answers GetAlertContact there, to the notifier only.
-CONTACTS_QUEUE = "identity.contacts"
 
 
 class MailWorker:
@@ -125,9 +125,7 @@ class MailWorker:
         settings = self._settings
         alert_id = row["alert_id"]
         try:
-            contact = await self._runtime.rpc.call(
-                CONTACTS_QUEUE, "GetAlertContact", {"ins": row["ins"]}
-            )
+            contact = await self._runtime.rpc.send(GetAlertContact(ins=row["ins"]))
         except RpcError as exc:
             if exc.code == "not_found":
                 # identity knows no such person: there is no one to mail; the alert stays in
@@ -138,7 +136,7 @@ class MailWorker:
             # identity away, slow or refusing us: keep the mail and ask again later.
             await self._retry(row, f"contact lookup: {exc}", error_level=exc.code == "forbidden")
             return
-        email = contact.get("email")
+        email = contact.email
         if not email:
             # SPC_06: no e-mail (any more); the alert is in the space.
             await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
@@ -151,7 +149,7 @@ class MailWorker:
                 sender=settings.mail_from,
                 to=str(email),
                 subject=domain.mail_subject(row["kind"]),
-                body=domain.mail_body(row["text"], contact.get("display_name")),
+                body=domain.mail_body(row["text"], contact.display_name),
                 message_id=str(alert_id),
             )
         except Exception as exc:

@@ -7,14 +7,14 @@ import contextlib
 
 import structlog
 
+from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
-from libs.runtime import Command, Runtime
+from libs.runtime import Runtime
 from services.retention import service
 from services.retention.settings import RetentionSettings
 
 log = structlog.get_logger()
 
-COMMANDS_QUEUE = "retention.commands"
 LIFECYCLE_QUEUE = "retention.space-lifecycle"
 
 
@@ -75,9 +75,6 @@ def register(runtime: Runtime) -> None:
             SpaceClosed: service.on_space_closed,
         },
     )
-    runtime.on_commands(
-        COMMANDS_QUEUE,
-        {"ListDeadlines": Command(service.ListDeadlines, service.list_deadlines)},
-    )
+    runtime.handle(cmd.ListDeadlines, service.list_deadlines)
     sweeper = Sweeper(runtime, settings.sweep_interval_seconds, settings.sweep_batch_size)
     runtime.add_background(sweeper.start, sweeper.stop)

@@ -13,8 +13,7 @@ from typing import Any
 import structlog
 
 from libs import outbox
-from libs.contracts.commands import Ins
-from libs.contracts.envelope import Contract
+from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.db import Pool
 from libs.errors import Forbidden
@@ -25,12 +24,6 @@ log = structlog.get_logger()
 
 # pg_try_advisory_xact_lock key: one sweeping replica at a time ("retention" in ASCII, 7 bytes).
 SWEEP_LOCK = 0x72_65_74_65_6E_74_69
-
-
-class ListDeadlines(Contract):
-    """Operator's view of a space's deadlines (retention.commands)."""
-
-    ins: Ins
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -127,7 +120,7 @@ async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
 # --- commands -------------------------------------------------------------------------------
 
 
-async def list_deadlines(ctx: CommandContext, c: ListDeadlines) -> dict[str, Any]:
+async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> dict[str, Any]:
     if ctx.require_actor().kind != "operator":
         raise Forbidden("only the operator lists a space's deadlines")
     async with ctx.runtime.pool.acquire() as conn:

@@ -15,7 +15,6 @@ from libs.contracts import commands as cmd
 from libs.contracts import events as ev
 from libs.contracts.envelope import Contract, Event, all_events
 from libs.tokens import new_keypair
-from services.retention.service import ListDeadlines
 
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 
@@ -127,10 +126,10 @@ TARGETS: tuple[Target, ...] = (
         _PRO,
         "holder",
     ),
-    Target("access.commands", "RevokeAuthorization", cmd.ProfessionalRef, _PRO, "holder"),
-    Target("access.commands", "BlockProfessional", cmd.ProfessionalRef, _PRO, "holder"),
-    Target("access.commands", "UnblockProfessional", cmd.ProfessionalRef, _PRO, "holder"),
-    Target("access.commands", "ListPermissions", cmd.SpaceRef, _HOLDER, "holder"),
+    Target("access.commands", "RevokeAuthorization", cmd.RevokeAuthorization, _PRO, "holder"),
+    Target("access.commands", "BlockProfessional", cmd.BlockProfessional, _PRO, "holder"),
+    Target("access.commands", "UnblockProfessional", cmd.RevokeAuthorization, _PRO, "holder"),
+    Target("access.commands", "ListPermissions", cmd.ListPermissions, _HOLDER, "holder"),
     Target("access.commands", "ListAccessHistory", cmd.ListAccessHistory, _HOLDER, "holder"),
     Target(
         "dossier.commands",
@@ -155,7 +154,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target("messaging.commands", "ListMessages", cmd.ListMessages, _HOLDER, "holder"),
     Target("notifier.commands", "ListAlerts", cmd.ListAlerts, _HOLDER, "holder"),
-    Target("retention.commands", "ListDeadlines", ListDeadlines, _HOLDER, "operator"),
+    Target("retention.commands", "ListDeadlines", cmd.ListDeadlines, _HOLDER, "operator"),
 )
 
 COMMAND_QUEUES: dict[str, Target] = {}
@@ -211,8 +210,8 @@ class _Recorder:
     commands: dict[str, set[str]] = field(default_factory=dict)
     events: dict[str, set[type[Event]]] = field(default_factory=dict)
 
-    def on_commands(self, queue: str, commands: dict[str, Any]) -> None:
-        self.commands[queue] = set(commands)
+    def handle(self, contract: type[Any], _use_case: Any, **_: Any) -> None:
+        self.commands.setdefault(contract.QUEUE, set()).add(contract.NAME)
 
     def on_events(self, queue: str, handlers: dict[type[Event], Any]) -> None:
         self.events[queue] = set(handlers)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from libs.bus.rpc import RpcClient, RpcError
-from libs.contracts.commands import Reply
+from libs.contracts.rpc import Reply
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from libs.contracts.commands import Request
+from libs.contracts.rpc import Request
 from libs.tokens import new_keypair
 from tests.hostile.catalog import HOLDER_INS, Target
 from tests.support.tokens import token_for

@@ -28,8 +28,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from libs.bus import topology
 from libs.bus.rpc import DEADLINE_HEADER, RpcClient, RpcError
 from libs.client import DOSSIER, Client
-from libs.contracts.commands import Decide, Decision, Reply, Request
+from libs.contracts.commands import Decide, Decision
 from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64d, issue_for, private_key
 from services.dossier import domain

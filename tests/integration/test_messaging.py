@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
-from libs.contracts.commands import Decision, Reply, Request
+from libs.contracts.commands import Decision
 from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import (
     DocumentDeposited,
@@ -31,6 +31,7 @@ from libs.contracts.events import (
     SpaceClosed,
     SpaceOpened,
 )
+from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64e, issue_for, private_key
 from services.messaging import domain

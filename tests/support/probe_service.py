@@ -39,8 +39,9 @@ from libs import outbox
 from libs import runtime as runtime_module
 from libs.bus.publisher import ConfirmingPublisher
 from libs.contracts.envelope import Contract, Event, register
+from libs.contracts.rpc import Command
 from libs.outbox import OutboxRelay
-from libs.runtime import Command, CommandContext, EventContext, Runtime
+from libs.runtime import CommandContext, EventContext, Runtime
 from libs.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "probe" / "migrations"
@@ -55,7 +56,16 @@ class EffectRequested(Event):
     n: int
 
 
-class Emit(Contract):
+class Emitted(Contract):
+    event_ids: list[str]
+
+
+class Emit(Command[Emitted]):
+    """Served on `<PROBE_NAME>.commands` (see `build`)."""
+
+    QUEUE = "probe.commands"
+    AUTHENTICATED = False
+
     key: str
     count: int = 1
     n: int = 1
@@ -109,7 +119,7 @@ async def apply(ctx: EventContext, event: EffectRequested) -> None:
     )
 
 
-async def emit(ctx: CommandContext, c: Emit) -> dict[str, Any]:
+async def emit(ctx: CommandContext, c: Emit) -> Emitted:
     ids = []
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         for i in range(c.count):
@@ -121,7 +131,7 @@ async def emit(ctx: CommandContext, c: Emit) -> dict[str, Any]:
                 correlation_id=ctx.correlation_id,
             )
             ids.append(str(envelope.event_id))
-    return {"event_ids": ids}
+    return Emitted(event_ids=ids)
 
 
 def build(settings: ServiceSettings) -> ProbeRuntime:
@@ -133,7 +143,12 @@ def build(settings: ServiceSettings) -> ProbeRuntime:
     if _env("PROBE_CONSUME") == "1":
         runtime.on_events(f"{name}.effects", {EffectRequested: apply})
     if _env("PROBE_COMMANDS") == "1":
-        runtime.on_commands(f"{name}.commands", {"Emit": Command(Emit, emit, authenticated=False)})
+
+        class NamedEmit(Emit):
+            NAME = "Emit"
+            QUEUE = f"{name}.commands"
+
+        runtime.handle(NamedEmit, emit)
     return runtime
 
 
