@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv clean
+.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The AsyncAPI project's parser (Node.js), which the tests validate docs/asyncapi.json with.
+ASYNCAPI_TOOLS := tools/asyncapi/node_modules/.package-lock.json
+$(ASYNCAPI_TOOLS): tools/asyncapi/package-lock.json
+	command -v npm >/dev/null || { echo "npm is needed (Node.js): apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+tools: $(ASYNCAPI_TOOLS)
+
+## Regenerate docs/asyncapi.json from the contracts (a test fails when it is stale).
+asyncapi: venv tools
+	$(PY) -m scripts.asyncapi > docs/asyncapi.json
+	node tools/asyncapi/validate.mjs docs/asyncapi.json --strict
+
 infra:
 	bash scripts/ensure-infra.sh
 
@@ -23,14 +37,14 @@ run: venv infra
 	$(PY) -m scripts.run_system
 
 ## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
-test: venv infra lint typecheck
+test: venv tools infra lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The whole fault suite (private RabbitMQ, RabbitMQ cluster and PostgreSQL; about 20 minutes).
 test-faults: venv infra
 	FAULTS=full $(PY) -m pytest -q -p no:cacheprovider -m faults tests/faults $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv tools
 	$(PY) -m pytest -q tests/unit
 
 test-integration: venv infra
@@ -49,4 +63,4 @@ bench: venv infra
 	$(PY) -m bench.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .run
+	rm -rf $(VENV) .run tools/asyncapi/node_modules
