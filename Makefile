@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi clean
+.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi rules clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package-lock.json
 
 tools: $(ASYNCAPI_TOOLS)
 
+## Regenerate docs/rules.md's proof table from the tests and the last `make test` run.
+rules: venv
+	$(PY) -m scripts.rules
+
 ## Regenerate docs/asyncapi.json from the contracts (a test fails when it is stale).
 asyncapi: venv tools
 	$(PY) -m scripts.asyncapi > docs/asyncapi.json
@@ -38,7 +42,7 @@ run: venv infra
 
 ## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
 test: venv tools infra lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	mkdir -p .run && $(PY) -m pytest -q -p no:cacheprovider --junitxml=.run/junit$(if $(PYTEST_ARGS),-partial,).xml $(PYTEST_ARGS)
 
 ## The whole fault suite (private RabbitMQ, RabbitMQ cluster and PostgreSQL; about 20 minutes).
 test-faults: venv infra
