@@ -56,15 +56,18 @@ class Progress:
 
 
 Check = Callable[[], Awaitable[dict[str, Any]]]
+Metrics = Callable[[], bytes]
 
 
 class HealthServer:
-    """A minimal HTTP/1.1 server for the two probes (no framework: two GETs, JSON out)."""
+    """A minimal HTTP/1.1 server for the two probes and the Prometheus metrics (no framework:
+    three GETs)."""
 
-    def __init__(self, host: str, port: int, readiness: Check) -> None:
+    def __init__(self, host: str, port: int, readiness: Check, metrics: Metrics) -> None:
         self._host = host
         self._port = port
         self._readiness = readiness
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     @property
@@ -91,17 +94,21 @@ class HealthServer:
             parts = request_line.decode("latin-1").split()
             path = parts[1] if len(parts) >= 2 else ""
             body: dict[str, Any]
+            content_type = "application/json"
             if path == "/livez":
                 status, body = 200, {"live": True}
             elif path == "/readyz":
                 body = await self._readiness()
                 status = 200 if body.get("ready") else 503
             else:
-                status, body = 404, {"error": "GET /livez or /readyz"}
+                status, body = 404, {"error": "GET /livez, /readyz or /metrics"}
             payload = json.dumps(body).encode()
+            if path == "/metrics":
+                status, payload = 200, self._metrics()
+                content_type = "text/plain; version=0.0.4; charset=utf-8"
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
             writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )

@@ -32,7 +32,9 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.rabbit.subscriber import RabbitSubscriber
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from libs import db
@@ -173,15 +175,32 @@ class Background:
 
 
 class Runtime:
-    def __init__(self, name: str, settings: ServiceSettings, migrations: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        migrations: Path,
+        *,
+        shared_migrations: dict[str, Path] | None = None,
+    ) -> None:
         self.name = name
         self.schema = name
         self.settings = settings
-        self.migrations = migrations
+        # In order: libs' own (every service), the shared sets this service opts into (a
+        # projection's table), then its own, which may build on both.
+        self.migrations = {
+            "libs": db.LIBS_MIGRATIONS,
+            **(shared_migrations or {}),
+            name: migrations,
+        }
         self.clock = Clock(adjustable=settings.clock_mode == "adjustable")
         self.tokens = TokenVerifier(settings.identity_jwks, issuer=settings.identity_issuer)
+        # faststream's Prometheus middleware counts, times and sizes every message of every
+        # queue (received, processed, failed, in progress), served at /metrics with the probes.
+        self.metrics = CollectorRegistry()
         self.broker = RabbitBroker(
             settings.amqp_url,
+            middlewares=[RabbitPrometheusMiddleware(registry=self.metrics, app_name=name)],
             default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
             graceful_timeout=settings.graceful_timeout_seconds,
             ack_policy=AckPolicy.MANUAL,
@@ -207,7 +226,12 @@ class Runtime:
         self.add_background(pruner.start, pruner.stop)
         self.health = Progress(settings.stall_seconds)
         self._health_server = (
-            HealthServer(settings.health_host, settings.health_port, self.readiness)
+            HealthServer(
+                settings.health_host,
+                settings.health_port,
+                self.readiness,
+                lambda: generate_latest(self.metrics),
+            )
             if settings.health_port is not None
             else None
         )
@@ -291,7 +315,7 @@ class Runtime:
 
     async def readiness(self) -> dict[str, Any]:
         """Ready when started, every queue consumed, the database answering, nothing stalled."""
-        consuming = {queue: await self._consuming(sub) for queue, sub in self._subscribers.items()}
+        consuming = {queue: await self._consuming(queue) for queue in self._subscribers}
         database = await self._database_answers()
         broker = self.publisher.connected
         stalled = self.health.stalled()
@@ -320,17 +344,16 @@ class Runtime:
             return False
         return True
 
-    @staticmethod
-    async def _consuming(subscriber: Any) -> bool:
-        # The broker can cancel a consumer (queue deleted, node lost) and aio-pika's robust
-        # connection does not bring it back (aio-pika #334). The channel forgets a cancelled
-        # consumer's tag, so that is where to look. (A quorum queue's declare-ok reports no
-        # consumer count on 3.10, so the broker cannot be asked that way.)
-        tag, queue = subscriber._consumer_tag, subscriber._queue_obj
-        if tag is None or queue is None or queue.channel.is_closed:
+    async def _consuming(self, queue: str) -> bool:
+        """Whether the queue is consumed, as the broker counts it. The broker can cancel a
+        consumer (queue deleted, node lost) and aio-pika's robust connection does not bring it
+        back (aio-pika #334): then the count is 0 and the service is not ready. With several
+        replicas the count is theirs together: one replica losing its consumer while another
+        serves is not seen here (the queue is still served)."""
+        subscriber = self._subscribers[queue]
+        if not (self._started and subscriber.running):
             return False
-        channel = await queue.channel.get_underlay_channel()
-        return tag in channel.consumers
+        return bool(await self.publisher.consumers(queue))
 
     async def _prune(self) -> None:
         settings = self.settings
@@ -353,9 +376,7 @@ class Runtime:
         self._pool = await db.create_pool(
             self.settings.database_url, self.schema, max_size=self.settings.db_pool_size
         )
-        await db.migrate(
-            self._pool, self.schema, {"libs": db.LIBS_MIGRATIONS, self.name: self.migrations}
-        )
+        await db.migrate(self._pool, self.schema, self.migrations)
         await self.clock.start(self.settings.database_url)
         await self.publisher.connect()
         for queue, keys in self._queues.items():

@@ -50,6 +50,20 @@ class ConfirmingPublisher:
         # mandatory reply there is delivered *and* returned, doubling the work).
         self._reply_channel = await self._connection.channel(publisher_confirms=False)
 
+    async def consumers(self, queue: str) -> int | None:
+        """How many consumers the broker counts on `queue` (a passive declare, which needs no
+        permission); None when the broker cannot say (unreachable, no such queue)."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        try:
+            # A channel of its own: a failed passive declare closes the channel it ran on.
+            async with self._connection.channel(publisher_confirms=False) as channel:
+                found = await channel.declare_queue(queue, passive=True)
+        except Exception:
+            return None
+        result = found.declaration_result
+        return None if result is None else int(result.consumer_count or 0)
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from libs.bus.publisher import broker_user
 from libs.bus.topology import COMMANDS_EXCHANGE
 from libs.contracts.envelope import Contract
-from libs.contracts.rpc import Command, Reply, Request
+from libs.contracts.rpc import EVERY_QUEUE, Command, Reply, Request
 
 R = TypeVar("R", bound=Contract)
 
@@ -192,10 +192,14 @@ class RpcClient:
         correlation_id: str | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        queue: str | None = None,
     ) -> R:
-        """Send a command contract; returns its typed reply or raises RpcError."""
+        """Send a command contract; returns its typed reply or raises RpcError. `queue` only for
+        a command every queue serves (`Ping`): which one to ask."""
+        if command.QUEUE == EVERY_QUEUE and queue is None:
+            raise ValueError(f"{command.NAME} is served on every command queue: say which")
         result = await self.call(
-            command.QUEUE,
+            queue or command.QUEUE,
             command.NAME,
             command.model_dump(mode="json", exclude_none=True),
             token=token,
