@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
@@ -28,5 +29,5 @@ def register(runtime: Runtime) -> None:
     runtime.handle(cmd.ListPermissions, service.list_permissions)
     runtime.handle(cmd.ListAccessHistory, service.list_access_history)
     runtime.on_events(
-        LIFECYCLE_QUEUE, {SpaceOpened: service.space_opened, SpaceClosed: service.space_closed}
+        LIFECYCLE_QUEUE, {SpaceOpened: spaces.on_space_opened, SpaceClosed: spaces.on_space_closed}
     )

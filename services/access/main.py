@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faststream import FastStream
 
+from libs import spaces
 from libs.runtime import Runtime
 from libs.settings import ServiceSettings
 from services.access import handlers
@@ -18,7 +19,12 @@ Settings = ServiceSettings
 
 
 def build(settings: ServiceSettings | None = None) -> Runtime:
-    runtime = Runtime(NAME, settings or Settings(), Path(__file__).parent / "migrations")
+    runtime = Runtime(
+        NAME,
+        settings or Settings(),
+        Path(__file__).parent / "migrations",
+        shared_migrations=spaces.MIGRATIONS,
+    )
     handlers.register(runtime)
     return runtime
 

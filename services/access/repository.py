@@ -19,7 +19,7 @@ async def holder_settings(conn: Conn, ins: str, rpps: str | None) -> HolderSetti
                   b.rpps IS NOT NULL AS blocked,
                   t.rpps IS NOT NULL AS treating
            FROM (SELECT $1::text AS ins) q
-           LEFT JOIN spaces s ON s.ins = q.ins
+           LEFT JOIN space_lifecycle s ON s.ins = q.ins  -- libs.spaces' projection
            LEFT JOIN authorizations a ON a.ins = q.ins AND a.rpps = $2
            LEFT JOIN blocks b ON b.ins = q.ins AND b.rpps = $2
            LEFT JOIN treating_physicians t ON t.ins = q.ins AND t.rpps = $2""",
@@ -32,23 +32,6 @@ async def holder_settings(conn: Conn, ins: str, rpps: str | None) -> HolderSetti
         authorization=Authorization(row["until"]) if row["authorized"] else None,
         blocked=row["blocked"],
         treating_physician=row["treating"],
-    )
-
-
-async def space_status(conn: Conn, ins: str) -> str | None:
-    status: str | None = await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins)
-    return status
-
-
-async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
-    # Events may arrive out of order across queues; closed is final within this issue's scope.
-    await conn.execute(
-        """INSERT INTO spaces (ins, status, changed_at) VALUES ($1, $2, $3)
-           ON CONFLICT (ins) DO UPDATE SET status = $2, changed_at = $3
-           WHERE spaces.status <> 'closed'""",
-        ins,
-        status,
-        at,
     )
 
 

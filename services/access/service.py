@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from libs import spaces
 from libs.bus.authority import SERVICES
 from libs.contracts import commands as cmd
 from libs.contracts.events import AccessDenied, AccessGranted, AccessLogged
 from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, Forbidden, NotFound
-from libs.runtime import CommandContext, EventContext
+from libs.runtime import CommandContext
 from libs.tokens import Claims
 from services.access import domain, repository
 
@@ -84,7 +85,7 @@ def _require_holder_of(actor: Claims, ins: str) -> None:
 
 
 async def _require_open_space(conn: Any, ins: str) -> None:
-    status = await repository.space_status(conn, ins)
+    status = await spaces.status(conn, ins)
     if status is None:
         raise NotFound(f"no space for INS {ins}")
     if status == "closed":
@@ -159,11 +160,3 @@ async def list_access_history(ctx: CommandContext, c: cmd.ListAccessHistory) -> 
         total, rows = await repository.traces_page(conn, c.ins, c.page, c.page_size)
     traces = [cmd.AccessTrace.model_validate(dict(r)).model_dump(mode="json") for r in rows]
     return {"page": c.page, "page_size": c.page_size, "total": total, "traces": traces}
-
-
-async def space_opened(ctx: EventContext, event: Any) -> None:
-    await repository.set_space_status(ctx.conn, event.ins, "open", event.opened_at)
-
-
-async def space_closed(ctx: EventContext, event: Any) -> None:
-    await repository.set_space_status(ctx.conn, event.ins, "closed", event.closed_at)

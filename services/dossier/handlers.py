@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
@@ -15,5 +16,5 @@ def register(runtime: Runtime) -> None:
     runtime.handle(cmd.ReadDossier, service.read_dossier)
     runtime.on_events(
         LIFECYCLE_QUEUE,
-        {SpaceOpened: service.space_opened, SpaceClosed: service.space_closed},
+        {SpaceOpened: spaces.on_space_opened, SpaceClosed: spaces.on_space_closed},
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faststream import FastStream
 
+from libs import spaces
 from libs.runtime import Runtime
 from services.dossier import handlers
 from services.dossier.settings import DossierSettings
@@ -18,7 +19,12 @@ Settings = DossierSettings
 
 
 def build(settings: DossierSettings | None = None) -> Runtime:
-    runtime = Runtime(NAME, settings or DossierSettings(), Path(__file__).parent / "migrations")
+    runtime = Runtime(
+        NAME,
+        settings or DossierSettings(),
+        Path(__file__).parent / "migrations",
+        shared_migrations=spaces.MIGRATIONS,
+    )
     handlers.register(runtime)
     return runtime
 

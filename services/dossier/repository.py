@@ -11,37 +11,6 @@ from libs.db import Conn
 from libs.paging import Position
 
 
-async def space_status(conn: Conn, ins: str, *, lock: bool = False) -> str | None:
-    """The space's status as last heard from identity; None when nothing was heard.
-
-    With `lock`, the row is share-locked until the transaction ends, so a closure being recorded
-    concurrently waits for this transaction (or this transaction sees it).
-    """
-    sql = "SELECT status FROM spaces WHERE ins = $1" + (" FOR SHARE" if lock else "")
-    status: str | None = await conn.fetchval(sql, ins)
-    return status
-
-
-async def record_space_status(conn: Conn, ins: str, status: str, changed_at: datetime) -> bool:
-    """Apply a lifecycle change unless a later one is already recorded; True if applied.
-
-    Events may arrive out of order (a requeue reorders): the change that happened last at
-    identity wins, and at the same instant a closure wins over an opening.
-    """
-    applied = await conn.fetchval(
-        """INSERT INTO spaces (ins, status, changed_at) VALUES ($1, $2, $3)
-           ON CONFLICT (ins) DO UPDATE SET status = EXCLUDED.status,
-                                           changed_at = EXCLUDED.changed_at
-           WHERE spaces.changed_at < EXCLUDED.changed_at
-              OR (spaces.changed_at = EXCLUDED.changed_at AND EXCLUDED.status = 'closed')
-           RETURNING true""",
-        ins,
-        status,
-        changed_at,
-    )
-    return bool(applied)
-
-
 async def insert_document(
     conn: Conn,
     *,

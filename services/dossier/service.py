@@ -30,13 +30,13 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import paging, sealing
+from libs import paging, sealing, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
-from libs.contracts.events import DocumentDeposited, SpaceClosed, SpaceOpened, public_name
+from libs.contracts.events import DocumentDeposited, public_name
 from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict
-from libs.runtime import CommandContext, EventContext
+from libs.runtime import CommandContext
 from libs.tokens import b64d
 from services.dossier import domain, repository
 from services.dossier.settings import DossierSettings
@@ -68,7 +68,7 @@ def _space_closed(ins: str) -> Conflict:
 
 async def _refuse_if_closed(ctx: CommandContext, ins: str) -> None:
     async with ctx.runtime.pool.acquire() as conn:
-        if await repository.space_status(conn, ins) == "closed":
+        if await spaces.status(conn, ins) == "closed":
             raise _space_closed(ins)
 
 
@@ -91,7 +91,7 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
         conn = uow.conn
-        if await repository.space_status(conn, c.ins, lock=True) == "closed":
+        if await spaces.status(conn, c.ins, lock=True) == "closed":
             raise _space_closed(c.ins)
         await repository.insert_document(
             conn,
@@ -203,16 +203,3 @@ def _entry(key: bytes, row: dict[str, Any], ins: str) -> dict[str, Any]:
         "deposited_at": row["deposited_at"].isoformat(),
         "content_b64": domain.encode_content(content),
     }
-
-
-# --- events ---------------------------------------------------------------------------------
-
-
-async def space_opened(ctx: EventContext, event: SpaceOpened) -> None:
-    await repository.record_space_status(ctx.conn, event.ins, "open", event.opened_at)
-
-
-async def space_closed(ctx: EventContext, event: SpaceClosed) -> None:
-    """RET_05: from now on no deposit (nor read) goes through."""
-    if await repository.record_space_status(ctx.conn, event.ins, "closed", event.closed_at):
-        log.info("space_closed_recorded")

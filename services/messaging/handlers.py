@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, DocumentDepositedV1, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
@@ -16,7 +17,7 @@ def register(runtime: Runtime) -> None:
     runtime.handle(cmd.ListMessages, service.list_messages)
     runtime.on_events(
         LIFECYCLE_QUEUE,
-        {SpaceOpened: service.on_space_opened, SpaceClosed: service.on_space_closed},
+        {SpaceOpened: spaces.on_space_opened, SpaceClosed: spaces.on_space_closed},
     )
     # Version 1 is still read (messages queued before the upgrade), as version 2.
     runtime.on_events(

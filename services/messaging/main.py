@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faststream import FastStream
 
+from libs import spaces
 from libs.runtime import Runtime
 from services.messaging import handlers
 from services.messaging.settings import MessagingSettings
@@ -18,7 +19,12 @@ Settings = MessagingSettings
 
 
 def build(settings: MessagingSettings | None = None) -> Runtime:
-    runtime = Runtime(NAME, settings or MessagingSettings(), Path(__file__).parent / "migrations")
+    runtime = Runtime(
+        NAME,
+        settings or MessagingSettings(),
+        Path(__file__).parent / "migrations",
+        shared_migrations=spaces.MIGRATIONS,
+    )
     handlers.register(runtime)
     return runtime
 

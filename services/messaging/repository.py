@@ -11,24 +11,6 @@ from libs.db import Conn
 from libs.paging import Position
 
 
-async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
-    """Project a lifecycle event; an event older than the status we hold changes nothing."""
-    await conn.execute(
-        """INSERT INTO spaces (ins, status, status_at) VALUES ($1, $2, $3)
-           ON CONFLICT (ins) DO UPDATE SET status = EXCLUDED.status, status_at = EXCLUDED.status_at
-           WHERE spaces.status_at <= EXCLUDED.status_at""",
-        ins,
-        status,
-        at,
-    )
-
-
-async def space_status(conn: Conn, ins: str, *, lock: bool = False) -> str | None:
-    query = "SELECT status FROM spaces WHERE ins = $1"
-    status: str | None = await conn.fetchval(query + (" FOR SHARE" if lock else ""), ins)
-    return status
-
-
 async def insert_message(
     conn: Conn,
     *,

@@ -22,15 +22,13 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import outbox, paging, sealing
+from libs import outbox, paging, sealing, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     DocumentDeposited,
     DocumentDepositedV1,
     MessageSent,
-    SpaceClosed,
-    SpaceOpened,
     public_name,
 )
 from libs.db import Conn
@@ -55,18 +53,6 @@ def _key(runtime: Runtime) -> bytes:
 @functools.lru_cache(maxsize=4)
 def _decoded_key(text: str) -> bytes:
     return b64d(text)
-
-
-# --- the spaces projection ------------------------------------------------------------------
-
-
-async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
-    await repository.set_space_status(ctx.conn, event.ins, "open", event.opened_at)
-
-
-async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
-    """RET_05: from closure, no new message."""
-    await repository.set_space_status(ctx.conn, event.ins, "closed", event.closed_at)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -117,14 +103,14 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
     actor = ctx.require_actor()
     sender = domain.sender_of(actor, c.ins)
     async with ctx.runtime.pool.acquire() as peek:
-        domain.check_can_receive(await repository.space_status(peek, c.ins))
+        domain.check_can_receive(await spaces.status(peek, c.ins))
     if sender == "professional":
         await require_access(ctx, c.ins, "message")
     message_id = uuid.uuid4()
     async with ctx.unit_of_work() as uow:
         conn = uow.conn
         # Again, holding the row: a closure meanwhile wins (RET_05).
-        domain.check_can_receive(await repository.space_status(conn, c.ins, lock=True))
+        domain.check_can_receive(await spaces.status(conn, c.ins, lock=True))
         now = ctx.runtime.now()
         await _write(
             conn,

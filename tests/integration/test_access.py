@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from libs import spaces
 from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
@@ -41,7 +42,7 @@ async def open_space(access: Runtime, amqp_url: str) -> str:
     async with asyncio.timeout(10):
         while True:
             async with access.pool.acquire() as conn:
-                if await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins) == "open":
+                if await spaces.status(conn, ins) == "open":
                     return ins
             await asyncio.sleep(0.05)
 

@@ -667,9 +667,16 @@ async def test_a_deposit_survives_a_restart_of_the_service__DOC_11(
 # --- the space's lifecycle --------------------------------------------------------------------
 
 
+async def space_status(db: asyncpg.Connection, ins: str) -> str | None:
+    status: str | None = await db.fetchval(
+        "SELECT status FROM dossier.space_lifecycle WHERE ins = $1", ins
+    )
+    return status
+
+
 async def wait_for_status(db: asyncpg.Connection, ins: str, status: str) -> None:
     async with asyncio.timeout(15):
-        while await db.fetchval("SELECT status FROM dossier.spaces WHERE ins = $1", ins) != status:
+        while await space_status(db, ins) != status:
             await asyncio.sleep(0.05)
 
 
@@ -725,7 +732,7 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
             late,
         ):
             await asyncio.sleep(0.05)
-    assert await db.fetchval("SELECT status FROM dossier.spaces WHERE ins = $1", ins) == "closed"
+    assert await space_status(db, ins) == "closed"
     with pytest.raises(RpcError) as still_refused:
         await client.deposit(token, ins, document_type="lab_report", title="late", content=b"z")
     assert still_refused.value.code == "space_closed"

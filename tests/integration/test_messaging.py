@@ -20,6 +20,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
+from libs import spaces
 from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
@@ -181,7 +182,7 @@ async def space_with_status(runtime: Runtime, amqp_url: str, status: str = "open
 
     async def projected() -> bool:
         async with runtime.pool.acquire() as conn:
-            found = await conn.fetchval("SELECT status FROM spaces WHERE ins = $1", ins)
+            found = await spaces.status(conn, ins)
         return bool(found == status)
 
     await eventually(projected)
