@@ -660,7 +660,7 @@ class Runtime:
             key = self._request_key(command, request, actor, caller)
             if key is not None and (replay := await stored_reply(self.pool, key)) is not None:
                 log.info("request_replayed")
-                return Reply(ok=True, result=replay)
+                return Reply(ok=True, result=_replayed(contract, replay))
             result = await command.use_case(
                 CommandContext(
                     self,
@@ -676,7 +676,7 @@ class Runtime:
             )
         except AlreadyAnswered as done:
             log.info("request_replayed")
-            return Reply(ok=True, result=done.reply)
+            return Reply(ok=True, result=_replayed(contract, done.reply))
         except DomainError as exc:
             log.info("command_refused", code=exc.code, reason=exc.message, rule=exc.rule)
             return _error(exc.code, exc.message, exc.rule)
@@ -718,6 +718,16 @@ class Runtime:
 
 def _error(code: str, message: str, rule: str | None = None) -> Reply:
     return Reply(ok=False, error=ErrorInfo(code=ErrorCode(code), message=message, rule=rule))
+
+
+def _replayed(contract: type[Command[Any]], stored: Any) -> Any:
+    """A stored first reply, as the contract types it now (so that a replay reads exactly like
+    the first answer); as stored if it predates the contract's current shape."""
+    try:
+        return _typed_result(contract, stored)
+    except ValidationError:
+        log.warning("replayed_reply_predates_contract", command=contract.NAME)
+        return stored
 
 
 def _typed_result(contract: type[Command[Any]], result: Contract | dict[str, Any]) -> Any:
