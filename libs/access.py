@@ -8,7 +8,7 @@ reply) is a denial, never a silent grant.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -22,7 +22,7 @@ log = structlog.get_logger()
 
 
 async def require_access(
-    ctx: CommandContext,
+    ctx: CommandContext[Any],
     ins: str,
     action: Literal["read", "deposit", "message", "read_history"],
     document_type: str | None = None,

@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 import structlog
 from faststream import FastStream
@@ -36,6 +36,7 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.rabbit.subscriber import RabbitSubscriber
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
+from typing_extensions import TypeVar  # with defaults (PEP 696) before Python 3.13
 
 from libs import db
 from libs.bus import topology
@@ -62,6 +63,8 @@ from libs.uow import AlreadyAnswered, RequestKey, UnitOfWork, stored_reply, unit
 log = structlog.get_logger()
 
 C = TypeVar("C", bound=Contract)
+# Each service's own settings class: `Runtime[DossierSettings]` types `ctx.runtime.settings`.
+S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
 
 # A message whose handler fails this many times, for a reason that is not an outage, is poison.
 POISON_ATTEMPTS = 3
@@ -82,8 +85,8 @@ async def _ack(message: Any) -> None:
 
 
 @dataclass(frozen=True)
-class EventContext:
-    runtime: Runtime
+class EventContext(Generic[S]):
+    runtime: Runtime[S]
     conn: Conn
     envelope: Envelope
 
@@ -97,8 +100,8 @@ class EventContext:
 
 
 @dataclass(frozen=True)
-class CommandContext:
-    runtime: Runtime
+class CommandContext(Generic[S]):
+    runtime: Runtime[S]
     actor: Claims | None
     correlation_id: str
     # The caller's token as received, to ask another service on the caller's behalf.
@@ -143,7 +146,7 @@ class CommandContext:
         return self.actor
 
 
-EventHandler = Callable[[EventContext, Any], Awaitable[None]]
+EventHandler = Callable[[EventContext[Any], Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class Handler(Generic[C]):
     """A command contract and the use case that serves it (registered with `Runtime.handle`)."""
 
     contract: type[C]
-    use_case: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]]
+    use_case: Callable[[CommandContext[Any], C], Awaitable[Contract | dict[str, Any]]]
     # How long a reply may be replayed under its request id (None: while it is kept).
     replay_window: timedelta | None = None
 
@@ -174,11 +177,11 @@ class Background:
     stop: Callable[[], Awaitable[None]]
 
 
-class Runtime:
+class Runtime(Generic[S]):
     def __init__(
         self,
         name: str,
-        settings: ServiceSettings,
+        settings: S,
         migrations: Path,
         *,
         shared_migrations: dict[str, Path] | None = None,
@@ -266,7 +269,7 @@ class Runtime:
     def handle(
         self,
         contract: type[C],
-        use_case: Callable[[CommandContext, C], Awaitable[Contract | dict[str, Any]]],
+        use_case: Callable[[CommandContext[Any], C], Awaitable[Contract | dict[str, Any]]],
         *,
         replay_window: timedelta | None = None,
     ) -> None:

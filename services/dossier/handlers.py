@@ -7,11 +7,12 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from services.dossier import service
+from services.dossier.settings import DossierSettings
 
 LIFECYCLE_QUEUE = "dossier.space-lifecycle"
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
     runtime.on_events(

@@ -18,7 +18,7 @@ NAME = "dossier"
 Settings = DossierSettings
 
 
-def build(settings: DossierSettings | None = None) -> Runtime:
+def build(settings: DossierSettings | None = None) -> Runtime[DossierSettings]:
     runtime = Runtime(
         NAME,
         settings or DossierSettings(),

@@ -44,14 +44,8 @@ from services.dossier.settings import DossierSettings
 log = structlog.get_logger()
 
 
-def _settings(ctx: CommandContext) -> DossierSettings:
-    settings = ctx.runtime.settings
-    assert isinstance(settings, DossierSettings)
-    return settings
-
-
-def _content_key(ctx: CommandContext) -> bytes:
-    return _decoded_key(_settings(ctx).dossier_content_key)
+def _content_key(ctx: CommandContext[DossierSettings]) -> bytes:
+    return _decoded_key(ctx.runtime.settings.dossier_content_key)
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,7 +60,7 @@ def _space_closed(ins: str) -> Conflict:
     )
 
 
-async def _refuse_if_closed(ctx: CommandContext, ins: str) -> None:
+async def _refuse_if_closed(ctx: CommandContext[DossierSettings], ins: str) -> None:
     async with ctx.runtime.pool.acquire() as conn:
         if await spaces.status(conn, ins) == "closed":
             raise _space_closed(ins)
@@ -75,11 +69,13 @@ async def _refuse_if_closed(ctx: CommandContext, ins: str) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
-async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[str, Any]:
+async def deposit_document(
+    ctx: CommandContext[DossierSettings], c: cmd.DepositDocument
+) -> dict[str, Any]:
     """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish that it was deposited."""
     actor = ctx.require_actor()
     document_type = domain.check_document_type(c.document_type)
-    content = domain.decode_content(c.content_b64, _settings(ctx).max_document_bytes)
+    content = domain.decode_content(c.content_b64, ctx.runtime.settings.max_document_bytes)
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "deposit", document_type)
 
@@ -137,7 +133,7 @@ async def deposit_document(ctx: CommandContext, c: cmd.DepositDocument) -> dict[
         )
 
 
-async def read_dossier(ctx: CommandContext, c: cmd.ReadDossier) -> dict[str, Any]:
+async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier) -> dict[str, Any]:
     """ACC_01/ACC_07/DOC_06: one page of the documents the decision's scope opens, newest
     first, and a cursor when there are more."""
     ctx.require_actor()
@@ -145,7 +141,7 @@ async def read_dossier(ctx: CommandContext, c: cmd.ReadDossier) -> dict[str, Any
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "read")
     scope = domain.Scope.of(decision)
-    budget = _settings(ctx).read_reply_budget_bytes
+    budget = ctx.runtime.settings.read_reply_budget_bytes
     async with (
         ctx.runtime.pool.acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),

@@ -61,7 +61,7 @@ class CodeMailer:
             await asyncio.wait(set(self._sending), timeout=self._stop_timeout)
 
 
-def janitor(runtime: Runtime, policy: SignInPolicy, interval: float) -> Periodic:
+def janitor(runtime: Runtime[IdentitySettings], policy: SignInPolicy, interval: float) -> Periodic:
     async def prune_once() -> None:
         deleted = await prune(runtime.pool, runtime.now(), policy)
         if any(deleted.values()):

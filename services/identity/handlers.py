@@ -14,15 +14,16 @@ from services.identity.settings import IdentitySettings
 LIFECYCLE_QUEUE = "identity.space-lifecycle"
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[IdentitySettings]) -> None:
     settings = runtime.settings
-    assert isinstance(settings, IdentitySettings)
     mailer = CodeMailer(settings)
     cleaner = janitor(runtime, service.sign_in_policy(settings), settings.prune_interval_seconds)
     runtime.add_background(mailer.start, mailer.stop)
     runtime.add_background(cleaner.start, cleaner.stop)
 
-    async def request_holder_code(ctx: CommandContext, c: cmd.RequestHolderCode) -> dict[str, Any]:
+    async def request_holder_code(
+        ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode
+    ) -> dict[str, Any]:
         return await service.request_holder_code(ctx, c, mailer)
 
     runtime.handle(cmd.RegisterHolder, service.register_holder)

@@ -17,7 +17,7 @@ NAME = "identity"
 Settings = IdentitySettings
 
 
-def build(settings: IdentitySettings | None = None) -> Runtime:
+def build(settings: IdentitySettings | None = None) -> Runtime[IdentitySettings]:
     runtime = Runtime(NAME, settings or IdentitySettings(), Path(__file__).parent / "migrations")
     handlers.register(runtime)
     return runtime

@@ -7,12 +7,13 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, DocumentDepositedV1, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from services.messaging import service
+from services.messaging.settings import MessagingSettings
 
 LIFECYCLE_QUEUE = "messaging.space-lifecycle"
 DEPOSITS_QUEUE = "messaging.deposits"
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[MessagingSettings]) -> None:
     runtime.handle(cmd.SendMessage, service.send_message)
     runtime.handle(cmd.ListMessages, service.list_messages)
     runtime.on_events(

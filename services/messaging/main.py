@@ -18,7 +18,7 @@ NAME = "messaging"
 Settings = MessagingSettings
 
 
-def build(settings: MessagingSettings | None = None) -> Runtime:
+def build(settings: MessagingSettings | None = None) -> Runtime[MessagingSettings]:
     runtime = Runtime(
         NAME,
         settings or MessagingSettings(),

@@ -40,14 +40,8 @@ from services.messaging.settings import MessagingSettings
 log = structlog.get_logger()
 
 
-def _settings(runtime: Runtime) -> MessagingSettings:
-    settings = runtime.settings
-    assert isinstance(settings, MessagingSettings)
-    return settings
-
-
-def _key(runtime: Runtime) -> bytes:
-    return _decoded_key(_settings(runtime).messaging_content_key)
+def _key(runtime: Runtime[MessagingSettings]) -> bytes:
+    return _decoded_key(runtime.settings.messaging_content_key)
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,7 +54,7 @@ def _decoded_key(text: str) -> bytes:
 
 async def _write(
     conn: Conn,
-    runtime: Runtime,
+    runtime: Runtime[MessagingSettings],
     *,
     message_id: uuid.UUID,
     ins: str,
@@ -98,7 +92,9 @@ async def _write(
 # --- commands -------------------------------------------------------------------------------
 
 
-async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any]:
+async def send_message(
+    ctx: CommandContext[MessagingSettings], c: cmd.SendMessage
+) -> dict[str, Any]:
     """MSG_01 / MSG_03: the holder in their own box, or a professional the access service allows."""
     actor = ctx.require_actor()
     sender = domain.sender_of(actor, c.ins)
@@ -137,12 +133,14 @@ async def send_message(ctx: CommandContext, c: cmd.SendMessage) -> dict[str, Any
         return uow.answer({"message_id": str(message_id), "sent_at": now.isoformat()})
 
 
-async def list_messages(ctx: CommandContext, c: cmd.ListMessages) -> dict[str, Any]:
+async def list_messages(
+    ctx: CommandContext[MessagingSettings], c: cmd.ListMessages
+) -> dict[str, Any]:
     """MSG_03: never shown to anyone but the holder of the box. One page, newest first, and a
     cursor when there are more."""
     domain.check_can_read(ctx.require_actor(), c.ins)
     after = None if c.cursor is None else paging.decode_cursor(c.cursor)
-    budget = _settings(ctx.runtime).list_reply_budget_bytes
+    budget = ctx.runtime.settings.list_reply_budget_bytes
     async with (
         ctx.runtime.pool.acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
@@ -202,7 +200,7 @@ def _entry(key: bytes, row: Any, ins: str) -> dict[str, Any]:
 
 
 async def on_document_deposited(
-    ctx: EventContext, event: DocumentDeposited | DocumentDepositedV1
+    ctx: EventContext[MessagingSettings], event: DocumentDeposited | DocumentDepositedV1
 ) -> None:
     """DOC_02 / MSG_02: a professional's deposit is also sent to the holder by secure messaging.
 

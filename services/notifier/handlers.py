@@ -14,13 +14,14 @@ from libs.contracts.events import (
 )
 from libs.runtime import Runtime
 from services.notifier import service
+from services.notifier.settings import NotifierSettings
 
 ACCESS_QUEUE = "notifier.access-alerts"
 LIFECYCLE_QUEUE = "notifier.space-lifecycle"
 MESSAGES_QUEUE = "notifier.messages"
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[NotifierSettings]) -> None:
     runtime.on_events(ACCESS_QUEUE, {AccessLogged: service.alert_on_access})
     runtime.on_events(
         LIFECYCLE_QUEUE,

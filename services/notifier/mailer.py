@@ -41,7 +41,7 @@ log = structlog.get_logger()
 class MailWorker:
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Runtime[NotifierSettings],
         settings: NotifierSettings,
         *,
         batch_size: int = 16,

@@ -18,7 +18,7 @@ NAME = "notifier"
 Settings = NotifierSettings
 
 
-def build(settings: NotifierSettings | None = None) -> Runtime:
+def build(settings: NotifierSettings | None = None) -> Runtime[NotifierSettings]:
     settings = settings or NotifierSettings()
     runtime = Runtime(NAME, settings, Path(__file__).parent / "migrations")
     handlers.register(runtime)

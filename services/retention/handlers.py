@@ -24,7 +24,9 @@ class Sweeper:
     It outlives database outages: a failed round is logged and the next one tries again.
     """
 
-    def __init__(self, runtime: Runtime, interval: float, batch_size: int) -> None:
+    def __init__(
+        self, runtime: Runtime[RetentionSettings], interval: float, batch_size: int
+    ) -> None:
         self._runtime = runtime
         self._interval = interval
         self._batch_size = batch_size
@@ -64,9 +66,8 @@ class Sweeper:
             await asyncio.sleep(self._interval)
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[RetentionSettings]) -> None:
     settings = runtime.settings
-    assert isinstance(settings, RetentionSettings)
     runtime.on_events(
         LIFECYCLE_QUEUE,
         {

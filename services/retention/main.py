@@ -17,7 +17,7 @@ NAME = "retention"
 Settings = RetentionSettings
 
 
-def build(settings: RetentionSettings | None = None) -> Runtime:
+def build(settings: RetentionSettings | None = None) -> Runtime[RetentionSettings]:
     runtime = Runtime(NAME, settings or RetentionSettings(), Path(__file__).parent / "migrations")
     handlers.register(runtime)
     return runtime
