@@ -54,7 +54,7 @@ from libs.contracts.envelope import Contract, Event, envelope_for, register
 from libs.contracts.rpc import Command, Request
 from libs.runtime import CommandContext, EventContext, Runtime
 from libs.settings import ServiceSettings
-from libs.tokens import new_keypair
+from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from scripts import processes
 from tests.support import infra
 
@@ -198,13 +198,13 @@ async def fresh_infra() -> AsyncIterator[tuple[str, str]]:
 
 
 def service_settings(
-    database_url: str, amqp_url: str, public_key: str, pool_size: int
+    database_url: str, amqp_url: str, identity_jwks: str, pool_size: int
 ) -> ServiceSettings:
     # The bench's own runtimes connect as the test-only service "bench", like any service.
     own = infra.service_values({"database_url": database_url, "amqp_url": amqp_url}, "bench")
     return ServiceSettings(
         **own,
-        identity_public_key=public_key,
+        identity_jwks=identity_jwks,
         log_level="WARNING",
         rpc_timeout_seconds=30.0,
         db_pool_size=pool_size,
@@ -461,7 +461,7 @@ async def system(
         report.add("system", "skipped", f"skipped: cannot import the services: {exc!r}")
         return
 
-    identity_private, identity_public = new_keypair()
+    identity_signing_keys = key_set(new_signing_key())
     operator_private, operator_public = new_keypair()
     operator_id = "bench-operator"
     smtp = SmtpServer()
@@ -469,8 +469,8 @@ async def system(
     values: dict[str, Any] = {
         "database_url": database_url,
         "amqp_url": amqp_url,
-        "identity_public_key": identity_public,
-        "identity_private_key": identity_private,
+        "identity_jwks": public_jwks(identity_signing_keys),
+        "identity_signing_keys": identity_signing_keys,
         "operator_public_keys": {operator_id: operator_public},
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
         "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
@@ -730,8 +730,8 @@ async def main(sizes: Sizes, skip_system: bool, pool_size: int, in_process: bool
     report = Report()
     logging.basicConfig(level=logging.WARNING)
     async with fresh_infra() as (database_url, amqp_url):
-        _, public = new_keypair()
-        settings = service_settings(database_url, amqp_url, public, pool_size)
+        identity_jwks = public_jwks(key_set(new_signing_key()))
+        settings = service_settings(database_url, amqp_url, identity_jwks, pool_size)
         print(f"database {database_url.rsplit('/', 1)[-1]}, vhost {amqp_url.rsplit('/', 1)[-1]}")
         await raw_publish_consume(report, amqp_url, sizes.raw_messages)
         await raw_rpc(report, amqp_url, sizes.rpc_calls)

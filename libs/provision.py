@@ -35,7 +35,7 @@ SERVICES = authority.SERVICES
 # Settings only one service may hold (besides its own URLs): how `make run`, the tests and
 # deploy/compose.yaml hand out secrets.
 SECRET_OWNERS = {
-    "identity_private_key": "identity",
+    "identity_signing_keys": "identity",
     "operator_public_keys": "identity",
     "dossier_content_key": "dossier",
     "messaging_content_key": "messaging",
@@ -208,16 +208,16 @@ def password_variable(kind: str, party: str) -> str:
 def new_env() -> str:
     """Fresh secrets for a deployment's `.env`: administrators' and parties' passwords,
     identity's signing keys and the content keys."""
-    from libs.tokens import b64e, new_keypair
+    from libs.tokens import b64e, key_set, new_signing_key, public_jwks
 
-    private, public = new_keypair()
+    signing_keys = key_set(new_signing_key())
     values = {
         "POSTGRES_PASSWORD": secrets.token_hex(24),
         "RABBITMQ_PASSWORD": secrets.token_hex(24),
         **{password_variable("BUS", p): secrets.token_hex(24) for p in authority.parties()},
         **{password_variable("DB", s): secrets.token_hex(24) for s in SERVICES},
-        "IDENTITY_PUBLIC_KEY": public,
-        "IDENTITY_PRIVATE_KEY": private,
+        "IDENTITY_JWKS": public_jwks(signing_keys),
+        "IDENTITY_SIGNING_KEYS": signing_keys,
         "DOSSIER_CONTENT_KEY": b64e(secrets.token_bytes(32)),
         "MESSAGING_CONTENT_KEY": b64e(secrets.token_bytes(32)),
     }

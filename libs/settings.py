@@ -6,14 +6,19 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.tokens import DEFAULT_ISSUER
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/dmp"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    # Identity's Ed25519 public key (raw, base64url): every service verifies tokens with it.
-    identity_public_key: str
+    # Identity's public JWKS (JSON, `python -m libs.tokens jwks`): every service verifies tokens
+    # with it, and accepts any of its keys (two during a rotation).
+    identity_jwks: str
+    # Who signs tokens: identity writes it in each token, every service checks it.
+    identity_issuer: str = DEFAULT_ISSUER
     # Unacknowledged deliveries per consumer channel: bounds memory and concurrency.
     prefetch: int = 64
     # Connections per service replica (PostgreSQL's default cap is 100 for the whole server).

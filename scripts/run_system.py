@@ -19,7 +19,7 @@ from libs.bus import authority
 from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.provision import Environment, provision
-from libs.tokens import b64e, new_keypair
+from libs.tokens import b64e, key_set, new_keypair, new_signing_key, public_jwks
 from scripts import demo, processes
 from scripts.smtp_sink import SmtpServer
 
@@ -30,13 +30,11 @@ OPERATOR = "cnam-demo-agent"
 def keys() -> dict[str, str]:
     path = RUN / "keys.json"
     if not path.exists():
-        identity_private, identity_public = new_keypair()
         operator_private, operator_public = new_keypair()
         path.write_text(
             json.dumps(
                 {
-                    "identity_private": identity_private,
-                    "identity_public": identity_public,
+                    "identity_signing_keys": key_set(new_signing_key()),
                     "operator_private": operator_private,
                     "operator_public": operator_public,
                     "dossier_content_key": b64e(os.urandom(32)),
@@ -48,6 +46,9 @@ def keys() -> dict[str, str]:
     loaded: dict[str, str] = json.loads(path.read_text())
     if "messaging_content_key" not in loaded:  # made by an older version
         loaded["messaging_content_key"] = b64e(os.urandom(32))
+        path.write_text(json.dumps(loaded))
+    if "identity_signing_keys" not in loaded:  # made when tokens were not yet JWTs
+        loaded["identity_signing_keys"] = key_set(new_signing_key())
         path.write_text(json.dumps(loaded))
     return loaded
 
@@ -92,8 +93,8 @@ async def main() -> None:
     smtp = SmtpServer(port=smtp_port, spool=RUN / "mail")
     smtp.__enter__()
     common = {
-        "identity_public_key": k["identity_public"],
-        "identity_private_key": k["identity_private"],
+        "identity_jwks": public_jwks(k["identity_signing_keys"]),
+        "identity_signing_keys": k["identity_signing_keys"],
         "operator_public_keys": {OPERATOR: k["operator_public"]},
         "dossier_content_key": k["dossier_content_key"],
         "messaging_content_key": k["messaging_content_key"],

@@ -13,7 +13,7 @@ import pytest
 from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.runtime import Runtime
-from libs.tokens import new_keypair
+from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
 from tests.support.smtp import SmtpServer
 
@@ -22,8 +22,8 @@ SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention
 
 @dataclass(frozen=True)
 class Keys:
-    identity_private: str
-    identity_public: str
+    identity_private: str  # identity's signing keys: a private JWKS
+    identity_public: str  # the public JWKS every service verifies tokens with
     operator_id: str
     operator_private: str
     operator_public: str
@@ -49,10 +49,14 @@ async def amqp_url(servers: infra.Servers) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    identity_private, identity_public = new_keypair()
+    identity_private = key_set(new_signing_key())
     operator_private, operator_public = new_keypair()
     return Keys(
-        identity_private, identity_public, "cnam-agent-1", operator_private, operator_public
+        identity_private,
+        public_jwks(identity_private),
+        "cnam-agent-1",
+        operator_private,
+        operator_public,
     )
 
 
@@ -70,8 +74,8 @@ def settings_values(
     return {
         "database_url": database_url,
         "amqp_url": amqp_url,
-        "identity_public_key": keys.identity_public,
-        "identity_private_key": keys.identity_private,
+        "identity_jwks": keys.identity_public,
+        "identity_signing_keys": keys.identity_private,
         "operator_public_keys": {keys.operator_id: keys.operator_public},
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
         "messaging_content_key": "m3sS4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhAx",

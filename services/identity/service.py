@@ -20,7 +20,7 @@ from libs.errors import (
     Unauthenticated,
 )
 from libs.runtime import CommandContext, EventContext
-from libs.tokens import issue_for, private_key, public_key, verify_bytes
+from libs.tokens import current_signing_key, issue_for, public_key, verify_bytes
 from services.identity import domain, repository
 from services.identity.background import CodeMailer
 from services.identity.settings import IdentitySettings
@@ -58,8 +58,12 @@ def sign_in_policy(settings: IdentitySettings) -> domain.SignInPolicy:
 
 
 def _code_hash(ctx: CommandContext, ins: str, code: str) -> str:
-    """Keyed with identity's own secret: the table alone cannot be tried against 10⁶ codes."""
-    key = hashlib.sha256(b"holder-code:" + _settings(ctx).identity_private_key.encode()).digest()
+    """Keyed with identity's own secret: the table alone cannot be tried against 10⁶ codes.
+
+    The secret is the current signing key, which changes once per rotation (live codes, ten
+    minutes long, are then to be asked again)."""
+    secret = current_signing_key(_settings(ctx).identity_signing_keys)["d"]
+    key = hashlib.sha256(b"holder-code:" + secret.encode()).digest()
     return hmac.new(key, f"{ins}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -183,7 +187,7 @@ async def sign_in_with_card(ctx: CommandContext, c: cmd.SignInWithCard) -> dict[
         raise Unauthenticated("the card's signature does not match")
     ttl = TOKEN_TTL[c.kind]
     token = issue_for(
-        private_key(settings.identity_private_key),
+        settings.identity_signing_keys,
         sub=c.subject,
         kind=c.kind,
         name=name,
@@ -191,6 +195,7 @@ async def sign_in_with_card(ctx: CommandContext, c: cmd.SignInWithCard) -> dict[
         specialty=specialty,
         now=now,
         ttl=ttl,
+        issuer=settings.identity_issuer,
     )
     return {"token": token, "expires_at": (now + ttl).isoformat()}
 
@@ -278,12 +283,13 @@ async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, 
         raise Unauthenticated("the code is wrong, used or expired")
     ttl = TOKEN_TTL["holder"]
     token = issue_for(
-        private_key(settings.identity_private_key),
+        settings.identity_signing_keys,
         sub=c.ins,
         kind="holder",
         name=f"{person['first_name']} {person['last_name']}",
         now=now,
         ttl=ttl,
+        issuer=settings.identity_issuer,
     )
     return {"token": token, "expires_at": (now + ttl).isoformat()}
 

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from libs.settings import ServiceSettings
+from libs.tokens import current_signing_key, jwks_keys
 
 
 class IdentitySettings(ServiceSettings):
-    # Only identity holds the signing key.
-    identity_private_key: str
+    # Only identity holds its signing keys: a private JWKS (JSON, `python -m libs.tokens new-key`)
+    # whose first key signs; all of them are published in IDENTITY_JWKS.
+    identity_signing_keys: str
     # Operators (the health insurance's agents) sign in with their own Ed25519 keys:
     # {"operator id": "public key, base64url"}; JSON in the environment.
     operator_public_keys: dict[str, str] = Field(default_factory=dict)
@@ -26,3 +30,13 @@ class IdentitySettings(ServiceSettings):
     sign_in_lockout_seconds: float = 900.0
     # How often expired codes, challenges, counters and locks are deleted.
     prune_interval_seconds: float = 60.0
+
+    @model_validator(mode="after")
+    def _signing_key_is_published(self) -> Self:
+        kid = current_signing_key(self.identity_signing_keys)["kid"]
+        if kid not in {key["kid"] for key in jwks_keys(self.identity_jwks, private=False)}:
+            raise ValueError(
+                f"identity's signing key {kid} is not in IDENTITY_JWKS: every token it signed"
+                " would be refused (`python -m libs.tokens jwks` prints the JWKS to publish)"
+            )
+        return self

@@ -39,7 +39,7 @@ from libs.client import Client
 from libs.clock import advance
 from libs.contracts.events import AccessLogged
 from libs.faults import is_transient
-from libs.tokens import new_keypair
+from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from scripts import processes
 from tests.support import infra
 from tests.support.people import new_nir, new_professional
@@ -69,18 +69,22 @@ PROS = 2
 
 @dataclass(frozen=True)
 class Keys:
-    identity_private: str
-    identity_public: str
+    identity_private: str  # identity's signing keys: a private JWKS
+    identity_public: str  # the public JWKS every service verifies tokens with
     operator_id: str
     operator_private: str
     operator_public: str
 
 
 def new_keys() -> Keys:
-    identity_private, identity_public = new_keypair()
+    identity_private = key_set(new_signing_key())
     operator_private, operator_public = new_keypair()
     return Keys(
-        identity_private, identity_public, "fault-operator", operator_private, operator_public
+        identity_private,
+        public_jwks(identity_private),
+        "fault-operator",
+        operator_private,
+        operator_public,
     )
 
 
@@ -89,7 +93,7 @@ def service_values(database_url: str, amqp_url: str, keys: Keys, smtp_port: int)
     return {
         "database_url": database_url,
         "amqp_url": amqp_url,
-        "identity_public_key": keys.identity_public,
+        "identity_jwks": keys.identity_public,
         "operator_public_keys": {keys.operator_id: keys.operator_public},
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
         "messaging_content_key": "mE5s4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA0",
@@ -108,9 +112,9 @@ def service_environment(name: str, values: dict[str, Any], keys: Keys) -> dict[s
     `values` name the environment with the administrator's URLs; the service gets its own
     broker user and database role (`tests.support.infra.service_values`)."""
     env = {**os.environ, **processes.environment(infra.service_values(values, name))}
-    env.pop("IDENTITY_PRIVATE_KEY", None)
-    if name == "identity":  # only identity holds the signing key
-        env["IDENTITY_PRIVATE_KEY"] = keys.identity_private
+    env.pop("IDENTITY_SIGNING_KEYS", None)
+    if name == "identity":  # only identity holds the signing keys
+        env["IDENTITY_SIGNING_KEYS"] = keys.identity_private
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +10,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from libs.contracts.rpc import Request
-from libs.tokens import new_keypair
+from libs.tokens import b64e, key_set, new_signing_key
 from tests.hostile.catalog import HOLDER_INS, Target
-from tests.support.tokens import token_for
+from tests.support.tokens import (
+    hs256_with_public_key,
+    payload_for,
+    signed_by_identity,
+    token_for,
+    unsigned,
+)
 
 # Digits Python's `\d` and `int()` accept but an identifier must not: full-width, Arabic-Indic,
 # Persian, Devanagari, mathematical bold.
@@ -100,22 +105,27 @@ def refused_by_contract(target: Target, body: bytes) -> bool:
 
 
 def hostile_tokens(identity_private: str) -> st.SearchStrategy[Any]:
-    """Tokens nobody should be let in with: absent, garbage, forged, expired, tampered."""
+    """Tokens nobody should be let in with: absent, garbage, forged, expired, tampered, unsigned
+    or HMAC-signed, for another audience or from another issuer."""
     now = datetime.now(UTC)
-    other_private, _ = new_keypair()
-    forged = token_for(other_private, sub=HOLDER_INS, kind="holder", now=now)
+    forged = token_for(key_set(new_signing_key()), sub=HOLDER_INS, kind="holder", now=now)
     expired = token_for(
         identity_private, sub=HOLDER_INS, kind="holder", now=now - timedelta(days=2)
     )
     genuine = token_for(identity_private, sub=HOLDER_INS, kind="operator", now=now)
-    claims, signature = genuine.split(".", 1)
+    header, claims, signature = genuine.split(".")
+    wanted = payload_for(now, sub=HOLDER_INS, kind="operator")
     return st.one_of(
         st.none(),
         st.just(""),
         st.just(forged),
         st.just(expired),
-        st.just(f"{claims}.{signature[::-1]}"),  # tampered signature
-        st.just(f"{base64.urlsafe_b64encode(b'{}').decode()}.{signature}"),
+        st.just(f"{header}.{claims}.{signature[::-1]}"),  # tampered signature
+        st.just(f"{header}.{b64e(b'{}')}.{signature}"),  # claims swapped under the signature
+        st.just(unsigned(identity_private, wanted)),
+        st.just(hs256_with_public_key(identity_private, wanted)),
+        st.just(signed_by_identity(identity_private, {**wanted, "aud": "another-system"})),
+        st.just(signed_by_identity(identity_private, {**wanted, "iss": "https://elsewhere"})),
         st.text(max_size=60),
         st.tuples(st.text(max_size=20), st.text(max_size=20)).map(".".join),
         huge_text(),

@@ -32,7 +32,7 @@ from libs.contracts.commands import Decide, Decision
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
-from libs.tokens import b64d, issue_for, private_key
+from libs.tokens import b64d, issue_for
 from services.dossier import domain
 from tests.conftest import Keys, build_service
 from tests.support import infra
@@ -185,7 +185,7 @@ def token_for(
     name: str = "Claire Martin",
 ) -> str:
     return issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub=sub or new_rpps(),
         kind=kind,  # type: ignore[arg-type]
         name=name,

@@ -17,7 +17,7 @@ from libs.client import Client
 from libs.clock import advance
 from libs.logging import configure_logging
 from libs.runtime import Runtime
-from libs.tokens import issue_for, new_keypair, private_key
+from libs.tokens import issue_for, key_set, new_keypair, new_signing_key
 from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap
@@ -81,10 +81,9 @@ async def test_registering_a_holder_announces_the_space__SPC_01(
 async def test_forged_or_expired_token_is_refused(
     client: Client, identity: Runtime, keys: Keys
 ) -> None:
-    forger_private, _ = new_keypair()
     now = identity.now()
     forged = issue_for(
-        private_key(forger_private),
+        key_set(new_signing_key()),
         sub="x",
         kind="operator",
         name="x",
@@ -92,7 +91,7 @@ async def test_forged_or_expired_token_is_refused(
         ttl=timedelta(hours=1),
     )
     expired = issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub=keys.operator_id,
         kind="operator",
         name="x",
@@ -100,7 +99,7 @@ async def test_forged_or_expired_token_is_refused(
         ttl=timedelta(hours=1),
     )
     pro = new_professional()
-    for token, reason in ((forged, "signature"), (expired, "expired"), ("garbage", "signature")):
+    for token, reason in ((forged, "unknown key"), (expired, "expired"), ("garbage", "malformed")):
         with pytest.raises(RpcError) as refused:
             await client.register_professional(
                 token,

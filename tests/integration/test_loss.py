@@ -50,7 +50,7 @@ async def probes(
         "DATABASE_URL": own["database_url"],
         "AMQP_URL": own["amqp_url"],
         "BUS_USER_PREFIX": own["bus_user_prefix"],
-        "IDENTITY_PUBLIC_KEY": keys.identity_public,
+        "IDENTITY_JWKS": keys.identity_public,
         "LOG_LEVEL": "INFO",
     }
 

@@ -34,7 +34,7 @@ from libs.contracts.events import (
 )
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
-from libs.tokens import b64e, issue_for, private_key
+from libs.tokens import b64e, issue_for
 from services.messaging import domain
 from tests.conftest import Keys, build_service
 from tests.support import infra
@@ -138,7 +138,7 @@ def token(
     name: str,
 ) -> str:
     return issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub=sub,
         kind=kind,
         name=name,

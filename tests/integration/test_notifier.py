@@ -27,7 +27,7 @@ from libs.contracts.events import (
     SpaceOpened,
 )
 from libs.runtime import Runtime
-from libs.tokens import issue_for, private_key
+from libs.tokens import issue_for
 from services.notifier.handlers import ACCESS_QUEUE, LIFECYCLE_QUEUE, MESSAGES_QUEUE
 from tests.conftest import Keys, build_service
 from tests.support.bus import EventTap, dead_letters, publish_raw
@@ -194,7 +194,7 @@ def access(ins: str, **overrides: Any) -> AccessLogged:
 
 def holder_token(keys: Keys, notifier: Runtime, ins: str) -> str:
     return issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub=ins,
         kind="holder",
         name="Jeanne Durand",
@@ -485,7 +485,7 @@ async def test_the_holder_lists_their_alerts_newest_first_and_no_one_else_can(
         await client.alerts(holder_token(keys, notifier, new_nir()), ins)
     assert refused.value.code == "forbidden"
     professional = issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub="10001234567",
         kind="professional",
         name="Claire Martin",

@@ -25,7 +25,7 @@ from libs.clock import advance
 from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
-from libs.tokens import issue_for, private_key
+from libs.tokens import issue_for
 from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
@@ -93,7 +93,7 @@ async def deadlines(runtime: Runtime, ins: str) -> list[asyncpg.Record]:
 
 def operator_token(keys: Keys, runtime: Runtime) -> str:
     return issue_for(
-        private_key(keys.identity_private),
+        keys.identity_private,
         sub=keys.operator_id,
         kind="operator",
         name="operator",
@@ -252,7 +252,7 @@ async def test_only_the_operator_lists_deadlines(
     ins = new_nir()
     async with running(values) as retention:
         holder = issue_for(
-            private_key(keys.identity_private),
+            keys.identity_private,
             sub=ins,
             kind="holder",
             name="Jeanne Durand",

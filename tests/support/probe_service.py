@@ -10,7 +10,7 @@ It is the real runtime (inbox, outbox, relay, dead-lettering, backoff) with a tr
 - `<name>.commands` serves `Emit`, which writes `count` events to the outbox in one transaction.
 - every delivery is recorded in `deliveries` outside the handler's transaction.
 
-Environment (besides ServiceSettings' DATABASE_URL, AMQP_URL, IDENTITY_PUBLIC_KEY, LOG_LEVEL):
+Environment (besides ServiceSettings' DATABASE_URL, AMQP_URL, IDENTITY_JWKS, LOG_LEVEL):
 
 - PROBE_NAME: runtime name and schema (default `probe`); queues are `<name>.effects|commands`.
 - PROBE_CONSUME / PROBE_COMMANDS: `1` to serve the event queue / the command queue.

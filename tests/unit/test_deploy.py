@@ -16,7 +16,7 @@ SERVICES = provision.SERVICES
 def _secrets() -> set[str]:
     """Every `.env` variable that is a secret: passwords and private or content keys."""
     made = compose.parse_env(provision.new_env())
-    return {name for name in made if name != "IDENTITY_PUBLIC_KEY"} | {
+    return {name for name in made if name != "IDENTITY_JWKS"} | {
         key.upper() for key in provision.SECRET_OWNERS
     }
 

@@ -183,21 +183,21 @@ def test_sealing_refuses_a_key_or_nonce_of_the_wrong_size() -> None:
 
 
 def test_settings_refuse_a_budget_one_document_could_not_fit_in() -> None:
-    from libs.tokens import b64e, new_keypair
+    from libs.tokens import b64e, key_set, new_signing_key, public_jwks
     from services.dossier.main import Settings
 
-    _, public = new_keypair()
+    public = public_jwks(key_set(new_signing_key()))
     key = b64e(secrets.token_bytes(32))
     with pytest.raises(ValueError, match="must fit"):
         Settings(
-            identity_public_key=public,
+            identity_jwks=public,
             dossier_content_key=key,
             max_document_bytes=30 * 2**20,
             read_reply_budget_bytes=32 * 2**20,
         )
     with pytest.raises(ValueError, match="128 MiB"):
-        Settings(identity_public_key=public, dossier_content_key=key, read_reply_budget_bytes=2**27)
-    settings = Settings(identity_public_key=public, dossier_content_key=key)
+        Settings(identity_jwks=public, dossier_content_key=key, read_reply_budget_bytes=2**27)
+    settings = Settings(identity_jwks=public, dossier_content_key=key)
     assert domain.max_reply_size(settings.max_document_bytes) <= settings.read_reply_budget_bytes
 
 
@@ -296,13 +296,11 @@ def test_a_read_page_is_bounded_and_its_cursor_checked() -> None:
 
 
 def test_settings_refuse_a_content_key_that_is_not_aes_256__DOC_11() -> None:
-    from libs.tokens import b64e, new_keypair
+    from libs.tokens import b64e, key_set, new_signing_key, public_jwks
     from services.dossier.main import Settings
 
-    _, public = new_keypair()
+    public = public_jwks(key_set(new_signing_key()))
     with pytest.raises(ValueError, match="32 bytes"):
-        Settings(identity_public_key=public, dossier_content_key=b64e(secrets.token_bytes(16)))
-    settings = Settings(
-        identity_public_key=public, dossier_content_key=b64e(secrets.token_bytes(32))
-    )
+        Settings(identity_jwks=public, dossier_content_key=b64e(secrets.token_bytes(16)))
+    settings = Settings(identity_jwks=public, dossier_content_key=b64e(secrets.token_bytes(32)))
     assert settings.dossier_content_key not in repr(settings)

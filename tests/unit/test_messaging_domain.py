@@ -21,7 +21,7 @@ from libs.contracts.events import (
     MessageSentV1,
     public_name,
 )
-from libs.tokens import b64e, new_keypair
+from libs.tokens import b64e, key_set, new_signing_key, public_jwks
 from services.messaging import domain
 
 INS = "185057512345678"
@@ -60,14 +60,12 @@ def test_subject_and_body_are_sealed_bound_to_their_message_holder_and_part() ->
 def test_settings_need_their_own_aes_256_key_kept_out_of_reprs() -> None:
     from services.messaging.main import Settings
 
-    _, public = new_keypair()
+    public = public_jwks(key_set(new_signing_key()))
     with pytest.raises(ValueError, match="messaging_content_key"):
-        Settings(identity_public_key=public)
+        Settings(identity_jwks=public)
     with pytest.raises(ValueError, match="32 bytes"):
-        Settings(identity_public_key=public, messaging_content_key=b64e(secrets.token_bytes(16)))
-    settings = Settings(
-        identity_public_key=public, messaging_content_key=b64e(secrets.token_bytes(32))
-    )
+        Settings(identity_jwks=public, messaging_content_key=b64e(secrets.token_bytes(16)))
+    settings = Settings(identity_jwks=public, messaging_content_key=b64e(secrets.token_bytes(32)))
     assert settings.messaging_content_key not in repr(settings)
     assert domain.max_reply_size() <= settings.list_reply_budget_bytes
 
