@@ -11,6 +11,7 @@ from typing import Any
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import ContactChanged, SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.rpc import ErrorCode
 from libs.errors import (
     Conflict,
     DomainError,
@@ -34,13 +35,7 @@ TOKEN_TTL = {
 }
 
 
-def _settings(ctx: CommandContext) -> IdentitySettings:
-    settings = ctx.runtime.settings
-    assert isinstance(settings, IdentitySettings)
-    return settings
-
-
-def _require_operator(ctx: CommandContext) -> None:
+def _require_operator(ctx: CommandContext[IdentitySettings]) -> None:
     if ctx.require_actor().kind != "operator":
         raise Forbidden("only the operator registers persons and professionals")
 
@@ -57,17 +52,19 @@ def sign_in_policy(settings: IdentitySettings) -> domain.SignInPolicy:
     )
 
 
-def _code_hash(ctx: CommandContext, ins: str, code: str) -> str:
+def _code_hash(ctx: CommandContext[IdentitySettings], ins: str, code: str) -> str:
     """Keyed with identity's own secret: the table alone cannot be tried against 10⁶ codes.
 
     The secret is the current signing key, which changes once per rotation (live codes, ten
     minutes long, are then to be asked again)."""
-    secret = current_signing_key(_settings(ctx).identity_signing_keys)["d"]
+    secret = current_signing_key(ctx.runtime.settings.identity_signing_keys)["d"]
     key = hashlib.sha256(b"holder-code:" + secret.encode()).digest()
     return hmac.new(key, f"{ins}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[str, Any]:
+async def register_holder(
+    ctx: CommandContext[IdentitySettings], c: cmd.RegisterHolder
+) -> dict[str, Any]:
     """SPC_01/SPC_02: a person is registered and their space announced (opens in six weeks)."""
     _require_operator(ctx)
     ins = domain.validate_nir(c.nir)
@@ -107,7 +104,9 @@ async def register_holder(ctx: CommandContext, c: cmd.RegisterHolder) -> dict[st
         )
 
 
-async def object_to_space(ctx: CommandContext, c: cmd.ObjectToSpace) -> dict[str, Any]:
+async def object_to_space(
+    ctx: CommandContext[IdentitySettings], c: cmd.ObjectToSpace
+) -> dict[str, Any]:
     _require_operator(ctx)
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
@@ -119,7 +118,7 @@ async def object_to_space(ctx: CommandContext, c: cmd.ObjectToSpace) -> dict[str
         return uow.answer({"ins": c.ins, "status": "objected"})
 
 
-async def open_space_when_due(ctx: EventContext, event: Any) -> None:
+async def open_space_when_due(ctx: EventContext[IdentitySettings], event: Any) -> None:
     """SPC_01 / RET_04: retention says six weeks have passed; open unless objected."""
     space = await repository.lock_space(ctx.conn, event.ins)
     if space is None or not domain.can_open(space["status"]):
@@ -136,7 +135,9 @@ async def open_space_when_due(ctx: EventContext, event: Any) -> None:
     )
 
 
-async def register_professional(ctx: CommandContext, c: cmd.RegisterProfessional) -> dict[str, Any]:
+async def register_professional(
+    ctx: CommandContext[IdentitySettings], c: cmd.RegisterProfessional
+) -> dict[str, Any]:
     _require_operator(ctx)
     try:
         public_key(c.card_public_key)
@@ -157,7 +158,9 @@ async def register_professional(ctx: CommandContext, c: cmd.RegisterProfessional
         return uow.answer({"rpps": c.rpps})
 
 
-async def request_challenge(ctx: CommandContext, c: cmd.RequestChallenge) -> dict[str, Any]:
+async def request_challenge(
+    ctx: CommandContext[IdentitySettings], c: cmd.RequestChallenge
+) -> dict[str, Any]:
     now = ctx.runtime.now()
     challenge = secrets.token_urlsafe(32)
     async with ctx.runtime.pool.acquire() as conn:
@@ -165,10 +168,12 @@ async def request_challenge(ctx: CommandContext, c: cmd.RequestChallenge) -> dic
     return {"challenge": challenge, "expires_at": (now + CHALLENGE_TTL).isoformat()}
 
 
-async def sign_in_with_card(ctx: CommandContext, c: cmd.SignInWithCard) -> dict[str, Any]:
+async def sign_in_with_card(
+    ctx: CommandContext[IdentitySettings], c: cmd.SignInWithCard
+) -> dict[str, Any]:
     """A professional (CPS card) or an operator proves the key by signing a fresh challenge."""
     now = ctx.runtime.now()
-    settings = _settings(ctx)
+    settings = ctx.runtime.settings
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         if c.kind == "professional":
             pro = await repository.get_professional(conn, c.subject)
@@ -201,7 +206,7 @@ async def sign_in_with_card(ctx: CommandContext, c: cmd.SignInWithCard) -> dict[
 
 
 async def request_holder_code(
-    ctx: CommandContext, c: cmd.RequestHolderCode, mailer: CodeMailer
+    ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode, mailer: CodeMailer
 ) -> dict[str, Any]:
     """SPC_03: a one-time code, sent to the holder's e-mail.
 
@@ -210,7 +215,7 @@ async def request_holder_code(
     after the reply. Limits per INS (counted for any INS) and per caller; a new code revokes the
     previous one, and a request that sends nothing revokes any live code too.
     """
-    policy = sign_in_policy(_settings(ctx))
+    policy = sign_in_policy(ctx.runtime.settings)
     now = ctx.runtime.now()
     window = domain.rate_window_start(now, policy.rate_window)
     code = f"{secrets.randbelow(10**6):06d}"
@@ -237,17 +242,20 @@ async def request_holder_code(
         if limited:
             # The same for any INS. The counts above are kept: a refused request counts too.
             raise DomainError(
-                "too many code requests: wait before asking for a new code", code="rate_limited"
+                "too many code requests: wait before asking for a new code",
+                code=ErrorCode.RATE_LIMITED,
             )
     if to is not None:
         mailer.submit(to, code)
     return dict(domain.CODE_REQUEST_REPLY)
 
 
-async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, Any]:
+async def sign_in_holder(
+    ctx: CommandContext[IdentitySettings], c: cmd.SignInHolder
+) -> dict[str, Any]:
     """SPC_03: the holder's live code, once. Wrong codes count per holder, across codes: past
     the limit sign-in is locked for a while and the live code revoked."""
-    settings = _settings(ctx)
+    settings = ctx.runtime.settings
     policy = sign_in_policy(settings)
     now = ctx.runtime.now()
     person = None
@@ -277,7 +285,7 @@ async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, 
         raise Unauthenticated(
             "too many wrong codes: sign-in is locked until"
             f" {guard.locked_until.isoformat(timespec='seconds')}; then ask for a new code",
-            code="sign_in_locked",
+            code=ErrorCode.SIGN_IN_LOCKED,
         )
     if person is None:
         raise Unauthenticated("the code is wrong, used or expired")
@@ -297,7 +305,7 @@ async def sign_in_holder(ctx: CommandContext, c: cmd.SignInHolder) -> dict[str, 
 # --- identity.contacts: for the notifier only -----------------------------------------------
 
 
-def require_service_caller(ctx: CommandContext, service: str) -> None:
+def require_service_caller(ctx: CommandContext[IdentitySettings], service: str) -> None:
     """Refuse unless the broker user that sent the request is `service`'s own.
 
     The broker validates `user_id` against the connection's user, so this names the sending
@@ -307,7 +315,9 @@ def require_service_caller(ctx: CommandContext, service: str) -> None:
         raise Forbidden(f"only the {service} service may ask this")
 
 
-async def get_alert_contact(ctx: CommandContext, c: cmd.GetAlertContact) -> dict[str, Any]:
+async def get_alert_contact(
+    ctx: CommandContext[IdentitySettings], c: cmd.GetAlertContact
+) -> dict[str, Any]:
     """NTF_04: where the holder's alerts go (a minor's: the legal representative's)."""
     require_service_caller(ctx, "notifier")
     now = ctx.runtime.now()
@@ -325,7 +335,7 @@ async def get_alert_contact(ctx: CommandContext, c: cmd.GetAlertContact) -> dict
     }
 
 
-async def close_space(ctx: CommandContext, c: cmd.CloseSpace) -> dict[str, Any]:
+async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) -> dict[str, Any]:
     """RET_01: the holder (or the operator at their request) closes the space."""
     actor = ctx.require_actor()
     if not (actor.kind == "operator" or (actor.kind == "holder" and actor.sub == c.ins)):
