@@ -250,6 +250,29 @@ class CloseSpace(Command[Closure]):
     ins: Ins
 
 
+class Jwk(Contract):
+    """One of identity's public signing keys (RFC 8037: Ed25519 as an OKP key)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    use: Literal["sig"] | None = None
+    alg: Literal["EdDSA"] | None = None
+
+
+class Jwks(Contract):
+    keys: list[Jwk]
+
+
+class GetSigningKeys(Command[Jwks]):
+    """The public keys tokens are verified with (a JWKS): the current one and, during a
+    rotation, the next or the previous. A token's `kid` names its key."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+
 # --- identity.contacts (services only: the notifier) ------------------------------------------
 
 

@@ -34,6 +34,7 @@ def register(runtime: Runtime[IdentitySettings]) -> None:
     runtime.handle(cmd.RequestHolderCode, request_holder_code)
     runtime.handle(cmd.SignInHolder, service.sign_in_holder)
     runtime.handle(cmd.CloseSpace, service.close_space)
+    runtime.handle(cmd.GetSigningKeys, service.get_signing_keys)
     # Asked by services only (the notifier), never by a person: no token, the caller is checked.
     runtime.handle(cmd.GetAlertContact, service.get_alert_contact)
     runtime.on_events(LIFECYCLE_QUEUE, {SpaceOpeningDue: service.open_space_when_due})

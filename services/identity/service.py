@@ -351,3 +351,10 @@ async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) 
             SpaceClosed(ins=c.ins, closed_at=now, requested_by=f"{actor.kind}:{actor.sub}")
         )
         return uow.answer({"ins": c.ins, "status": "closed", "closed_at": now.isoformat()})
+
+
+async def get_signing_keys(
+    ctx: CommandContext[IdentitySettings], _c: cmd.GetSigningKeys
+) -> cmd.Jwks:
+    """The verification keys every service is configured with (identity's own included)."""
+    return cmd.Jwks.model_validate_json(ctx.runtime.settings.identity_jwks)

@@ -15,9 +15,10 @@ import pytest
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
+from libs.contracts.commands import GetSigningKeys
 from libs.logging import configure_logging
 from libs.runtime import Runtime
-from libs.tokens import issue_for, key_set, new_keypair, new_signing_key
+from libs.tokens import TokenVerifier, issue_for, key_set, new_keypair, new_signing_key
 from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap
@@ -454,3 +455,14 @@ async def test_a_nir_in_full_width_digits_is_refused__SPC_02(
             operator_token, nir=nir, first_name="A", last_name="B", birth_date=date(1985, 5, 1)
         )
     assert refused.value.code == "invalid_nir"
+
+
+async def test_the_published_keys_verify_identitys_tokens(
+    client: Client, operator_token: str, identity: Runtime
+) -> None:
+    """What a client or a gateway fetches to check tokens itself (the same JWKS `python -m
+    libs.tokens jwks` writes for ops)."""
+    jwks = await client.send(GetSigningKeys())
+    verifier = TokenVerifier(jwks.model_dump_json(exclude_none=True))
+    assert verifier.verify(operator_token, identity.now()).kind == "operator"
+    assert '"d"' not in jwks.model_dump_json()  # no private part
