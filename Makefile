@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi rules clean
+.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi rules reset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ infra:
 ## Run the whole system (six services as separate processes) and play the narrated demo.
 run: venv infra
 	$(PY) -m scripts.run_system
+
+## Drop what `make run` made (its database and demo clock, broker users and queues, .run/).
+reset: venv infra
+	$(PY) -m scripts.run_system reset
 
 ## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
 test: venv tools infra lint typecheck

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import email
 import json
+import os
 import re
 import sys
 import time
@@ -38,7 +39,7 @@ from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.provision import Environment
 from scripts.asyncapi import commands
 
-RUN = Path(".run")
+RUN = Path(os.environ.get("RUN_DIR", ".run"))
 ACTORS = RUN / "actors.json"
 TOKENS = RUN / "tokens.json"
 MAIL = RUN / "mail"

@@ -1,15 +1,31 @@
 """`make run`: the six services as separate processes, a local SMTP server, then the demo.
 
-Keys live in .run/keys.json (made once, so tokens and encrypted documents survive restarts);
-service logs in .run/logs/<service>.log; mails received in .run/mail/. Ctrl-C stops everything.
+Settings (environment variables; two runs with different ones share a machine without meeting):
+
+    DATABASE_URL  the run's database, as its administrator (default
+                  postgresql://postgres@127.0.0.1:5432/dmp); created when missing
+    AMQP_URL      the run's virtual host, as the broker's administrator (default
+                  amqp://guest:guest@127.0.0.1:5672/); created when missing; the run's broker
+                  users are named `<vhost>.<party>` outside the default vhost
+    SMTP_PORT     the demo's SMTP server, where mails to holders land (default 2525)
+    RUN_DIR       the run's keys, passwords, actors, logs and mails (default .run)
+
+Keys live in RUN_DIR/keys.json (made once, so tokens and encrypted documents survive restarts);
+service logs in RUN_DIR/logs/<service>.log; mails received in RUN_DIR/mail/. Ctrl-C stops
+everything. `python -m scripts.run_system reset` (make reset) drops the run's data, clock, broker
+users, queues and RUN_DIR: the next `make run` starts from nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,12 +34,15 @@ import asyncpg
 from libs.bus import authority
 from libs.bus.rpc import RpcClient
 from libs.client import Client
-from libs.provision import Environment, provision
+from libs.provision import Environment, drop_database_roles, provision
 from libs.tokens import b64e, key_set, new_keypair, new_signing_key, public_jwks
 from scripts import demo, processes
 from scripts.smtp_sink import SmtpServer
 
-RUN = Path(".run")
+RUN = Path(os.environ.get("RUN_DIR", ".run"))
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SMTP_PORT = int(os.environ.get("SMTP_PORT", "2525"))
 OPERATOR = "cnam-demo-agent"
 
 
@@ -64,17 +83,34 @@ async def ensure_database(url: str) -> None:
         await admin.close()
 
 
-async def provision_environment(database_url: str, amqp_url: str) -> Environment:
-    """Broker users and database roles of this run, their passwords kept in .run/ (0600) so
-    that a restart reuses them."""
+def _rabbitmqctl() -> authority.RabbitCtl:
     ctl = authority.local_rabbitmqctl()
     if ctl is None:
         raise SystemExit("rabbitmqctl is needed to create the services' broker users")
+    return ctl
+
+
+def bus_prefix(amqp_url: str) -> str:
+    """Broker users are global: outside the default vhost, the run's are its own."""
+    vhost = authority.vhost_of(amqp_url)
+    return "" if vhost == "/" else f"{vhost}."
+
+
+async def provision_environment(database_url: str, amqp_url: str) -> Environment:
+    """Broker users and database roles of this run, their passwords kept in RUN_DIR (0600) so
+    that a restart reuses them."""
+    ctl = _rabbitmqctl()
+    vhost = authority.vhost_of(amqp_url)
+    if vhost != "/":
+        with contextlib.suppress(subprocess.CalledProcessError):  # already there
+            authority.CtlAdmin(ctl).add_vhost(vhost, urlsplit(amqp_url).username or "guest")
     path = RUN / "environment.json"
     previous = Environment.from_json(path.read_text()) if path.exists() else None
     if previous and (previous.amqp_url, previous.database_url) != (amqp_url, database_url):
         previous = None
-    environment = await provision(amqp_url, database_url, ctl, previous=previous)
+    environment = await provision(
+        amqp_url, database_url, ctl, bus_prefix=bus_prefix(amqp_url), previous=previous
+    )
     path.write_text(environment.to_json())
     path.chmod(0o600)
     return environment
@@ -82,9 +118,7 @@ async def provision_environment(database_url: str, amqp_url: str) -> Environment
 
 async def main() -> None:
     # The administrator's URLs: used to provision, then only by the demo's clock and tap.
-    database_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
-    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    smtp_port = int(os.environ.get("SMTP_PORT", "2525"))
+    database_url, amqp_url, smtp_port = DATABASE_URL, AMQP_URL, SMTP_PORT
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     k = keys()
     await ensure_database(database_url)
@@ -141,5 +175,41 @@ async def main() -> None:
         print("Stopped.")
 
 
+async def reset() -> None:
+    """Drop what the run made: its database (data and demo clock), its database roles, its
+    broker users, queues and exchanges (its vhost, unless the default), and RUN_DIR."""
+    parts = urlsplit(DATABASE_URL)
+    name = parts.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    await drop_database_roles(urlunsplit(parts._replace(path="/postgres")), f"{name}_")
+    ctl = _rabbitmqctl()
+    vhost = authority.vhost_of(AMQP_URL)
+    authority.remove(ctl, bus_prefix(AMQP_URL))
+    if vhost != "/":
+        with contextlib.suppress(subprocess.CalledProcessError):
+            ctl(["delete_vhost", vhost])
+    else:
+        for queue in _queues(vhost):
+            ctl(["delete_queue", "-p", vhost, queue])
+    shutil.rmtree(RUN, ignore_errors=True)
+    print(f"Reset: database {name}, its roles, broker users and queues of {vhost}, {RUN}/.")
+
+
+def _queues(vhost: str) -> list[str]:
+    """The system's queues in a shared vhost: its services', their dead letters, ops'."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    owners = (*authority.SERVICES, "ops")
+    return [q for q in listed if q.split(".", 1)[0] in owners]
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(reset() if sys.argv[1:] == ["reset"] else main())
