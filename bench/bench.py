@@ -17,7 +17,7 @@ Sections:
 3. ours: `libs.bus.rpc.RpcClient` -> `Runtime` command that echoes (no token check), 64 in flight.
 4. ours: outbox -> relay -> broker -> `Runtime` event consumer with inbox (one transaction per
    event: inbox row + effect row), a backlog of N events drained; vs section 1.
-5. the six services (`services/*`, in-process like tests/conftest.py's build_service):
+5. the six services (`services/*`, in-process like tests/support/system.py's build_service):
    `access.decide` with 64 in flight (each decision writes a trace and two events, and the holder
    gets an alert), then N deposits with 64 in flight, timed until the notifier's `alerts` table
    holds the N alerts (deposit -> decide -> stored -> traced -> alert stored).

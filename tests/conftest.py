@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,17 +13,7 @@ from libs.runtime import Runtime
 from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
 from tests.support.smtp import SmtpServer
-
-SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
-
-
-@dataclass(frozen=True)
-class Keys:
-    identity_private: str  # identity's signing keys: a private JWKS
-    identity_public: str  # the public JWKS every service verifies tokens with
-    operator_id: str
-    operator_private: str
-    operator_public: str
+from tests.support.system import Keys, build_service
 
 
 @pytest.fixture(scope="session")
@@ -87,32 +74,6 @@ def settings_values(
         # Six services and the fixtures share one server's 100 connections.
         "db_pool_size": 4,
     }
-
-
-def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtime:
-    """The service as deployed: `values` name the environment (the administrator's URLs of a
-    vhost and a database); the service connects as its own broker user and database role."""
-    module = importlib.import_module(f"services.{name}.main")
-    settings = infra.service_values({**values, **overrides}, name)
-    runtime: Runtime = module.build(module.Settings(**settings))
-    return runtime
-
-
-@contextlib.asynccontextmanager
-async def running_system(
-    values: dict[str, Any], **overrides: Any
-) -> AsyncIterator[dict[str, Runtime]]:
-    """All six services in this process, each its own Runtime (connections, schema, users)."""
-    runtimes = {name: build_service(name, values, **overrides) for name in SERVICES}
-    started: list[Runtime] = []
-    try:
-        for runtime in runtimes.values():
-            await runtime.start()
-            started.append(runtime)
-        yield runtimes
-    finally:
-        for runtime in reversed(started):
-            await runtime.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from libs.runtime import Runtime
-from tests.conftest import running_system
+from tests.support.system import running_system
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from libs.bus.rpc import RpcClient
 from libs.client import Client
 from scripts import demo, processes
-from tests.conftest import Keys
 from tests.support import infra
 from tests.support.smtp import SmtpServer
+from tests.support.system import Keys
 
 pytestmark = pytest.mark.e2e
 

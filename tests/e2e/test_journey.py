@@ -21,9 +21,9 @@ from libs.client import Client
 from libs.clock import advance
 from libs.runtime import Runtime
 from services.notifier.domain import mail_subject
-from tests.conftest import Keys
 from tests.support.people import Professional, new_nir, new_professional
 from tests.support.smtp import SmtpServer
+from tests.support.system import Keys
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ import pytest
 from libs.bus import topology
 from libs.bus.rpc import RpcClient
 from libs.runtime import Runtime
-from tests.conftest import Keys, running_system
 from tests.hostile.catalog import HOLDER_INS, OPERATOR, RPPS, TokenKind
 from tests.support import infra
+from tests.support.system import Keys, running_system
 from tests.support.tokens import token_for
 
 

@@ -17,7 +17,6 @@ import pytest
 
 from libs.bus.rpc import RpcClient
 from libs.runtime import Runtime
-from tests.conftest import Keys
 from tests.hostile import catalog
 from tests.hostile.catalog import TARGETS, Target, TokenKind
 from tests.hostile.harness import (
@@ -36,6 +35,7 @@ from tests.hostile.strategies import (
     malformed_requests,
     refused_by_contract,
 )
+from tests.support.system import Keys
 
 pytestmark = pytest.mark.hostile
 

@@ -14,10 +14,10 @@ from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
-from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
+from tests.support.system import Keys, build_service
 from tests.support.tokens import token_for
 
 pytestmark = pytest.mark.integration

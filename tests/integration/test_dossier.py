@@ -34,10 +34,10 @@ from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64d, issue_for
 from services.dossier import domain
-from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
+from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 
 from libs.bus.rpc import RpcClient
 from libs.contracts.commands import Ping
-from tests.conftest import build_service
 from tests.support import infra
+from tests.support.system import build_service
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ from libs.contracts.commands import GetSigningKeys
 from libs.logging import configure_logging
 from libs.runtime import Runtime
 from libs.tokens import TokenVerifier, issue_for, key_set, new_keypair, new_signing_key
-from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap
 from tests.support.people import new_nir, new_professional
 from tests.support.smtp import SmtpServer
+from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 

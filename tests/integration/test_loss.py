@@ -21,7 +21,6 @@ from libs.bus import deadletters, topology
 from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.client import Client
 from libs.runtime import POISON_ATTEMPTS
-from tests.conftest import Keys
 from tests.support import infra
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.probe_harness import (
@@ -34,6 +33,7 @@ from tests.support.probe_harness import (
     queue_depth,
     wait_until,
 )
+from tests.support.system import Keys
 
 pytestmark = pytest.mark.integration
 

@@ -36,10 +36,10 @@ from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64e, issue_for
 from services.messaging import domain
-from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir, new_rpps
+from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +121,7 @@ async def messaging(
         settings_values,
         amqp_url=own_amqp_url,
         rpc_timeout_seconds=2.0,
-        # Its own key (tests/conftest.py may give one too: this one is the test's to check).
+        # Its own key (the session fixtures may give one too: this one is the test's to check).
         messaging_content_key=b64e(KEY),
         list_reply_budget_bytes=LIST_BUDGET,
     )

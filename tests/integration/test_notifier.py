@@ -29,10 +29,10 @@ from libs.contracts.events import (
 from libs.runtime import Runtime
 from libs.tokens import issue_for
 from services.notifier.handlers import ACCESS_QUEUE, LIFECYCLE_QUEUE, MESSAGES_QUEUE
-from tests.conftest import Keys, build_service
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.people import new_nir
 from tests.support.smtp import Mailbox, free_port
+from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 

@@ -26,10 +26,10 @@ from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for
-from tests.conftest import Keys, build_service
 from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir
+from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 

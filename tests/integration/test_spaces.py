@@ -23,10 +23,10 @@ from libs import db, spaces
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.spaces import Change
-from tests.conftest import build_service
 from tests.support import infra
 from tests.support.bus import publish_event
 from tests.support.people import new_nir
+from tests.support.system import build_service
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,50 @@
+"""The services as the tests run them: the keys they are configured with, one service built as
+deployed, and all six in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from libs.runtime import Runtime
+from tests.support import infra
+
+SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
+
+
+@dataclass(frozen=True)
+class Keys:
+    identity_private: str  # identity's signing keys: a private JWKS
+    identity_public: str  # the public JWKS every service verifies tokens with
+    operator_id: str
+    operator_private: str
+    operator_public: str
+
+
+def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtime:
+    """The service as deployed: `values` name the environment (the administrator's URLs of a
+    vhost and a database); the service connects as its own broker user and database role."""
+    module = importlib.import_module(f"services.{name}.main")
+    settings = infra.service_values({**values, **overrides}, name)
+    runtime: Runtime = module.build(module.Settings(**settings))
+    return runtime
+
+
+@contextlib.asynccontextmanager
+async def running_system(
+    values: dict[str, Any], **overrides: Any
+) -> AsyncIterator[dict[str, Runtime]]:
+    """All six services in this process, each its own Runtime (connections, schema, users)."""
+    runtimes = {name: build_service(name, values, **overrides) for name in SERVICES}
+    started: list[Runtime] = []
+    try:
+        for runtime in runtimes.values():
+            await runtime.start()
+            started.append(runtime)
+        yield runtimes
+    finally:
+        for runtime in reversed(started):
+            await runtime.stop()
