@@ -455,6 +455,8 @@ async def system(
         modules = {name: importlib.import_module(f"services.{name}.main") for name in SERVICES}
         from libs.client import Client
         from libs.clock import advance
+        from libs.contracts import commands as cmd
+        from tests.support.actors import b64, sign_in_professional
         from tests.support.people import new_nir, new_professional
         from tests.support.smtp import SmtpServer
     except Exception as exc:  # the services are being written by others
@@ -515,7 +517,7 @@ async def system(
             await processes.wait_ready(client)
 
         setup_started = time.perf_counter()
-        operator = await client.sign_in_with_card("operator", operator_id, operator_private)
+        operator = (await client.sign_in_with_card("operator", operator_id, operator_private)).token
         # Several holders per part: decisions and alerts for one holder serialize on that
         # holder's row (as they should); a real load spreads over many holders.
         holders: dict[str, list[tuple[str, str]]] = {"decide": [], "deposit": []}
@@ -523,25 +525,20 @@ async def system(
             for _ in range(HOLDERS_PER_ROLE):
                 ins = new_nir(sex=2, year=80)
                 email = f"{role}.{ins}@example.org"
-                await client.register_holder(
-                    operator,
-                    nir=ins,
-                    first_name="Bench",
-                    last_name=role.capitalize(),
-                    birth_date=date(1980, 5, 1),
-                    email=email,
+                await client.send(
+                    cmd.RegisterHolder(
+                        nir=ins,
+                        first_name="Bench",
+                        last_name=role.capitalize(),
+                        birth_date=date(1980, 5, 1),
+                        email=email,
+                    ),
+                    token=operator,
                 )
                 group.append((ins, email))
         pros = [new_professional("physician", f"Bench{i}") for i in range(4)]
         for pro in pros:
-            await client.register_professional(
-                operator,
-                rpps=pro.rpps,
-                first_name=pro.first_name,
-                last_name=pro.last_name,
-                profession=pro.profession,
-                card_public_key=pro.card_public,
-            )
+            await client.send(pro.registration(), token=operator)
         # Six weeks pass: retention fires, identity opens the spaces, access learns of it.
         await advance(database_url, timedelta(weeks=6, minutes=1))
         holder_tokens = {}
@@ -549,13 +546,13 @@ async def system(
             # Signing in waits for the space to open (which shows identity's clock moved).
             holder_tokens[ins] = await _holder_sign_in(client, smtp, ins, email)
         # Signed in after the clock moved: a token is valid for an hour of the shared clock.
-        pro_tokens = [
-            await client.sign_in_with_card("professional", p.rpps, p.card_private) for p in pros
-        ]
+        pro_tokens = [await sign_in_professional(client, p) for p in pros]
         for ins, token in holder_tokens.items():
             for pro in pros:
                 await _retry(
-                    lambda ins=ins, token=token, pro=pro: client.authorize(token, ins, pro.rpps)
+                    lambda ins=ins, token=token, pro=pro: client.send(
+                        cmd.AuthorizeProfessional(ins=ins, rpps=pro.rpps), token=token
+                    )
                 )
         report.add(
             "system",
@@ -611,15 +608,17 @@ async def system(
 
         # Deposits, timed until each has its alert stored.
         depositors = holders["deposit"]
-        content = os.urandom(2048)
+        content = b64(os.urandom(2048))
 
         async def deposit(i: int) -> None:
-            await client.deposit(
-                pro_tokens[i % len(pro_tokens)],
-                depositors[i % len(depositors)][0],
-                document_type="lab_report",
-                title=f"Bilan {i}",
-                content=content,
+            await client.send(
+                cmd.DepositDocument(
+                    ins=depositors[i % len(depositors)][0],
+                    document_type="lab_report",
+                    title=f"Bilan {i}",
+                    content_b64=content,
+                ),
+                token=pro_tokens[i % len(pro_tokens)],
             )
 
         warm = min(50, n_deposit)
@@ -685,12 +684,13 @@ async def _holder_sign_in(client: Any, smtp: Any, ins: str, email: str) -> str:
     # identity answers the same whether or not a code went (the space may not be open yet):
     # ask again while no code arrives (within the per-INS limit: 5 an hour).
     from libs.bus.rpc import RpcError
+    from libs.contracts import commands as cmd
 
     async with asyncio.timeout(30):
         while True:
             asked_at = time.monotonic()
             try:
-                await client.request_holder_code(ins)
+                await client.send(cmd.RequestHolderCode(ins=ins))
             except RpcError as exc:
                 if exc.code != "rate_limited":
                     raise
@@ -702,7 +702,8 @@ async def _holder_sign_in(client: Any, smtp: Any, ins: str, email: str) -> str:
                 ]
                 code = re.search(r"\b(\d{6})\b", codes[-1]) if codes else None
                 if code is not None:
-                    return str(await client.sign_in_holder(ins, code[1]))
+                    session = await client.send(cmd.SignInHolder(ins=ins, code=code[1]))
+                    return str(session.token)
                 await asyncio.sleep(0.05)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from libs import provision
 from libs.bus.rpc import RpcError
 from libs.client import Client
+from libs.contracts import commands as cmd
 
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 COMMAND_QUEUES = [f"{name}.commands" for name in SERVICES]
@@ -90,7 +91,7 @@ async def wait_ready(
         for queue in queues:
             while True:
                 try:
-                    if (await client.rpc.call(queue, "Ping", {}, timeout=2))["ready"]:
+                    if (await client.send(cmd.Ping(), queue=queue, timeout=2)).ready:
                         break
                 except RpcError:
                     pass

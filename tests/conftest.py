@@ -12,6 +12,7 @@ from libs.client import Client
 from libs.runtime import Runtime
 from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
+from tests.support.actors import sign_in_operator
 from tests.support.smtp import SmtpServer
 from tests.support.system import Keys, build_service
 
@@ -86,7 +87,7 @@ async def client(amqp_url: str) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def operator_token(client: Client, keys: Keys, identity: Runtime) -> str:
-    return await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    return await sign_in_operator(client, keys)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import inspect
 import json
 import os
 import random
@@ -37,11 +36,13 @@ from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
+from libs.contracts import commands as cmd
 from libs.contracts.events import AccessLogged
 from libs.faults import is_transient
 from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from scripts import processes
 from tests.support import infra
+from tests.support.actors import b64, sign_in_professional
 from tests.support.people import new_nir, new_professional
 from tests.support.smtp import Mailbox, SmtpServer
 
@@ -180,41 +181,27 @@ _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-# A request id chosen by the caller and kept on its retries (`RpcClient.call(request_id=...)`),
-# where the RpcClient takes one: a retried command is then done once.
-SENDS_REQUEST_IDS = "request_id" in inspect.signature(RpcClient.call).parameters
-
-
-class CorrelatedRpc:
-    """An RpcClient that gives each call the correlation id of the operation in progress (and,
-    once the bus takes request ids, a request id derived from it and from the command, the same
-    on every retry), so `libs.client.Client` is used as is and its effects can be found
-    afterwards."""
-
-    def __init__(self, rpc: RpcClient) -> None:
-        self.rpc = rpc
-        self.timeout = rpc.timeout
+class CorrelatedRpc(RpcClient):
+    """An RpcClient that gives each command the correlation id of the operation in progress and
+    a request id derived from it and from the command, the same on every retry (a retried
+    command is then done once), so `libs.client.Client` is used as is and its effects can be
+    found afterwards."""
 
     async def call(self, queue: str, command: str, payload: dict[str, Any], **kw: Any) -> Any:
         correlation_id = _correlation.get()
         if kw.get("correlation_id") is None:
             kw["correlation_id"] = correlation_id
         # `libs.client.Client` passes `request_id=None` when its caller chose none.
-        if (
-            SENDS_REQUEST_IDS
-            and kw.get("request_id") is None
-            and correlation_id is not None
-            and command != "Ping"
-        ):
+        if kw.get("request_id") is None and correlation_id is not None and command != "Ping":
             kw["request_id"] = f"{correlation_id}.{command}"
-        return await self.rpc.call(queue, command, payload, **kw)
+        return await super().call(queue, command, payload, **kw)
 
 
 async def connect_client(amqp_url: str) -> tuple[RpcClient, Client]:
     # As a practice software connects: its own broker user, commands and replies only.
-    rpc = RpcClient(infra.client_url(amqp_url), name="faults", timeout=CALL_TIMEOUT)
+    rpc = CorrelatedRpc(infra.client_url(amqp_url), name="faults", timeout=CALL_TIMEOUT)
     await rpc.connect()
-    return rpc, Client(CorrelatedRpc(rpc))  # type: ignore[arg-type]
+    return rpc, Client(rpc)
 
 
 @dataclass
@@ -238,31 +225,28 @@ async def _retry(action: Callable[[], Awaitable[Any]], timeout: float = 60.0) ->
 async def populate(client: Client, smtp: SmtpServer, database_url: str, keys: Keys) -> World:
     """As bench/bench.py does: register holders and professionals, move the shared clock six
     weeks so the spaces open, sign the holders in with their e-mailed codes, authorize."""
-    operator = await _retry(
-        lambda: client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
-    )
+    operator = (
+        await _retry(
+            lambda: client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+        )
+    ).token
     holders = []
     for i in range(HOLDERS):
         ins = new_nir(sex=2, year=80 + i)
-        await client.register_holder(
-            operator,
-            nir=ins,
-            first_name="Fault",
-            last_name=f"Holder{i}",
-            birth_date=date(1980 + i, 5, 1),
-            email=f"holder.{ins}@example.org",
+        await client.send(
+            cmd.RegisterHolder(
+                nir=ins,
+                first_name="Fault",
+                last_name=f"Holder{i}",
+                birth_date=date(1980 + i, 5, 1),
+                email=f"holder.{ins}@example.org",
+            ),
+            token=operator,
         )
         holders.append(ins)
     pros = [new_professional("physician", f"Fault{i}") for i in range(PROS)]
     for pro in pros:
-        await client.register_professional(
-            operator,
-            rpps=pro.rpps,
-            first_name=pro.first_name,
-            last_name=pro.last_name,
-            profession=pro.profession,
-            card_public_key=pro.card_public,
-        )
+        await client.send(pro.registration(), token=operator)
     await advance(database_url, timedelta(weeks=6, minutes=1))
     # A code is mailed only for an open space, and code requests are rate-limited per INS:
     # wait for identity to have opened the spaces before asking.
@@ -279,20 +263,20 @@ async def populate(client: Client, smtp: SmtpServer, database_url: str, keys: Ke
     holder_tokens = {}
     for ins in holders:
         holder_tokens[ins] = await _holder_sign_in(client, smtp, ins, f"holder.{ins}@example.org")
-    pro_tokens = [
-        await client.sign_in_with_card("professional", p.rpps, p.card_private) for p in pros
-    ]
+    pro_tokens = [await sign_in_professional(client, p) for p in pros]
     for ins, token in holder_tokens.items():
         for pro in pros:
             await _retry(
-                lambda ins=ins, token=token, pro=pro: client.authorize(token, ins, pro.rpps)
+                lambda ins=ins, token=token, pro=pro: client.send(
+                    cmd.AuthorizeProfessional(ins=ins, rpps=pro.rpps), token=token
+                )
             )
     return World(holders, holder_tokens, pro_tokens)
 
 
 async def _holder_sign_in(client: Client, smtp: SmtpServer, ins: str, email: str) -> str:
     # The space opens once retention and identity saw the clock move: retry until then.
-    await _retry(lambda: client.request_holder_code(ins))
+    await _retry(lambda: client.send(cmd.RequestHolderCode(ins=ins)))
     async with asyncio.timeout(30):
         while True:
             bodies = [
@@ -302,7 +286,7 @@ async def _holder_sign_in(client: Client, smtp: SmtpServer, ins: str, email: str
             ]
             found = re.search(r"\b(\d{6})\b", bodies[-1]) if bodies else None
             if found is not None:
-                return await client.sign_in_holder(ins, found[1])
+                return (await client.send(cmd.SignInHolder(ins=ins, code=found[1]))).token
             await asyncio.sleep(0.05)
 
 
@@ -392,16 +376,18 @@ class Load:
             op.attempts += 1
             try:
                 if op.kind == "deposit":
-                    result = await self.client.deposit(
-                        token,
-                        ins,
-                        document_type="lab_report",
-                        title=f"Bilan {op.correlation_id[:8]}",
-                        content=self.content,
+                    result = await self.client.send(
+                        cmd.DepositDocument(
+                            ins=ins,
+                            document_type="lab_report",
+                            title=f"Bilan {op.correlation_id[:8]}",
+                            content_b64=b64(self.content),
+                        ),
+                        token=token,
                     )
-                    op.document_id = str(result["document_id"])
+                    op.document_id = str(result.document_id)
                 else:
-                    await self.client.read_dossier(token, ins)
+                    await self.client.send(cmd.ReadDossier(ins=ins), token=token)
                 op.outcome = "ok"
                 return
             except asyncio.CancelledError:
@@ -422,8 +408,13 @@ async def canary(client: Client, world: World) -> None:
     """One deposit and one read, both acknowledged (raises otherwise)."""
     ins, token = world.holders[0], world.pro_tokens[0]
     _correlation.set(f"canary-{uuid.uuid4().hex}")
-    await client.deposit(token, ins, document_type="lab_report", title="canary", content=b"c")
-    await client.read_dossier(token, ins)
+    await client.send(
+        cmd.DepositDocument(
+            ins=ins, document_type="lab_report", title="canary", content_b64=b64(b"c")
+        ),
+        token=token,
+    )
+    await client.send(cmd.ReadDossier(ins=ins), token=token)
 
 
 @dataclass
@@ -447,12 +438,12 @@ class Recovery:
 
 async def _ping(client: Client, queue: str) -> tuple[bool, str]:
     try:
-        answer = await client.rpc.call(queue, "Ping", {}, timeout=2)
+        answer = await client.send(cmd.Ping(), queue=queue, timeout=2)
     except Exception as exc:
         return False, describe_failure(exc)
-    if answer.get("ready"):
+    if answer.ready:
         return True, ""
-    why = {k: v for k, v in answer.items() if k not in ("service", "ready") and v}
+    why = {k: v for k, v in answer.model_dump().items() if k not in ("service", "ready") and v}
     return False, str(why)[:300]
 
 
@@ -791,8 +782,7 @@ async def run_fault(
         note=(
             f"outcomes {outcomes}; retried {len(retried)} ({retried_ok} then ok);"
             f" skipped ticks {load.skipped}; mails re-sent {verdict.mails_resent};"
-            f" reads sent again and traced again {verdict.read_retraced};"
-            f" request ids {'sent' if SENDS_REQUEST_IDS else 'not supported'}"
+            f" reads sent again and traced again {verdict.read_retraced}"
         ),
     )
     record(row)

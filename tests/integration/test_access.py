@@ -12,6 +12,7 @@ from libs import spaces
 from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
+from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from tests.support import infra
@@ -91,7 +92,7 @@ async def test_authorized_professional_is_granted_traced_and_published__ACC_05__
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
     async with EventTap(amqp_url, "access.#") as tap:
-        await client.authorize(holder, ins, rpps)
+        await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
         decision = await decide(deciding, pro, ins)
         granted = await tap.wait_for("AccessGranted", ins=ins)
         logged = await tap.wait_for("AccessLogged", ins=ins)
@@ -125,7 +126,7 @@ async def test_blocked_professional_is_denied__ACC_08(
     access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
-    await client.authorize(holder, ins, rpps)
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
     await client.rpc.call(
         "access.commands", "BlockProfessional", {"ins": ins, "rpps": rpps}, token=holder
     )
@@ -152,16 +153,15 @@ async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
             now=access.now(),
         )
         await decide(deciding, token, ins)
-    first = await client.access_history(holder, ins, page=1, page_size=3)
-    second = await client.access_history(holder, ins, page=2, page_size=3)
-    assert first["total"] == 5
-    seen = [t["actor_id"] for t in first["traces"] + second["traces"]]
-    assert seen == list(reversed(actors))
-    assert all(t["outcome"] == "denied" and t["rule"] == "ACC_05" for t in first["traces"])
+    first = await client.send(cmd.ListAccessHistory(ins=ins, page=1, page_size=3), token=holder)
+    second = await client.send(cmd.ListAccessHistory(ins=ins, page=2, page_size=3), token=holder)
+    assert first.total == 5
+    assert [t.actor_id for t in first.traces + second.traces] == list(reversed(actors))
+    assert all(t.outcome == "denied" and t.rule == "ACC_05" for t in first.traces)
 
     other = token_for(keys.identity_private, sub=new_nir(), kind="holder", now=access.now())
     with pytest.raises(RpcError) as refused:
-        await client.access_history(other, ins)
+        await client.send(cmd.ListAccessHistory(ins=ins), token=other)
     assert refused.value.code == "forbidden"
 
 
@@ -169,7 +169,7 @@ async def test_closed_space_denies_everyone__ACC_17(
     access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
-    await client.authorize(holder, ins, rpps)
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
     assert (await decide(deciding, pro, ins))["granted"]
     await publish_event(
         amqp_url,
@@ -226,7 +226,7 @@ async def test_a_decision_is_replayed_for_its_retries_only_never_past_a_revocati
     """The same request id within minutes: the first decision, one trace. Later, the old grant
     is not replayed (it could outrun a revocation): the id is refused as expired."""
     ins, rpps, holder, pro = await space_and_professional(access, keys, amqp_url)
-    await client.authorize(holder, ins, rpps)
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
     ask = {"ins": ins, "action": "read"}
     first = await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")
     again = await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")

@@ -24,6 +24,7 @@ from libs import spaces
 from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
+from libs.contracts import commands as cmd
 from libs.contracts.commands import Decision
 from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import (
@@ -203,10 +204,12 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
     ins = await space_with_status(messaging, own_amqp_url)
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     async with EventTap(own_amqp_url, "messaging.#") as tap:
-        result = await client.send_message(holder, ins, "Question", "Dois-je jeûner ?")
+        result = await client.send(
+            cmd.SendMessage(ins=ins, subject="Question", body="Dois-je jeûner ?"), token=holder
+        )
         [sent] = await tap.wait_for("MessageSent", ins=ins)
     [row] = await stored(messaging, ins)
-    assert str(row["message_id"]) == result["message_id"]
+    assert row["message_id"] == result.message_id
     assert (row["sender_kind"], row["sender_id"], row["sender_name"]) == (
         "holder",
         ins,
@@ -226,12 +229,10 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
             KEY, row["body_nonce"], row["body_sealed"], message_id, ins, domain.BODY
         ),
     ) == ("Question", "Dois-je jeûner ?")
-    listed = await client.list_messages(holder, ins)
-    assert [(m["subject"], m["body"]) for m in listed["messages"]] == [
-        ("Question", "Dois-je jeûner ?")
-    ]
+    listed = await client.send(cmd.ListMessages(ins=ins), token=holder)
+    assert [(m.subject, m.body) for m in listed.messages] == [("Question", "Dois-je jeûner ?")]
     assert (sent["holder_key"], sent["version"]) == (ins, 2)
-    assert sent["payload"]["message_id"] == result["message_id"]
+    assert sent["payload"]["message_id"] == str(result.message_id)
     assert sent["payload"]["sender_kind"] == "holder"
     assert set(sent["payload"]) == {
         "message_id",
@@ -256,7 +257,10 @@ async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
     rpps = new_rpps()
     doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
     async with EventTap(own_amqp_url, "messaging.#") as tap:
-        await client.send_message(doctor, ins, "Résultats", "Vos résultats sont normaux.")
+        await client.send(
+            cmd.SendMessage(ins=ins, subject="Résultats", body="Vos résultats sont normaux."),
+            token=doctor,
+        )
         [sent] = await tap.wait_for("MessageSent", ins=ins)
     [row] = await stored(messaging, ins)
     assert (row["sender_kind"], row["sender_id"], row["sender_name"]) == (
@@ -281,7 +285,9 @@ async def test_professional_denied_by_access_cannot_write__MSG_03(
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
     async with EventTap(own_amqp_url, "messaging.#") as tap:
         with pytest.raises(RpcError) as refused:
-            await client.send_message(doctor, ins, "Bonjour", "Un message")
+            await client.send(
+                cmd.SendMessage(ins=ins, subject="Bonjour", body="Un message"), token=doctor
+            )
         await asyncio.sleep(0.5)
     assert refused.value.code == "access_denied"
     assert await stored(messaging, ins) == []
@@ -296,7 +302,9 @@ async def test_professional_is_refused_when_access_does_not_answer__MSG_03(
     access.answers[ins] = "silent"
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
     with pytest.raises(RpcError) as refused:
-        await client.send_message(doctor, ins, "Bonjour", "Un message")
+        await client.send(
+            cmd.SendMessage(ins=ins, subject="Bonjour", body="Un message"), token=doctor
+        )
     assert refused.value.code == "access_undecided"
     assert await stored(messaging, ins) == []
 
@@ -309,7 +317,9 @@ async def test_a_holder_cannot_write_in_another_box__MSG_03(
     operator = token(keys, messaging, keys.operator_id, "operator", "operator")
     for who in (intruder, operator):
         with pytest.raises(RpcError) as refused:
-            await client.send_message(who, ins, "Bonjour", "Un message")
+            await client.send(
+                cmd.SendMessage(ins=ins, subject="Bonjour", body="Un message"), token=who
+            )
         assert refused.value.code in ("not_your_box", "forbidden")
     assert await stored(messaging, ins) == []
 
@@ -323,7 +333,9 @@ async def test_no_message_after_closure__RET_05(
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
     for who in (holder, doctor):
         with pytest.raises(RpcError) as refused:
-            await client.send_message(who, ins, "Bonjour", "Un message")
+            await client.send(
+                cmd.SendMessage(ins=ins, subject="Bonjour", body="Un message"), token=who
+            )
         assert refused.value.code == "space_closed"
     assert await stored(messaging, ins) == []
 
@@ -334,7 +346,9 @@ async def test_no_message_before_the_space_is_open(
     ins = new_nir()
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     with pytest.raises(RpcError) as refused:
-        await client.send_message(holder, ins, "Bonjour", "Un message")
+        await client.send(
+            cmd.SendMessage(ins=ins, subject="Bonjour", body="Un message"), token=holder
+        )
     assert refused.value.code == "space_not_open"
 
 
@@ -359,12 +373,12 @@ async def test_a_deposit_is_sent_to_the_holder_box__MSG_02(
         await asyncio.sleep(0.5)
         assert len(tap.of_type("MessageSent", ins=ins)) == 1
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
-    [message] = (await client.list_messages(holder, ins))["messages"]
-    assert message["body"] == "Dr Claire Martin a déposé un nouveau document dans votre dossier"
-    assert message["origin"] == "deposit"
-    assert message["document_id"] == str(deposit.document_id)
-    assert "Bilan" not in message["subject"] + message["body"]
-    assert sent["payload"]["message_id"] == message["message_id"]
+    [message] = (await client.send(cmd.ListMessages(ins=ins), token=holder)).messages
+    assert message.body == "Dr Claire Martin a déposé un nouveau document dans votre dossier"
+    assert message.origin == "deposit"
+    assert message.document_id == deposit.document_id
+    assert "Bilan" not in f"{message.subject} {message.body}"
+    assert sent["payload"]["message_id"] == str(message.message_id)
     assert sent["payload"]["sender_name"] == "Dr Claire Martin"
 
 
@@ -386,9 +400,9 @@ async def test_a_version_1_deposit_still_queued_is_sent_without_its_title__MSG_0
         [sent] = await tap.wait_for("MessageSent", ins=ins)
     assert sent["version"] == 2 and "Bilan" not in str(sent)
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
-    [message] = (await client.list_messages(holder, ins))["messages"]
-    assert message["document_id"] == str(deposit.document_id)
-    assert "Bilan" not in message["subject"] + message["body"]
+    [message] = (await client.send(cmd.ListMessages(ins=ins), token=holder)).messages
+    assert message.document_id == deposit.document_id
+    assert "Bilan" not in f"{message.subject} {message.body}"
 
 
 async def test_a_holders_own_deposit_posts_no_notice_in_their_box__MSG_02(
@@ -437,7 +451,10 @@ async def test_a_message_with_control_characters_is_refused_before_access_is_ask
     access.answers[ins] = "grant"
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
     with pytest.raises(RpcError) as refused:
-        await client.send_message(doctor, ins, subject, body)
+        # Raw, as a hostile client sends it: the contract would refuse it before it left.
+        await client.rpc.call(
+            MESSAGING, "SendMessage", {"ins": ins, "subject": subject, "body": body}, token=doctor
+        )
     assert refused.value.code == "invalid_input"
     assert access.asked_for(ins) == []  # no access asked, so none traced or alerted
     assert await stored(messaging, ins) == []
@@ -450,7 +467,7 @@ async def test_a_listing_reply_stays_within_its_byte_budget_and_a_cursor_gives_t
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     bodies = [f"{i}" + "😀" * (domain.MAX_BODY_CHARS - 1) for i in range(3)]
     for i, body in enumerate(bodies):
-        await client.send_message(holder, ins, f"long {i}", body)
+        await client.send(cmd.SendMessage(ins=ins, subject=f"long {i}", body=body), token=holder)
     seen: list[str] = []
     cursor: str | None = None
     pages = 0
@@ -478,18 +495,18 @@ async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
     ins = await space_with_status(messaging, own_amqp_url)
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     for subject in ("premier", "deuxième", "troisième"):
-        await client.send_message(holder, ins, subject, "texte")
-    listed = await client.list_messages(holder, ins)
-    assert [m["subject"] for m in listed["messages"]] == ["troisième", "deuxième", "premier"]
-    assert listed["next_cursor"] is None
-    first = await client.list_messages(holder, ins, page_size=2)
-    rest = await client.list_messages(holder, ins, cursor=first["next_cursor"])
-    assert [m["subject"] for m in first["messages"] + rest["messages"]] == [
+        await client.send(cmd.SendMessage(ins=ins, subject=subject, body="texte"), token=holder)
+    listed = await client.send(cmd.ListMessages(ins=ins), token=holder)
+    assert [m.subject for m in listed.messages] == ["troisième", "deuxième", "premier"]
+    assert listed.next_cursor is None
+    first = await client.send(cmd.ListMessages(ins=ins, page_size=2), token=holder)
+    rest = await client.send(cmd.ListMessages(ins=ins, cursor=first.next_cursor), token=holder)
+    assert [m.subject for m in first.messages + rest.messages] == [
         "troisième",
         "deuxième",
         "premier",
     ]
-    assert rest["next_cursor"] is None
+    assert rest.next_cursor is None
 
     other_ins = await space_with_status(messaging, own_amqp_url)
     other_holder = token(keys, messaging, other_ins, "holder", "Autre Personne")

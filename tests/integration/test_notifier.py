@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from libs.bus.rpc import RpcError
 from libs.client import Client
+from libs.contracts import commands as cmd
 from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.contracts.events import (
     AccessLogged,
@@ -29,6 +30,7 @@ from libs.contracts.events import (
 from libs.runtime import Runtime
 from libs.tokens import issue_for
 from services.notifier.handlers import ACCESS_QUEUE, LIFECYCLE_QUEUE, MESSAGES_QUEUE
+from tests.support.actors import sign_in_operator
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.people import new_nir
 from tests.support.smtp import Mailbox, free_port
@@ -136,7 +138,7 @@ _REGISTRAR: list[Registrar] = []
 
 @pytest.fixture(scope="module", autouse=True)
 async def registrar(client: Client, keys: Keys, identity: Runtime) -> AsyncIterator[Registrar]:
-    token = await client.sign_in_with_card("operator", keys.operator_id, keys.operator_private)
+    token = await sign_in_operator(client, keys)
     _REGISTRAR[:] = [Registrar(client, token)]
     yield _REGISTRAR[0]
     _REGISTRAR.clear()
@@ -155,14 +157,16 @@ async def give_contact(
     (channels only) reaches the notifier. For a minor, `email` is the representative's."""
     first, last = display_name.split(" ", 1)
     registrar = _REGISTRAR[0]
-    await registrar.client.register_holder(
-        registrar.operator_token,
-        nir=ins,
-        first_name=first,
-        last_name=last,
-        birth_date=date(2015, 6, 1) if minor else date(1985, 5, 1),
-        email=None if minor else email,
-        legal_representative_email=email if minor else None,
+    await registrar.client.send(
+        cmd.RegisterHolder(
+            nir=ins,
+            first_name=first,
+            last_name=last,
+            birth_date=date(2015, 6, 1) if minor else date(1985, 5, 1),
+            email=None if minor else email,
+            legal_representative_email=email if minor else None,
+        ),
+        token=registrar.operator_token,
     )
     async with asyncio.timeout(15):
         while not await notifier.pool.fetchval(
@@ -477,12 +481,12 @@ async def test_the_holder_lists_their_alerts_newest_first_and_no_one_else_can(
     )
     await handled(notifier, MESSAGES_QUEUE, message)
 
-    listed = await client.alerts(holder_token(keys, notifier, ins), ins)
-    assert [a["kind"] for a in listed["alerts"]] == ["new_message", "space_opened"]
-    assert all(a["read_at"] is None for a in listed["alerts"])
+    listed = await client.send(cmd.ListAlerts(ins=ins), token=holder_token(keys, notifier, ins))
+    assert [a.kind for a in listed.alerts] == ["new_message", "space_opened"]
+    assert all(a.read_at is None for a in listed.alerts)
 
     with pytest.raises(RpcError) as refused:
-        await client.alerts(holder_token(keys, notifier, new_nir()), ins)
+        await client.send(cmd.ListAlerts(ins=ins), token=holder_token(keys, notifier, new_nir()))
     assert refused.value.code == "forbidden"
     professional = issue_for(
         keys.identity_private,
@@ -494,7 +498,7 @@ async def test_the_holder_lists_their_alerts_newest_first_and_no_one_else_can(
         ttl=timedelta(hours=1),
     )
     with pytest.raises(RpcError) as refused:
-        await client.alerts(professional, ins)
+        await client.send(cmd.ListAlerts(ins=ins), token=professional)
     assert refused.value.code == "forbidden"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from libs.contracts import commands as cmd
 from libs.tokens import new_keypair
 from services.identity.domain import with_key
 
@@ -30,6 +31,17 @@ class Professional:
     card_private: str
     card_public: str
     specialty: str | None = None
+
+    def registration(self) -> cmd.RegisterProfessional:
+        """What an operator sends to register them."""
+        return cmd.RegisterProfessional(
+            rpps=self.rpps,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            profession=self.profession,
+            specialty=self.specialty,
+            card_public_key=self.card_public,
+        )
 
 
 def new_professional(profession: str = "physician", last_name: str = "Martin") -> Professional:
