@@ -693,7 +693,16 @@ class Runtime(Generic[S]):
                 )
             log.exception("command_failed")
             return _error(ErrorCode.INTERNAL_ERROR, f"{self.name} failed to handle the request")
-        return Reply(ok=True, result=_typed_result(contract, result))
+        try:
+            return Reply(ok=True, result=_typed_result(contract, result))
+        except ValidationError as exc:
+            # Our bug, never the caller's: say where, never what (values may be health data).
+            log.error(
+                "reply_drifted_from_contract",
+                reply=contract.REPLY.__name__,
+                errors=[f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors()],
+            )
+            return _error(ErrorCode.INTERNAL_ERROR, f"{self.name} failed to handle the request")
 
     @staticmethod
     def _request_key(
