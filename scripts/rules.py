@@ -54,10 +54,10 @@ def _rule(rule_id: str, lines: list[str]) -> Rule:
     return Rule(rule_id, tuple(cited))
 
 
-def collected() -> list[str]:
-    """Every test's node id, as pytest collects them (no test runs)."""
+def collected(*paths: str) -> list[str]:
+    """Every test's node id (under `paths`, or all), as pytest collects them (no test runs)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *paths],
         cwd=ROOT,
         capture_output=True,
         text=True,
