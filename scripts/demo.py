@@ -187,7 +187,18 @@ async def play(
             f"   Closed at {closed.closed_at:%Y-%m-%dT%H:%M:%S};"
             " the archive is purged ten years later."
         )
-    return {"ins": nir, "events": seen}
+    # Who `python -m scripts.cli --as <name>` can be once the demo has played.
+    actors = {
+        "operator": {"kind": "operator", "id": operator_id, "card_key": operator_private},
+        "martin": {"kind": "professional", "id": pros["Martin"][0], "card_key": pros["Martin"][1]},
+        "bernard": {
+            "kind": "professional",
+            "id": pros["Bernard"][0],
+            "card_key": pros["Bernard"][1],
+        },
+        "sophie": {"kind": "holder", "id": nir, "email": email},
+    }
+    return {"ins": nir, "events": seen, "actors": actors}
 
 
 def _indent(text: str) -> str:

@@ -154,7 +154,7 @@ async def main() -> None:
     try:
         await processes.wait_ready(client)
         print("All six services answer. The journey of one holder, through the bus:")
-        await demo.play(
+        played = await demo.play(
             client,
             smtp.mailbox,
             database_url=database_url,
@@ -162,6 +162,9 @@ async def main() -> None:
             operator_id=OPERATOR,
             operator_private=k["operator_private"],
         )
+        actors = RUN / "actors.json"
+        actors.touch(mode=0o600)  # card keys: the demo's, but keys all the same
+        actors.write_text(json.dumps(played["actors"], indent=2))
         print(
             "\nThe system keeps running. Watch events with"
             " `.venv/bin/python -m libs.bus.tap '#'`; move time with"

@@ -57,6 +57,7 @@ def _space_closed(ins: str) -> Conflict:
     return Conflict(
         f"the space {ins} is closed: nothing can be deposited or read any more (RET_05)",
         code=ErrorCode.SPACE_CLOSED,
+        rule="RET_05",
     )
 
 

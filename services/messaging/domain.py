@@ -26,7 +26,11 @@ MAX_BODY_CHARS = 100_000
 def check_can_receive(status: str | None) -> None:
     """RET_05: a closed space takes no new message; an unopened one has no box yet."""
     if status == "closed":
-        raise Conflict("the space is closed: it takes no new message", code=ErrorCode.SPACE_CLOSED)
+        raise Conflict(
+            "the space is closed: it takes no new message",
+            code=ErrorCode.SPACE_CLOSED,
+            rule="RET_05",
+        )
     if status != "open":
         raise Conflict(
             "the space is not open: it has no messaging box", code=ErrorCode.SPACE_NOT_OPEN
