@@ -15,27 +15,25 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import aio_pika
 import asyncpg
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from libs.bus import topology
-from libs.bus.rpc import DEADLINE_HEADER, RpcClient, RpcError
+from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts import commands as cmd
-from libs.contracts.commands import DOSSIER, Decide, Decision
+from libs.contracts.commands import DOSSIER
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64d, issue_for
 from services.dossier import domain
 from tests.support import infra
+from tests.support.access_stand_in import AccessStandIn, Policy, deny, grant
 from tests.support.actors import b64
 from tests.support.bus import EventTap, publish_event
 from tests.support.people import new_nir, new_rpps
@@ -43,88 +41,8 @@ from tests.support.system import Keys, build_service
 
 pytestmark = pytest.mark.integration
 
-ACCESS_DECIDE = "access.decide"
 MAX_DOCUMENT = 64 * 1024
 READ_BUDGET = 256 * 1024
-Policy = Callable[[Decide], Decision]
-
-
-def grant(
-    types: list[str] | None = None, include_masked: bool = False, rule: str = "ACC_06"
-) -> Policy:
-    def decide(_: Decide) -> Decision:
-        return Decision(
-            decision_id=uuid.uuid4(),
-            granted=True,
-            rule=rule,
-            reason="member of the care team",
-            document_types=["*"] if types is None else types,
-            include_masked=include_masked,
-        )
-
-    return decide
-
-
-def deny(rule: str = "ACC_08", reason: str = "the holder blocked this professional") -> Policy:
-    def decide(_: Decide) -> Decision:
-        return Decision(decision_id=uuid.uuid4(), granted=False, rule=rule, reason=reason)
-
-    return decide
-
-
-@dataclass
-class AccessStandIn:
-    """Answers `access.decide` with what `policy` says, and records every request it took."""
-
-    amqp_url: str
-    policy: Policy = field(default_factory=grant)
-    requests: list[Request] = field(default_factory=list)
-    _connection: AbstractRobustConnection | None = None
-    _channel: AbstractChannel | None = None
-
-    async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(infra.party_url(self.amqp_url, "access"))
-        self._channel = await self._connection.channel()
-        await topology.declare_queue(self._channel, ACCESS_DECIDE, commands=True)
-        queue = await self._channel.get_queue(ACCESS_DECIDE, ensure=False)
-        await queue.consume(self._on_request)
-
-    async def stop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
-
-    async def delete_queue(self) -> None:
-        """As if access had never been deployed: a request has nowhere to go."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        try:
-            channel = await connection.channel()
-            await channel.queue_delete(ACCESS_DECIDE)
-        finally:
-            await connection.close()
-
-    def for_holder(self, ins: str) -> list[Request]:
-        return [r for r in self.requests if r.payload.get("ins") == ins]
-
-    async def _on_request(self, message: AbstractIncomingMessage) -> None:
-        assert self._channel is not None
-        async with message.process():
-            deadline = (message.headers or {}).get(DEADLINE_HEADER)
-            if isinstance(deadline, int) and time.time() * 1000 > deadline:
-                return  # the caller gave up long ago (as the real server does)
-            request = Request.model_validate_json(message.body)
-            self.requests.append(request)
-            decision = self.policy(Decide.model_validate(request.payload))
-            reply = Reply(ok=True, result=decision.model_dump(mode="json"))
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(
-                    reply.model_dump_json().encode(),
-                    correlation_id=message.correlation_id,
-                    content_type="application/json",
-                ),
-                routing_key=message.reply_to or "",
-                mandatory=False,
-            )
 
 
 @dataclass

@@ -16,16 +16,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
 from libs import spaces
-from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts import commands as cmd
-from libs.contracts.commands import Decision
 from libs.contracts.envelope import Event, envelope_for
 from libs.contracts.events import (
     DocumentDeposited,
@@ -38,6 +34,7 @@ from libs.runtime import Runtime
 from libs.tokens import b64e, issue_for
 from services.messaging import domain
 from tests.support import infra
+from tests.support.access_stand_in import AccessStandIn, deny, grant, silent
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir, new_rpps
 from tests.support.system import Keys, build_service
@@ -47,54 +44,6 @@ pytestmark = pytest.mark.integration
 MESSAGING = "messaging.commands"
 KEY = secrets.token_bytes(32)
 LIST_BUDGET = 3 * 2**20
-Answer = Literal["grant", "deny", "silent"]
-
-
-class AccessStandIn:
-    """Answers `access.decide` as the test says, per INS; records what it was asked."""
-
-    def __init__(self, amqp_url: str) -> None:
-        self._url = amqp_url
-        self.answers: dict[str, Answer] = {}
-        self.requests: list[Request] = []
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-
-    async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(infra.party_url(self._url, "access"))
-        self._channel = await self._connection.channel()
-        await topology.declare_queue(self._channel, "access.decide", commands=True)
-        queue = await self._channel.get_queue("access.decide", ensure=False)
-        await queue.consume(self._on_request)
-
-    async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-
-    async def _on_request(self, message: AbstractIncomingMessage) -> None:
-        async with message.process():
-            request = Request.model_validate_json(message.body)
-            self.requests.append(request)
-            answer = self.answers.get(request.payload["ins"], "deny")
-            if answer == "silent" or not message.reply_to:
-                return
-            decision = Decision(
-                decision_id=uuid.uuid4(),
-                granted=answer == "grant",
-                rule="ACC_04" if answer == "grant" else "ACC_02",
-                reason="authorized by the holder" if answer == "grant" else "blocked by holder",
-            )
-            reply = Reply(ok=True, result=decision.model_dump(mode="json"))
-            assert self._channel is not None
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(
-                    reply.model_dump_json().encode(), correlation_id=message.correlation_id
-                ),
-                routing_key=message.reply_to,
-            )
-
-    def asked_for(self, ins: str) -> list[Request]:
-        return [r for r in self.requests if r.payload["ins"] == ins]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +56,8 @@ async def client(own_amqp_url: str) -> AsyncIterator[Client]:
 
 @pytest.fixture(scope="module")
 async def access(own_amqp_url: str) -> AsyncIterator[AccessStandIn]:
-    stand_in = AccessStandIn(own_amqp_url)
+    # Nobody is allowed until a test says so.
+    stand_in = AccessStandIn(own_amqp_url, policy=deny(rule="ACC_02"))
     await stand_in.start()
     yield stand_in
     await stand_in.stop()
@@ -246,14 +196,14 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
     assert sent["payload"]["sender_name"] is None
     assert "jeûner" not in str(sent) and "Question" not in str(sent) and "Jeanne" not in str(sent)
     # The holder needs no decision from access for their own box.
-    assert access.asked_for(ins) == []
+    assert access.for_holder(ins) == []
 
 
 async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
     client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
     ins = await space_with_status(messaging, own_amqp_url)
-    access.answers[ins] = "grant"
+    access.by_holder[ins] = grant(rule="ACC_04")
     rpps = new_rpps()
     doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
     async with EventTap(own_amqp_url, "messaging.#") as tap:
@@ -271,7 +221,7 @@ async def test_professional_allowed_by_access_writes_to_the_holder__MSG_01(
     assert sent["payload"]["sender_id"] == rpps
     assert sent["payload"]["sender_name"] == "Claire Martin"  # a professional's: public
     assert "Résultats" not in str(sent) and "normaux" not in str(sent)
-    [asked] = access.asked_for(ins)
+    [asked] = access.for_holder(ins)
     assert asked.command == "Decide"
     assert asked.payload["action"] == "message"
     assert asked.token == doctor  # asked on the professional's behalf
@@ -281,7 +231,7 @@ async def test_professional_denied_by_access_cannot_write__MSG_03(
     client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
     ins = await space_with_status(messaging, own_amqp_url)
-    access.answers[ins] = "deny"
+    access.by_holder[ins] = deny(rule="ACC_02")
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
     async with EventTap(own_amqp_url, "messaging.#") as tap:
         with pytest.raises(RpcError) as refused:
@@ -292,14 +242,14 @@ async def test_professional_denied_by_access_cannot_write__MSG_03(
     assert refused.value.code == "access_denied"
     assert await stored(messaging, ins) == []
     assert tap.of_type("MessageSent", ins=ins) == []
-    assert len(access.asked_for(ins)) == 1
+    assert len(access.for_holder(ins)) == 1
 
 
 async def test_professional_is_refused_when_access_does_not_answer__MSG_03(
     client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
     ins = await space_with_status(messaging, own_amqp_url)
-    access.answers[ins] = "silent"
+    access.by_holder[ins] = silent()
     doctor = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
     with pytest.raises(RpcError) as refused:
         await client.send(
@@ -328,7 +278,7 @@ async def test_no_message_after_closure__RET_05(
     client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
 ) -> None:
     ins = await space_with_status(messaging, own_amqp_url, "closed")
-    access.answers[ins] = "grant"
+    access.by_holder[ins] = grant(rule="ACC_04")
     holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
     for who in (holder, doctor):
@@ -448,7 +398,7 @@ async def test_a_message_with_control_characters_is_refused_before_access_is_ask
     body: str,
 ) -> None:
     ins = await space_with_status(messaging, own_amqp_url)
-    access.answers[ins] = "grant"
+    access.by_holder[ins] = grant(rule="ACC_04")
     doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
     with pytest.raises(RpcError) as refused:
         # Raw, as a hostile client sends it: the contract would refuse it before it left.
@@ -456,7 +406,7 @@ async def test_a_message_with_control_characters_is_refused_before_access_is_ask
             MESSAGING, "SendMessage", {"ins": ins, "subject": subject, "body": body}, token=doctor
         )
     assert refused.value.code == "invalid_input"
-    assert access.asked_for(ins) == []  # no access asked, so none traced or alerted
+    assert access.for_holder(ins) == []  # no access asked, so none traced or alerted
     assert await stored(messaging, ins) == []
 
 
