@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -30,9 +30,9 @@ from libs.contracts.commands import DOSSIER
 from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
-from libs.tokens import b64d, issue_for
+from libs.tokens import b64d
 from services.dossier import domain
-from tests.support import infra
+from tests.support import infra, tokens
 from tests.support.access_stand_in import AccessStandIn, Policy, deny, grant
 from tests.support.actors import b64
 from tests.support.bus import EventTap, publish_event
@@ -101,17 +101,17 @@ def token_for(
     keys: Keys,
     *,
     sub: str | None = None,
-    kind: str = "professional",
+    kind: Literal["holder", "professional"] = "professional",
     name: str = "Claire Martin",
 ) -> str:
-    return issue_for(
+    """A physician's token by default (a new RPPS each time)."""
+    return tokens.token_for(
         keys.identity_private,
         sub=sub or new_rpps(),
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         name=name,
         profession="physician" if kind == "professional" else None,
         now=runtime.now(),
-        ttl=timedelta(hours=1),
     )
 
 

@@ -74,7 +74,8 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-async def publish_event(amqp_url: str, body: dict[str, Any]) -> str:
+async def publish_body(amqp_url: str, body: dict[str, Any]) -> str:
+    """A probe event body as given (well-formed or not), published as its owner would."""
     await publish_raw(amqp_url, ROUTING_KEY, encode(body), body["event_id"])
     return str(body["event_id"])
 
@@ -99,7 +100,7 @@ async def test_consumer_killed_after_commit_applies_redelivered_event_once(
     store = ProbeDb(db, probe.name)
     await probe.start(crash="after_commit")
 
-    event_id = await publish_event(amqp_url, envelope("a-1"))
+    event_id = await publish_body(amqp_url, envelope("a-1"))
 
     # The handler's transaction committed, then the process died in place of the ack.
     assert await probe.wait_exit() == 9
@@ -172,12 +173,12 @@ async def test_malformed_and_schema_failing_messages_are_dead_lettered_with_reas
     await publish_raw(amqp_url, ROUTING_KEY, b"{this is not json", not_json_id)
     missing = envelope("c-missing")
     del missing["payload"]["n"]
-    missing_id = await publish_event(amqp_url, missing)
-    unknown_id = await publish_event(amqp_url, envelope("c-unknown", type="NoSuchEvent"))
+    missing_id = await publish_body(amqp_url, missing)
+    unknown_id = await publish_body(amqp_url, envelope("c-unknown", type="NoSuchEvent"))
     no_type = envelope("c-no-type")
     del no_type["type"]
-    no_type_id = await publish_event(amqp_url, no_type)
-    valid_id = await publish_event(amqp_url, envelope("c-valid"))
+    no_type_id = await publish_body(amqp_url, no_type)
+    valid_id = await publish_body(amqp_url, envelope("c-valid"))
 
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, 4)
     assert set(parked) == {not_json_id, missing_id, unknown_id, no_type_id}
@@ -193,7 +194,7 @@ async def test_malformed_and_schema_failing_messages_are_dead_lettered_with_reas
 
     # Served before, around and after the bad ones.
     await wait_until(lambda: _effects_is(store, valid_id, 1))
-    later_id = await publish_event(amqp_url, envelope("c-later"))
+    later_id = await publish_body(amqp_url, envelope("c-later"))
     await wait_until(lambda: _effects_is(store, later_id, 1))
     for bad in (missing_id, unknown_id, no_type_id):
         assert await store.effects(bad) == 0
@@ -210,8 +211,8 @@ async def test_poison_is_parked_fast_with_its_real_error_in_one_delivery_never_d
     store = ProbeDb(db, probe.name)
     await probe.start()
 
-    poison_id = await publish_event(amqp_url, envelope("poison-d"))
-    valid_id = await publish_event(amqp_url, envelope("d-valid"))
+    poison_id = await publish_body(amqp_url, envelope("poison-d"))
+    valid_id = await publish_body(amqp_url, envelope("d-valid"))
     await wait_until(lambda: _effects_is(store, valid_id, 1))
 
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1, timeout=30)
@@ -299,7 +300,7 @@ async def test_bodies_that_say_json_but_are_not_never_halt_a_consumer(
         await publish_raw(
             amqp_url, ROUTING_KEY, b"\xff{not json", message_id, content_type="application/json"
         )
-    valid_id = await publish_event(amqp_url, envelope("f-valid"))
+    valid_id = await publish_body(amqp_url, envelope("f-valid"))
     await wait_until(lambda: _effects_is(store, valid_id, 1), timeout=30)
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, len(bad), timeout=30)
     assert set(parked) == set(bad)

@@ -35,6 +35,7 @@ from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.people import new_nir
 from tests.support.smtp import Mailbox, free_port
 from tests.support.system import Keys, build_service
+from tests.support.tokens import token_for
 
 pytestmark = pytest.mark.integration
 
@@ -197,13 +198,8 @@ def access(ins: str, **overrides: Any) -> AccessLogged:
 
 
 def holder_token(keys: Keys, notifier: Runtime, ins: str) -> str:
-    return issue_for(
-        keys.identity_private,
-        sub=ins,
-        kind="holder",
-        name="Jeanne Durand",
-        now=notifier.now(),
-        ttl=timedelta(hours=1),
+    return token_for(
+        keys.identity_private, sub=ins, kind="holder", name="Jeanne Durand", now=notifier.now()
     )
 
 
