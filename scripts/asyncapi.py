@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 from libs.bus import topology
 from libs.bus.rpc import DEADLINE_HEADER, REPLY_TO
 from libs.contracts import commands as cmd
+from libs.contracts import events as events_module
 from libs.contracts.envelope import Event, all_events
 from libs.contracts.rpc import EVERY_QUEUE, Command, ErrorCode, ErrorInfo, Request
 from libs.provision import SERVICES
@@ -163,7 +164,10 @@ def _event_payload(event: type[Event]) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     all_commands = commands()
     queues = sorted({c.QUEUE for c in all_commands if c.QUEUE != EVERY_QUEUE})
-    events = sorted(all_events(), key=lambda e: (e.OWNER, e.TYPE, e.VERSION))
+    events = sorted(
+        (e for e in all_events() if e.__module__ == events_module.__name__),
+        key=lambda e: (e.OWNER, e.TYPE, e.VERSION),
+    )
     _, consumed_by = registered()
 
     schemas = _schemas(

@@ -93,6 +93,7 @@ TARGETS: tuple[Target, ...] = (
         None,
     ),
     Target("identity.commands", "RequestHolderCode", cmd.RequestHolderCode, _HOLDER, None),
+    Target("identity.commands", "GetSigningKeys", cmd.GetSigningKeys, {}, None),
     Target(
         "identity.commands",
         "SignInHolder",
@@ -195,8 +196,13 @@ def every_queue() -> list[str]:
     return [*queues, *(f"{q}.dlq" for q in queues), "ops.unrouted"]
 
 
+def system_events() -> list[type[Event]]:
+    """Every event of the system (not the test services' own, which may be registered too)."""
+    return [e for e in all_events() if e.__module__ == ev.__name__]
+
+
 def event_ids() -> list[str]:
-    return [f"{e.TYPE}.v{e.VERSION}" for e in all_events()]
+    return [f"{e.TYPE}.v{e.VERSION}" for e in system_events()]
 
 
 # --- what the services really register --------------------------------------------------------

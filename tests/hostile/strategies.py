@@ -85,8 +85,9 @@ def hostile_payloads(target: Target) -> st.SearchStrategy[Any]:
         st.text(min_size=1, max_size=20)
         .filter(lambda n: n not in fields)
         .map(lambda n: {**template, n: "x"}),
-        st.sampled_from(fields).flatmap(mutated),
     ]
+    if fields:  # a command may have none (GetSigningKeys): then only the above apply
+        options.append(st.sampled_from(fields).flatmap(mutated))
     if required:
         options.append(
             st.sampled_from(required).map(lambda n: {k: v for k, v in template.items() if k != n})

@@ -4,6 +4,7 @@ typed replies (a reply that drifts from its type is never sent), and refusals wi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +17,13 @@ from libs.errors import Forbidden
 from libs.runtime import CommandContext, Runtime
 from libs.settings import ServiceSettings
 from tests.support import infra
-from tests.support.probe_service import MIGRATIONS
 
 pytestmark = pytest.mark.integration
 
 QUEUE = "probe.commands"
+# The probe's schema (a table of effects), without importing the probe: its event class would
+# join the registry every other test module sees.
+MIGRATIONS = Path(__file__).parents[1] / "support" / "probe" / "migrations"
 
 
 class Counted(Contract):
