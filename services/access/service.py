@@ -94,7 +94,7 @@ async def _require_open_space(conn: Any, ins: str) -> None:
 
 async def authorize_professional(
     ctx: CommandContext, c: cmd.AuthorizeProfessional
-) -> dict[str, Any]:
+) -> cmd.Authorization:
     """ACC_05 / ACC_14: the holder authorizes a professional, permanently or until a date."""
     actor = ctx.require_actor()
     _require_holder_of(actor, c.ins)
@@ -104,24 +104,18 @@ async def authorize_professional(
     async with ctx.unit_of_work() as uow:
         await _require_open_space(uow.conn, c.ins)
         await repository.upsert_authorization(uow.conn, c.ins, c.rpps, c.until, now, actor.sub)
-        return uow.answer(
-            {
-                "ins": c.ins,
-                "rpps": c.rpps,
-                "until": c.until.isoformat() if c.until else None,
-            }
-        )
+        return uow.answer(cmd.Authorization(ins=c.ins, rpps=c.rpps, until=c.until))
 
 
-async def revoke_authorization(ctx: CommandContext, c: cmd.RevokeAuthorization) -> dict[str, Any]:
+async def revoke_authorization(ctx: CommandContext, c: cmd.RevokeAuthorization) -> cmd.Revocation:
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
         if not await repository.delete_authorization(uow.conn, c.ins, c.rpps):
             raise NotFound(f"professional {c.rpps} is not authorized")
-        return uow.answer({"ins": c.ins, "rpps": c.rpps, "authorized": False})
+        return uow.answer(cmd.Revocation(ins=c.ins, rpps=c.rpps, authorized=False))
 
 
-async def block_professional(ctx: CommandContext, c: cmd.BlockProfessional) -> dict[str, Any]:
+async def block_professional(ctx: CommandContext, c: cmd.BlockProfessional) -> cmd.BlockStatus:
     """ACC_08: the holder blocks a professional; never the treating physician."""
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
@@ -129,34 +123,28 @@ async def block_professional(ctx: CommandContext, c: cmd.BlockProfessional) -> d
         if await repository.is_treating_physician(uow.conn, c.ins, c.rpps):
             raise Conflict("the treating physician cannot be blocked (ACC_04, ACC_08)")
         await repository.insert_block(uow.conn, c.ins, c.rpps, ctx.runtime.now())
-        return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": True})
+        return uow.answer(cmd.BlockStatus(ins=c.ins, rpps=c.rpps, blocked=True))
 
 
-async def unblock_professional(ctx: CommandContext, c: cmd.UnblockProfessional) -> dict[str, Any]:
+async def unblock_professional(ctx: CommandContext, c: cmd.UnblockProfessional) -> cmd.BlockStatus:
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.unit_of_work() as uow:
         await repository.delete_block(uow.conn, c.ins, c.rpps)
-        return uow.answer({"ins": c.ins, "rpps": c.rpps, "blocked": False})
+        return uow.answer(cmd.BlockStatus(ins=c.ins, rpps=c.rpps, blocked=False))
 
 
-async def list_permissions(ctx: CommandContext, c: cmd.ListPermissions) -> dict[str, Any]:
+async def list_permissions(ctx: CommandContext, c: cmd.ListPermissions) -> cmd.Permissions:
     """ACC_02: the holder sees who is allowed and who is blocked."""
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.runtime.pool.acquire() as conn:
         permissions = await repository.list_permissions(conn, c.ins)
-    return {
-        kind: [
-            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
-            for row in rows
-        ]
-        for kind, rows in permissions.items()
-    }
+    return cmd.Permissions.model_validate(permissions)
 
 
-async def list_access_history(ctx: CommandContext, c: cmd.ListAccessHistory) -> dict[str, Any]:
+async def list_access_history(ctx: CommandContext, c: cmd.ListAccessHistory) -> cmd.AccessHistory:
     """ACC_03: the holder reads every trace, newest first, a page at a time."""
     _require_holder_of(ctx.require_actor(), c.ins)
     async with ctx.runtime.pool.acquire() as conn:
         total, rows = await repository.traces_page(conn, c.ins, c.page, c.page_size)
-    traces = [cmd.AccessTrace.model_validate(dict(r)).model_dump(mode="json") for r in rows]
-    return {"page": c.page, "page_size": c.page_size, "total": total, "traces": traces}
+    traces = [cmd.AccessTrace.model_validate(dict(r)) for r in rows]
+    return cmd.AccessHistory(page=c.page, page_size=c.page_size, total=total, traces=traces)

@@ -72,7 +72,7 @@ async def _refuse_if_closed(ctx: CommandContext[DossierSettings], ins: str) -> N
 
 async def deposit_document(
     ctx: CommandContext[DossierSettings], c: cmd.DepositDocument
-) -> dict[str, Any]:
+) -> cmd.Deposited:
     """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish that it was deposited."""
     actor = ctx.require_actor()
     document_type = domain.check_document_type(c.document_type)
@@ -126,15 +126,11 @@ async def deposit_document(
             rule=decision.rule,
         )
         return uow.answer(
-            {
-                "document_id": str(document_id),
-                "deposited_at": now.isoformat(),
-                "rule": decision.rule,
-            }
+            cmd.Deposited(document_id=document_id, deposited_at=now, rule=decision.rule)
         )
 
 
-async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier) -> dict[str, Any]:
+async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier) -> cmd.DossierPage:
     """ACC_01/ACC_07/DOC_06: one page of the documents the decision's scope opens, newest
     first, and a cursor when there are more."""
     ctx.require_actor()
@@ -168,16 +164,16 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     documents = [_entry(key, row, c.ins) for row in domain.visible(in_order, scope)]
     last = page[-1] if page else None
     more = last is not None and len(page) < len(candidates)
-    return {
-        "rule": decision.rule,
-        "documents": documents,
-        "next_cursor": paging.encode_cursor(last["deposited_at"], last["seq"])
+    return cmd.DossierPage(
+        rule=decision.rule,
+        documents=documents,
+        next_cursor=paging.encode_cursor(last["deposited_at"], last["seq"])
         if more and last is not None
         else None,
-    }
+    )
 
 
-def _entry(key: bytes, row: dict[str, Any], ins: str) -> dict[str, Any]:
+def _entry(key: bytes, row: dict[str, Any], ins: str) -> cmd.Document:
     document_id = row["document_id"]
     try:
         content = domain.unseal(key, row["nonce"], row["content"], document_id, ins)
@@ -190,13 +186,13 @@ def _entry(key: bytes, row: dict[str, Any], ins: str) -> dict[str, Any]:
         # Altered, moved or sealed with another key: never return it as if it were sound.
         log.error("document_unauthentic", document_id=str(document_id))
         raise RuntimeError(f"document {document_id} failed authentication") from None
-    return {
-        "document_id": str(document_id),
-        "document_type": row["document_type"],
-        "title": title,
-        "media_type": row["media_type"],
-        "author_id": row["author_id"],
-        "author_name": row["author_name"],
-        "deposited_at": row["deposited_at"].isoformat(),
-        "content_b64": domain.encode_content(content),
-    }
+    return cmd.Document(
+        document_id=document_id,
+        document_type=row["document_type"],
+        title=title,
+        media_type=row["media_type"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        deposited_at=row["deposited_at"],
+        content_b64=domain.encode_content(content),
+    )

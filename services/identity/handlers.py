@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from libs.contracts import commands as cmd
 from libs.contracts.events import SpaceOpeningDue
 from libs.runtime import CommandContext, Runtime
@@ -23,7 +21,7 @@ def register(runtime: Runtime[IdentitySettings]) -> None:
 
     async def request_holder_code(
         ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode
-    ) -> dict[str, Any]:
+    ) -> cmd.CodeRequested:
         return await service.request_holder_code(ctx, c, mailer)
 
     runtime.handle(cmd.RegisterHolder, service.register_holder)

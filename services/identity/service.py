@@ -64,7 +64,7 @@ def _code_hash(ctx: CommandContext[IdentitySettings], ins: str, code: str) -> st
 
 async def register_holder(
     ctx: CommandContext[IdentitySettings], c: cmd.RegisterHolder
-) -> dict[str, Any]:
+) -> cmd.SpaceAnnouncement:
     """SPC_01/SPC_02: a person is registered and their space announced (opens in six weeks)."""
     _require_operator(ctx)
     ins = domain.validate_nir(c.nir)
@@ -95,18 +95,15 @@ async def register_holder(
         )
         await uow.emit(ContactChanged(ins=ins, channels=channels))
         return uow.answer(
-            {
-                "ins": ins,
-                "status": "announced",
-                "minor": minor,
-                "opens_at": (now + domain.OPENING_PERIOD).isoformat(),
-            }
+            cmd.SpaceAnnouncement(
+                ins=ins, status="announced", minor=minor, opens_at=now + domain.OPENING_PERIOD
+            )
         )
 
 
 async def object_to_space(
     ctx: CommandContext[IdentitySettings], c: cmd.ObjectToSpace
-) -> dict[str, Any]:
+) -> cmd.Objection:
     _require_operator(ctx)
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
@@ -115,7 +112,7 @@ async def object_to_space(
             raise NotFound(f"no space for INS {c.ins}")
         domain.check_objection(space["status"], space["announced_at"], now)
         await repository.set_space_status(uow.conn, c.ins, "objected", now)
-        return uow.answer({"ins": c.ins, "status": "objected"})
+        return uow.answer(cmd.Objection(ins=c.ins, status="objected"))
 
 
 async def open_space_when_due(ctx: EventContext[IdentitySettings], event: Any) -> None:
@@ -137,7 +134,7 @@ async def open_space_when_due(ctx: EventContext[IdentitySettings], event: Any) -
 
 async def register_professional(
     ctx: CommandContext[IdentitySettings], c: cmd.RegisterProfessional
-) -> dict[str, Any]:
+) -> cmd.ProfessionalRecord:
     _require_operator(ctx)
     try:
         public_key(c.card_public_key)
@@ -155,22 +152,22 @@ async def register_professional(
             now=ctx.runtime.now(),
         ):
             raise Conflict(f"professional {c.rpps} is already registered")
-        return uow.answer({"rpps": c.rpps})
+        return uow.answer(cmd.ProfessionalRecord(rpps=c.rpps))
 
 
 async def request_challenge(
     ctx: CommandContext[IdentitySettings], c: cmd.RequestChallenge
-) -> dict[str, Any]:
+) -> cmd.Challenge:
     now = ctx.runtime.now()
     challenge = secrets.token_urlsafe(32)
     async with ctx.runtime.pool.acquire() as conn:
         await repository.insert_challenge(conn, challenge, c.kind, c.subject, now + CHALLENGE_TTL)
-    return {"challenge": challenge, "expires_at": (now + CHALLENGE_TTL).isoformat()}
+    return cmd.Challenge(challenge=challenge, expires_at=now + CHALLENGE_TTL)
 
 
 async def sign_in_with_card(
     ctx: CommandContext[IdentitySettings], c: cmd.SignInWithCard
-) -> dict[str, Any]:
+) -> cmd.Session:
     """A professional (CPS card) or an operator proves the key by signing a fresh challenge."""
     now = ctx.runtime.now()
     settings = ctx.runtime.settings
@@ -202,12 +199,12 @@ async def sign_in_with_card(
         ttl=ttl,
         issuer=settings.identity_issuer,
     )
-    return {"token": token, "expires_at": (now + ttl).isoformat()}
+    return cmd.Session(token=token, expires_at=now + ttl)
 
 
 async def request_holder_code(
     ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode, mailer: CodeMailer
-) -> dict[str, Any]:
+) -> cmd.CodeRequested:
     """SPC_03: a one-time code, sent to the holder's e-mail.
 
     The same reply, in about the same time, whatever the INS: registered or not, with an e-mail
@@ -247,12 +244,10 @@ async def request_holder_code(
             )
     if to is not None:
         mailer.submit(to, code)
-    return dict(domain.CODE_REQUEST_REPLY)
+    return cmd.CodeRequested.model_validate(domain.CODE_REQUEST_REPLY)
 
 
-async def sign_in_holder(
-    ctx: CommandContext[IdentitySettings], c: cmd.SignInHolder
-) -> dict[str, Any]:
+async def sign_in_holder(ctx: CommandContext[IdentitySettings], c: cmd.SignInHolder) -> cmd.Session:
     """SPC_03: the holder's live code, once. Wrong codes count per holder, across codes: past
     the limit sign-in is locked for a while and the live code revoked."""
     settings = ctx.runtime.settings
@@ -299,7 +294,7 @@ async def sign_in_holder(
         ttl=ttl,
         issuer=settings.identity_issuer,
     )
-    return {"token": token, "expires_at": (now + ttl).isoformat()}
+    return cmd.Session(token=token, expires_at=now + ttl)
 
 
 # --- identity.contacts: for the notifier only -----------------------------------------------
@@ -317,7 +312,7 @@ def require_service_caller(ctx: CommandContext[IdentitySettings], service: str) 
 
 async def get_alert_contact(
     ctx: CommandContext[IdentitySettings], c: cmd.GetAlertContact
-) -> dict[str, Any]:
+) -> cmd.AlertContact:
     """NTF_04: where the holder's alerts go (a minor's: the legal representative's)."""
     require_service_caller(ctx, "notifier")
     now = ctx.runtime.now()
@@ -326,16 +321,16 @@ async def get_alert_contact(
     if person is None:
         raise NotFound(f"no person with INS {c.ins}")
     minor = domain.is_minor(person["birth_date"], now.date())
-    return {
-        "ins": c.ins,
-        "display_name": f"{person['first_name']} {person['last_name']}",
-        "minor": minor,
-        "email": domain.alert_contact(minor, person["email"], person["legal_representative_email"]),
-        "phone": domain.alert_phone(minor, person["phone"]),
-    }
+    return cmd.AlertContact(
+        ins=c.ins,
+        display_name=f"{person['first_name']} {person['last_name']}",
+        minor=minor,
+        email=domain.alert_contact(minor, person["email"], person["legal_representative_email"]),
+        phone=domain.alert_phone(minor, person["phone"]),
+    )
 
 
-async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) -> dict[str, Any]:
+async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) -> cmd.Closure:
     """RET_01: the holder (or the operator at their request) closes the space."""
     actor = ctx.require_actor()
     if not (actor.kind == "operator" or (actor.kind == "holder" and actor.sub == c.ins)):
@@ -350,7 +345,7 @@ async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) 
         await uow.emit(
             SpaceClosed(ins=c.ins, closed_at=now, requested_by=f"{actor.kind}:{actor.sub}")
         )
-        return uow.answer({"ins": c.ins, "status": "closed", "closed_at": now.isoformat()})
+        return uow.answer(cmd.Closure(ins=c.ins, status="closed", closed_at=now))
 
 
 async def get_signing_keys(

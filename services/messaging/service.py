@@ -94,7 +94,7 @@ async def _write(
 
 async def send_message(
     ctx: CommandContext[MessagingSettings], c: cmd.SendMessage
-) -> dict[str, Any]:
+) -> cmd.MessageReceipt:
     """MSG_01 / MSG_03: the holder in their own box, or a professional the access service allows."""
     actor = ctx.require_actor()
     sender = domain.sender_of(actor, c.ins)
@@ -130,12 +130,12 @@ async def send_message(
                 sent_at=now,
             )
         )
-        return uow.answer({"message_id": str(message_id), "sent_at": now.isoformat()})
+        return uow.answer(cmd.MessageReceipt(message_id=message_id, sent_at=now))
 
 
 async def list_messages(
     ctx: CommandContext[MessagingSettings], c: cmd.ListMessages
-) -> dict[str, Any]:
+) -> cmd.MessagePage:
     """MSG_03: never shown to anyone but the holder of the box. One page, newest first, and a
     cursor when there are more."""
     domain.check_can_read(ctx.require_actor(), c.ins)
@@ -160,15 +160,15 @@ async def list_messages(
         _entry(key, by_id[r["message_id"]], c.ins) for r in page if r["message_id"] in by_id
     ]
     more = len(page) < len(candidates)
-    return {
-        "messages": messages,
-        "next_cursor": paging.encode_cursor(page[-1]["sent_at"], page[-1]["seq"])
+    return cmd.MessagePage(
+        messages=messages,
+        next_cursor=paging.encode_cursor(page[-1]["sent_at"], page[-1]["seq"])
         if more and page
         else None,
-    }
+    )
 
 
-def _entry(key: bytes, row: Any, ins: str) -> dict[str, Any]:
+def _entry(key: bytes, row: Any, ins: str) -> cmd.Message:
     message_id = row["message_id"]
     subject = body = None  # written before messages were sealed (migration 0002): demo data
     try:
@@ -183,17 +183,17 @@ def _entry(key: bytes, row: Any, ins: str) -> dict[str, Any]:
         # Altered, moved or sealed with another key: never shown as if it were sound.
         log.error("message_unauthentic", message_id=str(message_id))
         raise RuntimeError(f"message {message_id} failed authentication") from None
-    return {
-        "message_id": str(message_id),
-        "sender_kind": row["sender_kind"],
-        "sender_id": row["sender_id"],
-        "sender_name": row["sender_name"],
-        "subject": subject,
-        "body": body,
-        "sent_at": row["sent_at"].isoformat(),
-        "origin": row["origin"],
-        "document_id": str(row["document_id"]) if row["document_id"] else None,
-    }
+    return cmd.Message(
+        message_id=message_id,
+        sender_kind=row["sender_kind"],
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        subject=subject,
+        body=body,
+        sent_at=row["sent_at"],
+        origin=row["origin"],
+        document_id=row["document_id"],
+    )
 
 
 # --- deposits -------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -175,13 +174,3 @@ async def prune_mails(pool: Pool, finished_before: datetime) -> int:
         "DELETE FROM mails WHERE sent_at IS NOT NULL AND sent_at < $1", finished_before
     )
     return int(status.split()[-1])
-
-
-def alert_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "alert_id": str(row["alert_id"]),
-        "kind": row["kind"],
-        "text": row["text"],
-        "created_at": row["created_at"].isoformat(),
-        "read_at": row["read_at"].isoformat() if row["read_at"] else None,
-    }

@@ -3,8 +3,6 @@ alert, its pending mail and `HolderAlerted` are written together, or not at all.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
 from libs import outbox
@@ -123,10 +121,10 @@ async def change_contact(ctx: EventContext, changed: ContactChanged | ContactCha
             await repository.insert_mail(ctx.conn, alert_id=alert["alert_id"])
 
 
-async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> dict[str, Any]:
+async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> cmd.Alerts:
     """The holder's in-space inbox, newest first. Only the holder themself reads it."""
     actor = ctx.require_actor()
     if not (actor.kind == "holder" and actor.sub == c.ins):
         raise Forbidden("only the holder reads their alerts")
     rows = await repository.list_alerts(ctx.runtime.pool, c.ins)
-    return {"alerts": [repository.alert_json(r) for r in rows]}
+    return cmd.Alerts(alerts=[cmd.Alert.model_validate(dict(r)) for r in rows])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 import structlog
 
@@ -120,29 +119,25 @@ async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
 # --- commands -------------------------------------------------------------------------------
 
 
-async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> dict[str, Any]:
+async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> cmd.Deadlines:
     if ctx.require_actor().kind != "operator":
         raise Forbidden("only the operator lists a space's deadlines")
     async with ctx.runtime.pool.acquire() as conn:
         rows = await repository.deadlines_of(conn, c.ins)
-    return {
-        "deadlines": [
-            {
-                "deadline_id": str(r["deadline_id"]),
-                "ins": r["ins"],
-                "kind": r["kind"],
-                "status": domain.status_of(r["fired_at"], r["cancelled_at"]),
-                "starts_at": r["starts_at"].isoformat(),
-                "due_at": r["due_at"].isoformat(),
-                "created_at": r["created_at"].isoformat(),
-                "fired_at": _iso(r["fired_at"]),
-                "cancelled_at": _iso(r["cancelled_at"]),
-                "cause_event_id": str(r["cause_event_id"]),
-            }
+    return cmd.Deadlines(
+        deadlines=[
+            cmd.Deadline(
+                deadline_id=r["deadline_id"],
+                ins=r["ins"],
+                kind=r["kind"],
+                status=domain.status_of(r["fired_at"], r["cancelled_at"]),
+                starts_at=r["starts_at"],
+                due_at=r["due_at"],
+                created_at=r["created_at"],
+                fired_at=r["fired_at"],
+                cancelled_at=r["cancelled_at"],
+                cause_event_id=r["cause_event_id"],
+            )
             for r in rows
         ]
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    )
