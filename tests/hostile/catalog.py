@@ -7,14 +7,14 @@ when the two differ, so a command or a consumer added later cannot escape the su
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from libs.contracts import commands as cmd
 from libs.contracts import events as ev
 from libs.contracts.envelope import Contract, Event, all_events
 from libs.tokens import new_keypair
+from scripts import asyncapi
 
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 
@@ -208,33 +208,11 @@ def event_ids() -> list[str]:
 # --- what the services really register --------------------------------------------------------
 
 
-@dataclass
-class _Recorder:
-    """Stands in for a Runtime during `handlers.register`: it records, nothing runs."""
-
-    settings: Any
-    commands: dict[str, set[str]] = field(default_factory=dict)
-    events: dict[str, set[type[Event]]] = field(default_factory=dict)
-
-    def handle(self, contract: type[Any], _use_case: Any, **_: Any) -> None:
-        self.commands.setdefault(contract.QUEUE, set()).add(contract.NAME)
-
-    def on_events(self, queue: str, handlers: dict[type[Event], Any]) -> None:
-        self.events[queue] = set(handlers)
-
-    def add_background(self, *_: Any) -> None:
-        pass
-
-
-def registered(settings: dict[str, Any]) -> tuple[dict[str, set[str]], dict[str, set[type[Event]]]]:
-    """(commands by queue, event classes by queue) as `services/*/handlers.py` register them;
-    `settings`: each service's settings object (a running system's)."""
+def registered() -> tuple[dict[str, set[str]], dict[str, set[type[Event]]]]:
+    """(commands by queue, event classes by queue) as `services/*/handlers.py` register them
+    (read as the AsyncAPI document reads them)."""
+    served, consumed = asyncapi.registered()
     commands: dict[str, set[str]] = {}
-    events: dict[str, set[type[Event]]] = {}
-    for service in SERVICES:
-        handlers = importlib.import_module(f"services.{service}.handlers")
-        recorder = _Recorder(settings[service])
-        handlers.register(recorder)
-        commands.update(recorder.commands)
-        events.update(recorder.events)
-    return commands, events
+    for contract in served:
+        commands.setdefault(contract.QUEUE, set()).add(contract.NAME)
+    return commands, {queue: set(events) for queue, events in consumed.items()}
