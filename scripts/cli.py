@@ -2,6 +2,7 @@
 
     python -m scripts.cli commands                          # every command and its fields
     python -m scripts.cli actors                            # who you can be
+    python -m scripts.cli --queue dossier.commands Ping     # is the dossier ready?
     python -m scripts.cli --as martin ReadDossier ins=@sophie
     python -m scripts.cli --as sophie ListAccessHistory ins=@sophie page_size=5
     python -m scripts.cli --as sophie AuthorizeProfessional ins=@sophie rpps=@bernard
@@ -144,12 +145,16 @@ async def sign_in(client: Client, name: str, actor: dict[str, str]) -> str:
     return session.token
 
 
-async def run(actor_name: str | None, command_name: str, arguments: list[str]) -> int:
+async def run(
+    actor_name: str | None, command_name: str, arguments: list[str], queue: str | None = None
+) -> int:
     contract = contracts().get(command_name)
     if contract is None:
         raise SystemExit(
             f"no command {command_name!r}; `python -m scripts.cli commands` lists them"
         )
+    if contract.QUEUE == EVERY_QUEUE and queue is None:
+        raise SystemExit(f"{command_name} is answered on every queue: say which with --queue")
     actors = load_actors()
     try:
         command = contract.model_validate(payload_of(arguments, actors))
@@ -168,7 +173,7 @@ async def run(actor_name: str | None, command_name: str, arguments: list[str]) -
                 raise SystemExit(f"{command_name} needs a signed-in actor: --as <actor>")
             token = await sign_in(client, actor_name, actors[actor_name])
         try:
-            reply = await client.send(command, token=token)
+            reply = await client.send(command, token=token, queue=queue)
         except RpcError as refused:
             rule = f" (rule {refused.rule})" if refused.rule else ""
             print(f"refused: [{refused.code}] {refused.message}{rule}", file=sys.stderr)
@@ -184,6 +189,7 @@ def main(argv: list[str]) -> int:
         prog="python -m scripts.cli", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--as", dest="actor", help="the demo actor to sign in as (see `actors`)")
+    parser.add_argument("--queue", help="for Ping, answered on every queue: which one")
     parser.add_argument("command", help="a command's name, `commands` or `actors`")
     parser.add_argument("fields", nargs="*", help="name=value ... or one JSON object")
     args = parser.parse_args(argv)
@@ -196,7 +202,7 @@ def main(argv: list[str]) -> int:
         return 0
     if args.actor is not None and args.actor not in load_actors():
         raise SystemExit(f"no actor {args.actor!r}: {', '.join(load_actors())}")
-    return asyncio.run(run(args.actor, args.command, args.fields))
+    return asyncio.run(run(args.actor, args.command, args.fields, args.queue))
 
 
 if __name__ == "__main__":

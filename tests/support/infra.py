@@ -163,6 +163,12 @@ def client_url(admin_amqp_url: str, kind: str = "practice-software") -> str:
     return party_url(admin_amqp_url, kind)
 
 
+def bus_environment(admin_amqp_url: str) -> provision.Environment:
+    """The vhost's broker users as `libs.provision` describes an environment (no database)."""
+    prefix, passwords = _BUS[admin_amqp_url]
+    return provision.Environment(admin_amqp_url, "", prefix, "", bus_passwords=passwords)
+
+
 def bus_prefix(admin_amqp_url: str) -> str:
     return _BUS[admin_amqp_url][0]
 
