@@ -19,6 +19,7 @@ from libs.contracts.envelope import Contract
 from libs.contracts.events import ActorKind, Outcome
 from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.contracts.text import Name, Text, refuse_control_characters
+from libs.contracts.vocabulary import Profession, Specialty
 
 # The command queues. A client publishes to `dmp.commands` with the queue as routing key;
 # `identity.contacts` and `access.decide` are bound only to `dmp.internal` (services only).
@@ -181,8 +182,8 @@ class RegisterProfessional(Command[ProfessionalRecord]):
     rpps: Rpps
     first_name: Name
     last_name: Name
-    profession: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
-    specialty: Text | None = None
+    profession: Profession  # a closed list: no insurer, bank or employer (ACC_10)
+    specialty: Specialty | None = None
     card_public_key: Base64Url  # Ed25519, raw 32 bytes, base64url
 
 

@@ -470,3 +470,33 @@ async def test_the_published_keys_verify_identitys_tokens(
     verifier = TokenVerifier(jwks.model_dump_json(exclude_none=True))
     assert verifier.verify(operator_token, identity.now()).kind == "operator"
     assert '"d"' not in jwks.model_dump_json()  # no private part
+
+
+@pytest.mark.parametrize("profession", ["insurer", "bank", "employer", "Physician"])
+async def test_no_outsider_can_be_registered_as_a_professional__ACC_10(
+    client: Client, operator_token: str, identity: Runtime, profession: str
+) -> None:
+    """Professions are a closed list: an insurer, a bank or an employer has no word to register
+    as, so access never has anything to grant them."""
+    pro = new_professional()
+    payload = {**pro.registration().model_dump(mode="json"), "profession": profession}
+    with pytest.raises(RpcError) as refused:
+        await client.rpc.call(
+            "identity.commands", "RegisterProfessional", payload, token=operator_token
+        )
+    assert refused.value.code == "invalid_input"
+    assert "profession" in refused.value.message
+    async with identity.pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM professionals WHERE rpps = $1", pro.rpps) == 0
+        )
+
+
+async def test_a_specialty_outside_the_list_is_refused(client: Client, operator_token: str) -> None:
+    pro = new_professional()
+    payload = {**pro.registration().model_dump(mode="json"), "specialty": "astrology"}
+    with pytest.raises(RpcError) as refused:
+        await client.rpc.call(
+            "identity.commands", "RegisterProfessional", payload, token=operator_token
+        )
+    assert refused.value.code == "invalid_input"

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 from libs.contracts import commands as cmd
+from libs.contracts.vocabulary import Profession, Specialty
 from libs.tokens import new_keypair
 from services.identity.domain import with_key
 
@@ -38,8 +39,8 @@ class Professional:
             rpps=self.rpps,
             first_name=self.first_name,
             last_name=self.last_name,
-            profession=self.profession,
-            specialty=self.specialty,
+            profession=Profession(self.profession),
+            specialty=None if self.specialty is None else Specialty(self.specialty),
             card_public_key=self.card_public,
         )
 
