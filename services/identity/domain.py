@@ -157,9 +157,10 @@ def ins_key(ins: str) -> str:
 def code_recipient(
     status: SpaceStatus | None, birth_date: date | None, email: str | None, today: date
 ) -> str | None:
-    """Where a sign-in code goes, or None: only to an adult holder of an open (or closed, to ask
-    for its reactivation) space, with an e-mail on file (SPC_03, SPC_04, SPC_06)."""
-    if status not in ("open", "closed") or birth_date is None or not email:
+    """Where a sign-in code goes, or None: only to an adult holder of an announced space (to
+    object to it, SPC_01), an open one, or a closed one (to ask for its reactivation), with an
+    e-mail on file (SPC_03, SPC_04, SPC_06)."""
+    if status not in ("announced", "open", "closed") or birth_date is None or not email:
         return None
     if is_minor(birth_date, today):
         return None
@@ -215,3 +216,8 @@ def check_closable(status: SpaceStatus) -> None:
         raise Conflict("the space is already closed")
     if status != "open":
         raise Conflict(f"the space is {status}, not open: there is nothing to close")
+
+
+def may_object(actor_kind: str, actor_sub: str, ins: str) -> bool:
+    """SPC_01: the person themselves, or the operator on their behalf."""
+    return actor_kind == "operator" or (actor_kind == "holder" and actor_sub == ins)

@@ -104,7 +104,11 @@ async def register_holder(
 async def object_to_space(
     ctx: CommandContext[IdentitySettings], c: cmd.ObjectToSpace
 ) -> cmd.Objection:
-    _require_operator(ctx)
+    """SPC_01: the person objects within the six weeks, themselves (signed in with the code
+    sent to them) or through the operator."""
+    actor = ctx.require_actor()
+    if not domain.may_object(actor.kind, actor.sub, c.ins):
+        raise Forbidden("only the person or the operator objects to a space")
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
         space = await repository.lock_space(uow.conn, c.ins)

@@ -21,7 +21,7 @@ from libs.bus.rpc import RpcError
 from libs.contracts import commands as cmd
 from libs.runtime import Runtime
 from services.notifier.domain import mail_subject
-from tests.support.actors import b64, code_mailed_to
+from tests.support.actors import b64, code_mailed_to, sign_in_holder
 from tests.support.journey import (
     DOCTOR_BODY,
     DOCTOR_SUBJECT,
@@ -329,6 +329,27 @@ async def test_a_person_who_objects_within_six_weeks_gets_no_space__SPC_01(stage
         token=operator,
     )
     objected = await stage.client.send(cmd.ObjectToSpace(ins=nir), token=operator)
+    assert objected.status == "objected"
+    await stage.six_weeks_pass()
+    await stage.tap.wait_for("SpaceOpeningDue", ins=nir, timeout=30)
+    await asyncio.sleep(1.0)  # identity has had time to (not) open it
+    assert not stage.tap.of_type("SpaceOpened", ins=nir)
+
+
+async def test_a_person_objects_themselves_signed_in_with_the_code_sent_to_them__SPC_01__SPC_03(
+    stage: Stage,
+) -> None:
+    operator = await stage.operator()
+    nir = new_nir(sex=2, year=80)
+    email = f"objector.{nir[-4:]}@example.org"
+    await stage.client.send(
+        cmd.RegisterHolder(
+            nir=nir, first_name="Lucie", last_name="Roux", birth_date=date(1980, 9, 9), email=email
+        ),
+        token=operator,
+    )
+    holder = await sign_in_holder(stage.client, stage.mailbox, nir, email)
+    objected = await stage.client.send(cmd.ObjectToSpace(ins=nir), token=holder)
     assert objected.status == "objected"
     await stage.six_weeks_pass()
     await stage.tap.wait_for("SpaceOpeningDue", ins=nir, timeout=30)

@@ -245,13 +245,15 @@ async def test_a_code_request_gets_the_same_answer_whatever_the_ins__SPC_03(
     email = _new_email()
     registered = await _holder(client, operator_token, identity, email=email)
     no_email = await _holder(client, operator_token, identity, email=None)
-    not_open = await _holder(client, operator_token, identity, email=_new_email(), open_space=False)
+    # An announced space gets codes (its person may object, SPC_01); an objected one never will.
+    objected = await _holder(client, operator_token, identity, email=_new_email(), open_space=False)
+    await client.send(cmd.ObjectToSpace(ins=objected), token=operator_token)
     minor = await _holder(
         client, operator_token, identity, email=_new_email(), birth_date=date(2015, 1, 1)
     )
     replies = [
         await client.send(cmd.RequestHolderCode(ins=ins))
-        for ins in (registered, new_nir(), no_email, not_open, minor)
+        for ins in (registered, new_nir(), no_email, objected, minor)
     ]
     assert all(reply == replies[0] for reply in replies), replies
     assert replies[0].sent is True and "@" not in replies[0].model_dump_json()
@@ -260,7 +262,7 @@ async def test_a_code_request_gets_the_same_answer_whatever_the_ins__SPC_03(
     async with identity.pool.acquire() as conn:
         live = await conn.fetch(
             "SELECT ins FROM holder_codes WHERE ins = ANY($1)",
-            [registered, no_email, not_open, minor],
+            [registered, no_email, objected, minor],
         )
     assert [r["ins"] for r in live] == [registered]
 

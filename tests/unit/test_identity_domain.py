@@ -190,15 +190,24 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 POLICY = domain.SignInPolicy()
 
 
-def test_a_code_goes_only_to_an_adult_holder_of_an_open_space_with_an_email__SPC_03() -> None:
+def test_a_code_goes_only_to_an_adult_holder_of_a_live_space_with_an_email__SPC_03() -> None:
     adult = date(1985, 5, 1)
     assert domain.code_recipient("open", adult, "a@example.org", TODAY) == "a@example.org"
+    # an announced space, for the person to object to it themselves (SPC_01)
+    assert domain.code_recipient("announced", adult, "a@example.org", TODAY) == "a@example.org"
     # a closed space can still be signed into, to ask for its reactivation (RET_01)
     assert domain.code_recipient("closed", adult, "a@example.org", TODAY) == "a@example.org"
     assert domain.code_recipient(None, None, None, TODAY) is None  # no such INS
-    assert domain.code_recipient("announced", adult, "a@example.org", TODAY) is None
     assert domain.code_recipient("objected", adult, "a@example.org", TODAY) is None
     assert domain.code_recipient("open", adult, None, TODAY) is None  # SPC_06
+
+
+def test_the_person_or_the_operator_objects_nobody_else__SPC_01() -> None:
+    ins = "185057800608436"
+    assert domain.may_object("holder", ins, ins)
+    assert domain.may_object("operator", "cnam-agent", ins)
+    assert not domain.may_object("holder", "285057800608436", ins)
+    assert not domain.may_object("professional", "10000000001", ins)
 
 
 def test_a_minor_gets_no_code_of_their_own__SPC_04() -> None:
