@@ -163,7 +163,8 @@ class Objection(Contract):
 
 
 class ObjectToSpace(Command[Objection]):
-    """The holder (or an operator for them) objects before the space opens (SPC_02)."""
+    """The person (signed in with a code sent to them) or the operator for them objects within
+    the six weeks after the announcement: no space is opened (SPC_01)."""
 
     QUEUE = IDENTITY
     REQUEST_ID = "required"
