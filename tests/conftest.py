@@ -10,11 +10,10 @@ import pytest
 from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.runtime import Runtime
-from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
 from tests.support.actors import sign_in_operator
 from tests.support.smtp import SmtpServer
-from tests.support.system import Keys, build_service
+from tests.support.system import Keys, build_service, new_keys
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +36,7 @@ async def amqp_url(servers: infra.Servers) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    identity_private = key_set(new_signing_key())
-    operator_private, operator_public = new_keypair()
-    return Keys(
-        identity_private,
-        public_jwks(identity_private),
-        "cnam-agent-1",
-        operator_private,
-        operator_public,
-    )
+    return new_keys()
 
 
 @pytest.fixture(scope="session")

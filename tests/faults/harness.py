@@ -39,12 +39,12 @@ from libs.clock import advance
 from libs.contracts import commands as cmd
 from libs.contracts.events import AccessLogged
 from libs.faults import is_transient
-from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from scripts import processes
 from tests.support import infra
 from tests.support.actors import b64, sign_in_professional
 from tests.support.people import new_nir, new_professional
 from tests.support.smtp import Mailbox, SmtpServer
+from tests.support.system import Keys, new_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "faults"
@@ -66,27 +66,6 @@ HOLDERS = 4
 PROS = 2
 
 # --- the services ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Keys:
-    identity_private: str  # identity's signing keys: a private JWKS
-    identity_public: str  # the public JWKS every service verifies tokens with
-    operator_id: str
-    operator_private: str
-    operator_public: str
-
-
-def new_keys() -> Keys:
-    identity_private = key_set(new_signing_key())
-    operator_private, operator_public = new_keypair()
-    return Keys(
-        identity_private,
-        public_jwks(identity_private),
-        "fault-operator",
-        operator_private,
-        operator_public,
-    )
 
 
 def service_values(database_url: str, amqp_url: str, keys: Keys, smtp_port: int) -> dict[str, Any]:
@@ -809,7 +788,7 @@ async def system_on(
     extra_env: dict[str, dict[str, str]] | None = None,
 ) -> AsyncIterator[Bench]:
     """Six services on the given (fresh) database and vhost, a client, a populated world."""
-    keys = new_keys()
+    keys = new_keys("fault-operator")
     with SmtpServer() as smtp:
         system = System(service_values(database_url, amqp_url, keys, smtp.port), keys, logs)
         system.modules.update(modules or {})

@@ -26,7 +26,7 @@ from libs.spaces import Change
 from tests.support import infra
 from tests.support.bus import publish_event
 from tests.support.people import new_nir
-from tests.support.system import build_service
+from tests.support.system import build_service, running_system
 
 pytestmark = pytest.mark.integration
 
@@ -60,16 +60,8 @@ def values(
 
 @pytest.fixture(scope="module")
 async def services(values: dict[str, Any]) -> AsyncIterator[dict[str, Runtime]]:
-    runtimes = {name: build_service(name, values) for name in SERVICES}
-    started: list[Runtime] = []
-    try:
-        for runtime in runtimes.values():
-            await runtime.start()
-            started.append(runtime)
+    async with running_system(values, SERVICES) as runtimes:
         yield runtimes
-    finally:
-        for runtime in reversed(started):
-            await runtime.stop()
 
 
 async def statuses(services: dict[str, Runtime], ins: str) -> dict[str, str | None]:

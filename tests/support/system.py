@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.runtime import Runtime
+from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
 
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
@@ -24,6 +25,19 @@ class Keys:
     operator_public: str
 
 
+def new_keys(operator_id: str = "cnam-agent-1") -> Keys:
+    """Fresh signing keys for identity and a card key for one operator."""
+    identity_private = key_set(new_signing_key())
+    operator_private, operator_public = new_keypair()
+    return Keys(
+        identity_private,
+        public_jwks(identity_private),
+        operator_id,
+        operator_private,
+        operator_public,
+    )
+
+
 def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtime:
     """The service as deployed: `values` name the environment (the administrator's URLs of a
     vhost and a database); the service connects as its own broker user and database role."""
@@ -35,10 +49,11 @@ def build_service(name: str, values: dict[str, Any], **overrides: Any) -> Runtim
 
 @contextlib.asynccontextmanager
 async def running_system(
-    values: dict[str, Any], **overrides: Any
+    values: dict[str, Any], services: tuple[str, ...] = SERVICES, **overrides: Any
 ) -> AsyncIterator[dict[str, Runtime]]:
-    """All six services in this process, each its own Runtime (connections, schema, users)."""
-    runtimes = {name: build_service(name, values, **overrides) for name in SERVICES}
+    """The services (all six unless told) in this process, each its own Runtime (connections,
+    schema, users)."""
+    runtimes = {name: build_service(name, values, **overrides) for name in services}
     started: list[Runtime] = []
     try:
         for runtime in runtimes.values():
