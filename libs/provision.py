@@ -32,13 +32,15 @@ from libs.clock import ensure_clock_schema
 
 SERVICES = authority.SERVICES
 
-# Settings only one service may hold (besides its own URLs): how `make run`, the tests and
-# deploy/compose.yaml hand out secrets.
-SECRET_OWNERS = {
-    "identity_signing_keys": "identity",
-    "operator_public_keys": "identity",
-    "dossier_content_key": "dossier",
-    "messaging_content_key": "messaging",
+# Settings only the services named may hold (besides their own URLs): how `make run`, the tests
+# and deploy/compose.yaml hand out secrets.
+SECRET_OWNERS: dict[str, tuple[str, ...]] = {
+    "identity_signing_keys": ("identity",),
+    "operator_public_keys": ("identity",),
+    "dossier_content_key": ("dossier",),
+    "messaging_content_key": ("messaging",),
+    # The SMS provider's key: identity's sign-in codes (and the notifier's, once it sends SMS).
+    "sms_api_key": ("identity",),
 }
 
 

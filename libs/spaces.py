@@ -33,9 +33,10 @@ from typing import Literal
 import structlog
 
 from libs import db
-from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.contracts.envelope import Event
+from libs.contracts.events import SpaceClosed, SpaceOpened, SpaceReactivated
 from libs.db import Conn
-from libs.runtime import EventContext
+from libs.runtime import EventContext, EventHandler
 
 log = structlog.get_logger()
 
@@ -93,6 +94,11 @@ async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     await _record(ctx.conn, event.ins, "open", event.opened_at)
 
 
+async def on_space_reactivated(ctx: EventContext, event: SpaceReactivated) -> None:
+    """RET_01: the holder reactivated the space within its ten years: it is served again."""
+    await _record(ctx.conn, event.ins, "open", event.reactivated_at)
+
+
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     """RET_05: from the closure, the services that read this projection stop serving the space."""
     await _record(ctx.conn, event.ins, "closed", event.closed_at)
@@ -103,3 +109,12 @@ async def _record(conn: Conn, ins: str, status: Status, at: datetime) -> None:
         log.info("space_status_recorded", status=status, at=at.isoformat())
     else:
         log.info("space_event_superseded", status=status, at=at.isoformat())
+
+
+# What a service that serves spaces consumes to keep this projection: `runtime.on_events(queue,
+# spaces.HANDLERS)`.
+HANDLERS: dict[type[Event], EventHandler] = {
+    SpaceOpened: on_space_opened,
+    SpaceReactivated: on_space_reactivated,
+    SpaceClosed: on_space_closed,
+}

@@ -34,6 +34,7 @@ from jwt.types import Options
 from pydantic import Field, ValidationError
 
 from libs.contracts.envelope import Contract
+from libs.contracts.events import ProxyRole
 from libs.errors import Unauthenticated
 
 ALGORITHM = "EdDSA"
@@ -53,12 +54,21 @@ _DECODE_OPTIONS: Options = {
 }
 
 
+# Who signs in: a proxy (representative, requester) acts for a holder with its own credential.
+TokenKind = Literal["holder", "professional", "operator", "representative", "requester"]
+
+
 class Claims(Contract):
-    sub: str  # INS for a holder, RPPS for a professional, operator id for an operator
-    kind: Literal["holder", "professional", "operator"]
+    # INS for a holder, RPPS for a professional, operator id for an operator, the proxy's id for
+    # a representative or a requester.
+    sub: str
+    kind: TokenKind
     name: str
     profession: str | None = None
     specialty: str | None = None
+    # A proxy's: the INS of the holder it acts for, and in what role (SPC_04, SPC_05, ACC_13).
+    acts_for: str | None = None
+    role: ProxyRole | None = None
     iat: datetime
     exp: datetime
     jti: UUID = Field(default_factory=uuid4)
@@ -193,12 +203,14 @@ def issue_for(
     private_jwks: str,
     *,
     sub: str,
-    kind: Literal["holder", "professional", "operator"],
+    kind: TokenKind,
     name: str,
     now: datetime,
     ttl: timedelta,
     profession: str | None = None,
     specialty: str | None = None,
+    acts_for: str | None = None,
+    role: ProxyRole | None = None,
     issuer: str = DEFAULT_ISSUER,
 ) -> str:
     claims = Claims(
@@ -207,6 +219,8 @@ def issue_for(
         name=name,
         profession=profession,
         specialty=specialty,
+        acts_for=acts_for,
+        role=role,
         iat=now,
         exp=now + ttl,
     )

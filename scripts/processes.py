@@ -39,7 +39,7 @@ def environment(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-# Each secret goes to the one service that uses it, and to no other.
+# Each secret goes to the services that use it, and to no other.
 SECRET_OWNERS = provision.SECRET_OWNERS
 
 
@@ -48,7 +48,7 @@ def service_environment(name: str, values: dict[str, Any]) -> dict[str, str]:
 
     `values` already carry the service's own URLs (its broker user, its database role).
     """
-    own = {k: v for k, v in values.items() if SECRET_OWNERS.get(k, name) == name}
+    own = {k: v for k, v in values.items() if name in SECRET_OWNERS.get(k, (name,))}
     inherited = {k: v for k, v in os.environ.items() if k.lower() not in SECRET_OWNERS}
     return {**inherited, **environment(own)}
 

@@ -1,4 +1,5 @@
-"""`make run`: the six services as separate processes, a local SMTP server, then the demo.
+"""`make run`: the six services as separate processes, a local SMTP server and SMS provider,
+then the demo.
 
 Settings (environment variables; two runs with different ones share a machine without meeting):
 
@@ -8,10 +9,13 @@ Settings (environment variables; two runs with different ones share a machine wi
                   amqp://guest:guest@127.0.0.1:5672/); created when missing; the run's broker
                   users are named `<vhost>.<party>` outside the default vhost
     SMTP_PORT     the demo's SMTP server, where mails to holders land (default 2525)
+    SMS_PORT      the demo's SMS provider (scripts/sms_sink.py), where SMS to holders land
+                  (default: a free port; its URL and a fresh key go to identity)
     RUN_DIR       the run's keys, passwords, actors, logs and mails (default .run)
 
 Keys live in RUN_DIR/keys.json (made once, so tokens and encrypted documents survive restarts);
-service logs in RUN_DIR/logs/<service>.log; mails received in RUN_DIR/mail/. Ctrl-C stops
+service logs in RUN_DIR/logs/<service>.log; mails received in RUN_DIR/mail/, SMS in RUN_DIR/sms/
+(one JSON file each). Ctrl-C stops
 everything. `python -m scripts.run_system reset` (make reset) drops the run's data, clock, broker
 users, queues and RUN_DIR: the next `make run` starts from nothing.
 """
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,12 +42,14 @@ from libs.client import Client
 from libs.provision import Environment, drop_database_roles, provision
 from libs.tokens import b64e, key_set, new_keypair, new_signing_key, public_jwks
 from scripts import demo, processes
+from scripts.sms_sink import SmsServer
 from scripts.smtp_sink import SmtpServer
 
 RUN = Path(os.environ.get("RUN_DIR", ".run"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SMTP_PORT = int(os.environ.get("SMTP_PORT", "2525"))
+SMS_PORT = int(os.environ["SMS_PORT"]) if os.environ.get("SMS_PORT") else None
 OPERATOR = "cnam-demo-agent"
 
 
@@ -126,6 +133,9 @@ async def main() -> None:
 
     smtp = SmtpServer(port=smtp_port, spool=RUN / "mail")
     smtp.__enter__()
+    # A fresh key each run: the services are started with it below.
+    sms = SmsServer(port=SMS_PORT, api_key=secrets.token_urlsafe(24), spool=RUN / "sms")
+    sms.__enter__()
     common = {
         "identity_jwks": public_jwks(k["identity_signing_keys"]),
         "identity_signing_keys": k["identity_signing_keys"],
@@ -134,6 +144,8 @@ async def main() -> None:
         "messaging_content_key": k["messaging_content_key"],
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
+        "sms_gateway_url": sms.url,
+        "sms_api_key": sms.api_key,  # identity's only (processes.SECRET_OWNERS)
         # The demo moves time forward; a production deployment keeps "system".
         "clock_mode": "adjustable",
         "sweep_interval_seconds": 1,
@@ -143,6 +155,7 @@ async def main() -> None:
     )
     print(f"Started {', '.join(f'{n} (pid {p.pid})' for n, p in running.items())}.")
     print(f"Logs in {RUN / 'logs'}/; mails to holders land in {RUN / 'mail'}/ (SMTP :{smtp_port}).")
+    print(f"SMS to holders land in {RUN / 'sms'}/ (SMS provider API {sms.url}).")
 
     rpc = RpcClient(environment.client_url("practice-software"), name="demo", timeout=15)
     await rpc.connect()
@@ -174,6 +187,7 @@ async def main() -> None:
     finally:
         await rpc.close()
         processes.stop(running)
+        sms.__exit__()
         smtp.__exit__()
         print("Stopped.")
 

@@ -12,6 +12,7 @@ from libs.client import Client
 from libs.runtime import Runtime
 from tests.support import infra
 from tests.support.actors import sign_in_operator
+from tests.support.sms import SmsServer
 from tests.support.smtp import SmtpServer
 from tests.support.system import Keys, build_service, new_keys
 
@@ -46,8 +47,15 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="session")
+def sms() -> Iterator[SmsServer]:
+    """A real HTTP server speaking the SMS provider's API: `sms.inbox.wait_for(number)`."""
+    with SmsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def settings_values(
-    database_url: str, amqp_url: str, keys: Keys, smtp: SmtpServer
+    database_url: str, amqp_url: str, keys: Keys, smtp: SmtpServer, sms: SmsServer
 ) -> dict[str, Any]:
     """What every service is configured with in tests (each takes the fields it knows)."""
     return {
@@ -60,6 +68,8 @@ def settings_values(
         "messaging_content_key": "m3sS4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhAx",
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
+        "sms_gateway_url": sms.url,
+        "sms_api_key": sms.api_key,
         "clock_mode": "adjustable",
         "log_level": "WARNING",
         "rpc_timeout_seconds": 10.0,

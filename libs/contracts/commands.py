@@ -16,7 +16,7 @@ import phonenumbers
 from pydantic import AfterValidator, Field, StringConstraints
 
 from libs.contracts.envelope import Contract
-from libs.contracts.events import ActorKind, Outcome
+from libs.contracts.events import ActorKind, Outcome, ProxyRole
 from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.contracts.text import Name, Text, refuse_control_characters
 from libs.contracts.vocabulary import Profession, Specialty
@@ -246,6 +246,334 @@ class Closure(Contract):
 
 
 class CloseSpace(Command[Closure]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
+class Reactivation(Contract):
+    ins: Ins
+    status: Literal["open"]
+    reactivated_at: datetime
+
+
+class ReactivateSpace(Command[Reactivation]):
+    """The holder (or their representative, or the operator at their request) reopens a closed
+    space within its ten years of archive (RET_01): everything in it is served again. Not after
+    the holder's death."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
+# Ten characters of an alphabet without look-alikes (no 0/O, 1/I/L), as printed in the mail.
+ActivationCode = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, pattern=r"^(?i:[2-9A-HJKMNP-Z]{5}-?[2-9A-HJKMNP-Z]{5})$"
+    ),
+]
+
+
+class Activation(Contract):
+    ins: Ins
+    status: Literal["open"]
+    activated_at: datetime
+
+
+class ActivateSpace(Command[Activation]):
+    """SPC_03: the person (or the representative) activates the space with the activation code
+    sent with its announcement; an announced space opens at once. The code is used once and
+    expires (`IssueActivationCode` sends a new one). Sign in afterwards with `RequestHolderCode`."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+    REQUEST_ID = "optional"
+
+    ins: Ins
+    activation_code: ActivationCode
+
+
+class ActivationCodeIssued(Contract):
+    ins: Ins
+    expires_at: datetime
+
+
+class IssueActivationCode(Command[ActivationCodeIssued]):
+    """The operator sends a new activation code (the previous one is void), e.g. when it
+    expired or was lost."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
+# --- identity.commands: proxies (SPC_04, SPC_05, ACC_13) ---------------------------------------
+
+# A protection measure's reference, as the court gives it (e.g. "RG 24/01234").
+MeasureReference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[ -~]+$")
+]
+
+
+class Proxy(Contract):
+    """Someone who acts for a holder with their own credential (`SignInProxy`)."""
+
+    proxy_id: UUID
+    ins: Ins
+    kind: Literal["representative", "requester"]
+    role: ProxyRole
+    starts_at: datetime
+    ends_at: datetime | None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+
+
+class AppointRepresentative(Command[Proxy]):
+    """The operator records a minor's legal representative (SPC_04: until the eighteenth
+    birthday) or the person in charge of an adult's protection measure with its reference
+    (SPC_05: until `until`, or until ended). The representative is told their identifier at the
+    address given, and signs in with a code sent there."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+    role: Literal["legal_representative", "protection_representative"]
+    first_name: Name
+    last_name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    measure_reference: MeasureReference | None = None
+    until: date | None = None
+
+
+class EndRepresentation(Command[Proxy]):
+    """The operator ends an appointment (a measure lifted, parental authority withdrawn)."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    proxy_id: UUID
+
+
+class Proxies(Contract):
+    proxies: list[Proxy]
+
+
+class ListProxies(Command[Proxies]):
+    """Who acts or acted for the holder: asked by the holder, a representative of theirs, or the
+    operator."""
+
+    QUEUE = IDENTITY
+
+    ins: Ins
+
+
+class RequestProxyCode(Command[CodeRequested]):
+    """A one-time code to a proxy's verified contact (the same answer whatever the id)."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    proxy_id: UUID
+
+
+class SignInProxy(Command[Session]):
+    """A representative or requester signs in with their code: the token acts for one holder
+    (`acts_for`), in one role."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    proxy_id: UUID
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class RemindIdentifier(Command[CodeRequested]):
+    """SPC_03: a lost identifier is sent again to the e-mail on file (the holder's INS, or a
+    proxy's id). The same answer whether or not the address is known."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    email: Email
+
+
+# --- identity.commands: death and access requests after it (ACC_13) --------------------------
+
+
+class Death(Contract):
+    ins: Ins
+    died_on: date
+    space_status: Literal["objected", "closed"]
+
+
+class RecordDeath(Command[Death]):
+    """The operator records the holder's death: the space is closed (archived ten years),
+    representatives end, no code is sent any more."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+    died_on: date
+
+
+RequesterRelation = Literal["heir", "unmarried_partner", "civil_union_partner", "court_expert"]
+
+
+class AccessRequestReceipt(Contract):
+    request_id: UUID
+    status: Literal["pending"]
+    message: str
+
+
+class FileAccessRequest(Command[AccessRequestReceipt]):
+    """ACC_13: after a holder's death, an heir, the unmarried or civil-union partner, or a
+    court-ordered expert asks for access. Anyone may file; the operator checks the documents and
+    validates or refuses. The answer is the same whatever the INS."""
+
+    QUEUE = IDENTITY
+    AUTHENTICATED = False
+
+    ins: Ins
+    relation: RequesterRelation
+    first_name: Name
+    last_name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    reason: Text
+
+
+class AccessRequest(Contract):
+    request_id: UUID
+    ins: Ins
+    relation: RequesterRelation
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    reason: str
+    filed_at: datetime
+    status: Literal["pending", "validated", "refused"]
+    decided_at: datetime | None
+    decision_note: str | None
+    proxy_id: UUID | None
+
+
+class AccessRequests(Contract):
+    requests: list[AccessRequest]
+
+
+class ListAccessRequests(Command[AccessRequests]):
+    QUEUE = IDENTITY
+
+    status: Literal["pending", "validated", "refused"] = "pending"
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class DecideAccessRequest(Command[AccessRequest]):
+    """The operator validates (the requester becomes a proxy of the deceased holder, told their
+    identifier at the verified contact) or refuses a request."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    request_id: UUID
+    validate_request: bool
+    note: Text | None = None
+
+
+# --- identity.commands: the holder's contacts and choices (SPC_06, SPC_07) --------------------
+
+AlertChannel = Literal["email", "sms"]
+
+
+def _every_channel() -> list[AlertChannel]:
+    return ["email", "sms"]
+
+
+class ContactPreferences(Contract):
+    ins: Ins
+    email: str | None
+    phone: str | None
+    code_channel: AlertChannel
+    alert_channels: list[AlertChannel]  # empty: alerts stay in the space (SPC_06)
+
+
+class SetContactPreferences(Command[ContactPreferences]):
+    """The holder (or representative) sets their e-mail and phone, the channel codes go by, and
+    the channels alerts go by (none: alerts are kept in the space, SPC_06)."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+    email: Email | None = None
+    phone: Phone | None = None
+    code_channel: AlertChannel = "email"
+    alert_channels: list[AlertChannel] = Field(default_factory=_every_channel, max_length=2)
+
+
+class PersonContact(Contract):
+    first_name: Name
+    last_name: Name
+    relation: Text | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class PersonalContacts(Contract):
+    ins: Ins
+    trusted_person: PersonContact | None
+    emergency_contacts: list[PersonContact]
+    treating_physician: Rpps | None
+    pending_treating_physician: Rpps | None
+
+
+class SetPersonalContacts(Command[PersonalContacts]):
+    """SPC_07: the trusted person and up to five people to contact in an emergency, replaced as a
+    whole."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+    trusted_person: PersonContact | None = None
+    emergency_contacts: list[PersonContact] = Field(default_factory=list, max_length=5)
+
+
+class GetPersonalContacts(Command[PersonalContacts]):
+    QUEUE = IDENTITY
+
+    ins: Ins
+
+
+class TreatingPhysician(Contract):
+    ins: Ins
+    rpps: Rpps
+    status: Literal["pending", "current"]
+
+
+class DeclareTreatingPhysician(Command[TreatingPhysician]):
+    """SPC_07 / ACC_04: the holder (or representative) names their treating physician, who then
+    accepts (`AcceptTreatingPhysician`); or the physician declares themselves, in effect at once."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+
+
+class AcceptTreatingPhysician(Command[TreatingPhysician]):
+    """The physician the holder named accepts: they become the treating physician."""
+
     QUEUE = IDENTITY
     REQUEST_ID = "required"
 
@@ -558,6 +886,7 @@ class Deadline(Contract):
     fired_at: datetime | None
     cancelled_at: datetime | None
     cause_event_id: UUID
+    subject: str | None = None  # what the deadline is about besides the space (a proxy's id)
 
 
 class Deadlines(Contract):

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
 from libs.contracts.envelope import Event, register
 
-ActorKind = Literal["holder", "professional", "operator"]
+# A proxy acts for a holder without a professional card: a representative (SPC_04, SPC_05) or,
+# after the holder's death, a requester the operator validated (ACC_13).
+ActorKind = Literal["holder", "professional", "operator", "representative", "requester"]
+ProxyKind = Literal["representative", "requester"]
+ProxyRole = Literal[
+    "legal_representative",  # parental authority over a minor (SPC_04)
+    "protection_representative",  # in charge of an adult's protection measure (SPC_05)
+    "heir",  # ACC_13, after the holder's death
+    "unmarried_partner",
+    "civil_union_partner",
+    "court_expert",
+]
 Outcome = Literal["granted", "denied"]
 
 
@@ -39,6 +50,103 @@ class SpaceClosed(Event):
     ins: str
     closed_at: datetime
     requested_by: str
+
+
+@register
+class SpaceActivated(Event):
+    """The holder (or their representative) activated the space with the code sent with its
+    announcement (SPC_03); an announced space opens at once. Pre-existing records are brought in
+    now (SPC_08)."""
+
+    OWNER = "identity"
+    TYPE = "SpaceActivated"
+    ins: str
+    activated_at: datetime
+
+
+@register
+class SpaceReactivated(Event):
+    """A closed space is open again, within its ten years of archive (RET_01): the purge is off
+    and every service serves it again."""
+
+    OWNER = "identity"
+    TYPE = "SpaceReactivated"
+    ins: str
+    reactivated_at: datetime
+    requested_by: str
+
+
+@register
+class ProxyAppointed(Event):
+    """Someone may now act for the holder with their own credential (SPC_04, SPC_05, ACC_13),
+    until `ends_at` when known (a minor's eighteenth birthday, a measure's end)."""
+
+    OWNER = "identity"
+    TYPE = "ProxyAppointed"
+    proxy_id: UUID
+    ins: str
+    kind: ProxyKind
+    role: ProxyRole
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+@register
+class ProxyEnded(Event):
+    """The proxy may no longer act: `came_of_age`, `measure_ended`, `holder_deceased`,
+    `revoked`."""
+
+    OWNER = "identity"
+    TYPE = "ProxyEnded"
+    proxy_id: UUID
+    ins: str
+    ended_at: datetime
+    reason: str
+
+
+@register
+class HolderCameOfAge(Event):
+    """The holder is eighteen: they take over their space from their legal representative and
+    may close it (SPC_04)."""
+
+    OWNER = "identity"
+    TYPE = "HolderCameOfAge"
+    ins: str
+    at: datetime
+
+
+@register
+class HolderDeceased(Event):
+    """The operator recorded the holder's death (ACC_13, RET_03); the space is closed with it."""
+
+    OWNER = "identity"
+    TYPE = "HolderDeceased"
+    ins: str
+    died_on: date
+    recorded_at: datetime
+
+
+@register
+class TreatingPhysicianDeclared(Event):
+    """The holder has a treating physician, in effect from `since` (SPC_07, ACC_04)."""
+
+    OWNER = "identity"
+    TYPE = "TreatingPhysicianDeclared"
+    ins: str
+    rpps: str
+    since: datetime
+
+
+@register
+class TreatingPhysicianChanged(Event):
+    """The holder's treating physician is now `rpps`; `previous_rpps` no longer is (ACC_04)."""
+
+    OWNER = "identity"
+    TYPE = "TreatingPhysicianChanged"
+    ins: str
+    rpps: str
+    previous_rpps: str
+    since: datetime
 
 
 @register
@@ -279,5 +387,18 @@ class SpacePurgeDue(Event):
     OWNER = "retention"
     TYPE = "SpacePurgeDue"
     ins: str
+    deadline_id: UUID
+    due_at: datetime
+
+
+@register
+class ProxyEndDue(Event):
+    """A proxy's appointment has reached its end (a minor's eighteenth birthday, SPC_04; a
+    protection measure's end date, SPC_05)."""
+
+    OWNER = "retention"
+    TYPE = "ProxyEndDue"
+    ins: str
+    proxy_id: UUID
     deadline_id: UUID
     due_at: datetime

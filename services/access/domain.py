@@ -7,7 +7,7 @@ rule can be tested without I/O and every decision can be investigated afterwards
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -70,6 +70,29 @@ class Authorization:
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """Someone who acts for a holder with their own credential, as identity appointed them:
+    a representative (SPC_04, SPC_05) or, after death, a requester (ACC_13)."""
+
+    ins: str
+    kind: str | None  # None: only its end was heard
+    role: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    ended_at: datetime | None
+
+    def acts_for(self, ins: str, kind: str, now: datetime) -> bool:
+        return (
+            self.ins == ins
+            and self.kind == kind
+            and self.ended_at is None
+            and self.starts_at is not None
+            and self.starts_at <= now
+            and (self.ends_at is None or now < self.ends_at)
+        )
+
+
+@dataclass(frozen=True)
 class HolderSettings:
     """What the holder decided about their space, as access knows it."""
 
@@ -77,6 +100,8 @@ class HolderSettings:
     authorization: Authorization | None = None
     blocked: bool = False
     treating_physician: bool = False
+    proxy: Proxy | None = None  # the acting proxy's appointment, for a proxy's token
+    deceased: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,13 +136,51 @@ def decide(
         return denied("ACC_10", "the operator cannot access the content of a dossier")
     if holder.space_status == "unknown":
         return denied("SPC_01", "there is no space for this INS")
+    if actor.kind == "requester":
+        return _requester(actor, ins, action, holder, now)
     if holder.space_status == "closed":
         return denied("ACC_17", "the space is closed: no access to anyone")
     if holder.space_status != "open":
         return denied("SPC_01", "the space is not open yet")
     if actor.kind == "holder":
         return _holder(actor, ins, action, document_type)
+    if actor.kind == "representative":
+        return _representative(actor, ins, action, document_type, holder, now)
     return _professional(actor, action, document_type, holder, now)
+
+
+def _representative(
+    actor: Claims,
+    ins: str,
+    action: Action,
+    document_type: str | None,
+    holder: HolderSettings,
+    now: datetime,
+) -> Decision:
+    """SPC_04 / SPC_05: the representative, with their own credential, does what the holder
+    does, while the appointment lasts."""
+    proxy = holder.proxy
+    rule = "SPC_05" if proxy and proxy.role == "protection_representative" else "SPC_04"
+    if proxy is None or not proxy.acts_for(ins, "representative", now):
+        return denied(rule, "this person does not represent the holder (or no longer does)")
+    decision = _holder(actor.model_copy(update={"sub": ins}), ins, action, document_type)
+    return replace(decision, reason=f"{decision.reason}, through their representative ({rule})")
+
+
+def _requester(
+    actor: Claims, ins: str, action: Action, holder: HolderSettings, now: datetime
+) -> Decision:
+    """ACC_13: after the holder's death, a requester the operator validated reads the dossier
+    (the space is closed at death: this is the one access a closed space still gives besides
+    its holder's reactivation request). Never a deposit, never the masked documents."""
+    proxy = holder.proxy
+    if not holder.deceased:
+        return denied("ACC_13", "access on request is only after the holder's death")
+    if proxy is None or not proxy.acts_for(ins, "requester", now):
+        return denied("ACC_13", "no validated access request for this person")
+    if action != "read":
+        return denied("ACC_13", "a requester after death only reads the dossier")
+    return granted("ACC_13", "access after death, validated by the operator", frozenset({ALL}))
 
 
 def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) -> Decision:

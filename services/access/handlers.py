@@ -6,11 +6,18 @@ from datetime import timedelta
 
 from libs import spaces
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    HolderDeceased,
+    ProxyAppointed,
+    ProxyEnded,
+    TreatingPhysicianChanged,
+    TreatingPhysicianDeclared,
+)
 from libs.runtime import Runtime
 from services.access import service
 
 LIFECYCLE_QUEUE = "access.space-lifecycle"
+PEOPLE_QUEUE = "access.people"
 
 
 def register(runtime: Runtime) -> None:
@@ -28,6 +35,16 @@ def register(runtime: Runtime) -> None:
     runtime.handle(cmd.UnblockProfessional, service.unblock_professional)
     runtime.handle(cmd.ListPermissions, service.list_permissions)
     runtime.handle(cmd.ListAccessHistory, service.list_access_history)
+    runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)
+    # Who may act for whom and who the treating physician is: identity's facts, access's
+    # projection of them (the decision stays here).
     runtime.on_events(
-        LIFECYCLE_QUEUE, {SpaceOpened: spaces.on_space_opened, SpaceClosed: spaces.on_space_closed}
+        PEOPLE_QUEUE,
+        {
+            ProxyAppointed: service.on_proxy_appointed,
+            ProxyEnded: service.on_proxy_ended,
+            HolderDeceased: service.on_holder_deceased,
+            TreatingPhysicianDeclared: service.on_treating_physician,
+            TreatingPhysicianChanged: service.on_treating_physician,
+        },
     )

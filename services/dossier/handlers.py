@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from libs import spaces
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from services.dossier import service
 from services.dossier.settings import DossierSettings
@@ -15,7 +14,4 @@ LIFECYCLE_QUEUE = "dossier.space-lifecycle"
 def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
-    runtime.on_events(
-        LIFECYCLE_QUEUE,
-        {SpaceOpened: spaces.on_space_opened, SpaceClosed: spaces.on_space_closed},
-    )
+    runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)

@@ -1,15 +1,20 @@
-"""Identity rules, without I/O: the NIR (SPC_02), minority (SPC_04), the space's lifecycle."""
+"""Identity rules, without I/O: the NIR (SPC_02), minority (SPC_04), the space's lifecycle
+(SPC_01, SPC_03, RET_01), who may act for whom (SPC_04, SPC_05, ACC_13), contacts (SPC_06,
+SPC_07)."""
 
 from __future__ import annotations
 
 import hmac
 import re
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
 
 from libs.contracts.rpc import ErrorCode
-from libs.errors import Conflict, InvalidInput
+from libs.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
+from libs.periods import archive_ends_at
 
 SpaceStatus = Literal["announced", "objected", "open", "closed"]
 Channel = Literal["email", "sms"]
@@ -155,16 +160,36 @@ def ins_key(ins: str) -> str:
 
 
 def code_recipient(
-    status: SpaceStatus | None, birth_date: date | None, email: str | None, today: date
-) -> str | None:
-    """Where a sign-in code goes, or None: only to an adult holder of an announced space (to
-    object to it, SPC_01), an open one, or a closed one (to ask for its reactivation), with an
-    e-mail on file (SPC_03, SPC_04, SPC_06)."""
-    if status not in ("announced", "open", "closed") or birth_date is None or not email:
+    status: SpaceStatus | None,
+    birth_date: date | None,
+    email: str | None,
+    today: date,
+    *,
+    phone: str | None = None,
+    channel: Channel = "email",
+    deceased: bool = False,
+) -> tuple[Channel, str] | None:
+    """Where a sign-in code goes, or None: only to a living adult holder of an announced space
+    (to object to it, SPC_01), an open one, or a closed one (to ask for its reactivation), by the
+    channel they chose, or the other one when the chosen one has no address (SPC_03, SPC_04,
+    SPC_06)."""
+    if status not in ("announced", "open", "closed") or birth_date is None or deceased:
         return None
     if is_minor(birth_date, today):
         return None
-    return email
+    return destination(channel, email, phone)
+
+
+def destination(
+    channel: Channel, email: str | None, phone: str | None
+) -> tuple[Channel, str] | None:
+    """The chosen channel if it has an address, else the other one, else None."""
+    by_channel: dict[Channel, str | None] = {"email": email, "sms": phone}
+    for candidate in (channel, "sms" if channel == "email" else "email"):
+        address = by_channel[candidate]
+        if address:
+            return candidate, address
+    return None
 
 
 def code_matches(
@@ -221,3 +246,212 @@ def check_closable(status: SpaceStatus) -> None:
 def may_object(actor_kind: str, actor_sub: str, ins: str) -> bool:
     """SPC_01: the person themselves, or the operator on their behalf."""
     return actor_kind == "operator" or (actor_kind == "holder" and actor_sub == ins)
+
+
+# --- activation (SPC_03) ----------------------------------------------------------------------
+
+# Long enough for the six weeks of the announcement and six more once the space is open.
+ACTIVATION_VALIDITY = timedelta(weeks=12)
+# No look-alikes (0/O, 1/I/L): the code is typed from a letter or a mail.
+_ACTIVATION_ALPHABET: Final = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def new_activation_code() -> str:
+    """Ten characters (about 50 bits), printed as XXXXX-XXXXX."""
+    raw = "".join(secrets.choice(_ACTIVATION_ALPHABET) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def normalise_activation_code(text: str) -> str:
+    return text.strip().upper().replace("-", "")
+
+
+def check_activation(
+    status: SpaceStatus,
+    code_matches: bool,
+    activated_at: datetime | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    """SPC_03: the code sent, once, before it expires, for a space that may still be used.
+
+    The code is checked first, so that without it nothing is learnt of the space."""
+    if not code_matches:
+        raise Unauthenticated("the activation code is wrong: check it, or ask for a new one")
+    if activated_at is not None:
+        raise Conflict("this activation code was already used: sign in with a one-time code")
+    if expires_at is None or now >= expires_at:
+        raise Conflict(
+            "the activation code has expired: ask the health insurance for a new one",
+            code=ErrorCode.REFUSED,
+        )
+    if status not in ("announced", "open"):
+        raise Conflict(f"the space is {status}: it cannot be activated")
+
+
+# --- reactivation (RET_01) --------------------------------------------------------------------
+
+
+def check_reactivation(
+    status: SpaceStatus, closed_at: datetime | None, deceased: bool, now: datetime
+) -> None:
+    if status != "closed" or closed_at is None:
+        raise Conflict(f"the space is {status}, not closed: there is nothing to reactivate")
+    if deceased:
+        raise Conflict("the holder has died: the space cannot be reactivated")
+    if now >= archive_ends_at(closed_at):
+        raise Conflict("the ten years of archive are over: the space cannot be reactivated")
+
+
+# --- proxies: who acts for a holder without a card (SPC_04, SPC_05, ACC_13) -----------------
+
+ProxyKind = Literal["representative", "requester"]
+REQUESTER_ROLES: Final = ("heir", "unmarried_partner", "civil_union_partner", "court_expert")
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    """What a decision about a proxy needs of its row."""
+
+    ins: str
+    kind: ProxyKind
+    role: str
+    starts_at: datetime
+    ends_at: datetime | None
+    ended_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return (
+            self.ended_at is None
+            and self.starts_at <= now
+            and (self.ends_at is None or now < self.ends_at)
+        )
+
+
+def coming_of_age_at(birth_date: date) -> datetime:
+    """SPC_04: the start of the eighteenth birthday (UTC); born on 29 February, 1 March."""
+    try:
+        day = birth_date.replace(year=birth_date.year + ADULT_AGE)
+    except ValueError:
+        day = date(birth_date.year + ADULT_AGE, 3, 1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def representative_term(
+    role: str,
+    birth_date: date,
+    until: date | None,
+    measure_reference: str | None,
+    now: datetime,
+) -> datetime | None:
+    """When an appointment ends by itself, or an error if it cannot be made: a legal
+    representative for a minor until they are eighteen (SPC_04); a protection representative for
+    an adult, with the measure's reference, until the measure's end if known (SPC_05)."""
+    minor = is_minor(birth_date, now.date())
+    if role == "legal_representative":
+        if not minor:
+            raise Conflict("the holder is an adult: parental authority ends at eighteen (SPC_04)")
+        if measure_reference is not None:
+            raise InvalidInput("a legal representative has no measure reference")
+        return coming_of_age_at(birth_date)
+    if minor:
+        raise Conflict("a minor is represented by their legal representative (SPC_04)")
+    if measure_reference is None:
+        raise InvalidInput("a protection measure is recorded with its reference (SPC_05)")
+    if until is None:
+        return None
+    ends_at = datetime(until.year, until.month, until.day, tzinfo=UTC)
+    if ends_at <= now:
+        raise InvalidInput("the measure's end date is already past")
+    return ends_at
+
+
+def may_act_for(
+    actor_kind: str,
+    actor_sub: str,
+    ins: str,
+    proxy: ProxyState | None,
+    now: datetime,
+    *,
+    holder_represented: bool = False,
+) -> bool:
+    """Who manages a living holder's space: the holder themselves, unless a protection measure
+    with representation puts decisions in their representative's hands (SPC_05); or an active
+    representative of that holder (SPC_04, SPC_05), signed in with their own credential."""
+    if actor_kind == "holder":
+        return actor_sub == ins and not holder_represented
+    if actor_kind == "representative":
+        return (
+            proxy is not None
+            and proxy.kind == "representative"
+            and proxy.ins == ins
+            and proxy.active(now)
+        )
+    return False
+
+
+def require_acting_for(
+    actor_kind: str,
+    actor_sub: str,
+    ins: str,
+    proxy: ProxyState | None,
+    now: datetime,
+    *,
+    operator: bool = False,
+    holder_represented: bool = False,
+) -> None:
+    if operator and actor_kind == "operator":
+        return
+    if not may_act_for(
+        actor_kind, actor_sub, ins, proxy, now, holder_represented=holder_represented
+    ):
+        who = "the holder, their representative" + (" or the operator" if operator else "")
+        raise Forbidden(f"only {who} may do this")
+
+
+def proxy_code_recipient(
+    proxy: ProxyState | None, email: str | None, phone: str | None, now: datetime
+) -> tuple[Channel, str] | None:
+    """A proxy's code goes to the contact the operator verified, while the proxy is active."""
+    if proxy is None or not proxy.active(now):
+        return None
+    return destination("email", email, phone)
+
+
+# --- death (ACC_13) -----------------------------------------------------------------------------
+
+
+def check_death(died_on: date, birth_date: date, already: date | None, today: date) -> None:
+    if already is not None:
+        raise Conflict(f"the holder's death was already recorded ({already.isoformat()})")
+    if died_on > today:
+        raise InvalidInput("the date of death is in the future")
+    if died_on < birth_date:
+        raise InvalidInput("the date of death is before the birth")
+
+
+def check_request_decision(status: str, deceased: bool, validate: bool, has_contact: bool) -> None:
+    if status != "pending":
+        raise Conflict(f"the request was already {status}")
+    if validate and not deceased:
+        raise Conflict("the holder's death is not recorded: access after death cannot be given")
+    if validate and not has_contact:
+        raise Conflict("the request has no contact to send the identifier and codes to")
+
+
+# --- contacts and preferences (SPC_06, SPC_07, NTF_04) ----------------------------------------
+
+
+def preferred_channels(
+    chosen: Sequence[str], email: str | None, phone: str | None
+) -> list[Channel]:
+    """The channels alerts go by: those chosen that have an address (none: alerts are kept in
+    the space, SPC_06)."""
+    return [c for c in alert_channels(email, phone) if c in chosen]
+
+
+def check_treating_physician(profession: str | None, current: str | None, rpps: str) -> None:
+    if profession != "physician":
+        raise Conflict("a treating physician is a physician (SPC_07)")
+    if current == rpps:
+        raise Conflict("this physician is already the treating physician")

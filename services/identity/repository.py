@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -59,7 +62,13 @@ async def lock_space(conn: Conn, ins: str) -> asyncpg.Record | None:
 
 
 async def set_space_status(conn: Conn, ins: str, status: str, at: datetime) -> None:
-    column = {"open": "opened_at", "objected": "objected_at", "closed": "closed_at"}[status]
+    column = {
+        "open": "opened_at",
+        "objected": "objected_at",
+        "closed": "closed_at",
+        "reactivated": "reactivated_at",
+    }[status]
+    status = "open" if status == "reactivated" else status
     await conn.execute(
         f"UPDATE spaces SET status = $2, {column} = $3 WHERE ins = $1", ins, status, at
     )
@@ -136,35 +145,35 @@ async def count_request(conn: Conn, key: str, window_start: datetime) -> int:
     return int(count)
 
 
-async def replace_holder_code(
-    conn: Conn, ins: str, code_hash: str, issued_at: datetime, expires_at: datetime
+async def replace_code(
+    conn: Conn, subject: str, code_hash: str, issued_at: datetime, expires_at: datetime
 ) -> None:
-    """The holder's one live code: any previous one is revoked by this one."""
+    """The subject's one live code (a holder's INS, `proxy:<id>`): it revokes any previous one."""
     await conn.execute(
-        """INSERT INTO holder_codes (ins, code_hash, issued_at, expires_at)
+        """INSERT INTO sign_in_codes (subject, code_hash, issued_at, expires_at)
            VALUES ($1, $2, $3, $4)
-           ON CONFLICT (ins) DO UPDATE
+           ON CONFLICT (subject) DO UPDATE
            SET code_hash = EXCLUDED.code_hash, issued_at = EXCLUDED.issued_at,
                expires_at = EXCLUDED.expires_at""",
-        ins,
+        subject,
         code_hash,
         issued_at,
         expires_at,
     )
 
 
-async def revoke_holder_code(conn: Conn, ins: str) -> None:
-    await conn.execute("DELETE FROM holder_codes WHERE ins = $1", ins)
+async def revoke_code(conn: Conn, subject: str) -> None:
+    await conn.execute("DELETE FROM sign_in_codes WHERE subject = $1", subject)
 
 
-async def get_holder_code(conn: Conn, ins: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM holder_codes WHERE ins = $1", ins)
+async def get_code(conn: Conn, subject: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM sign_in_codes WHERE subject = $1", subject)
 
 
-async def lock_sign_in(conn: Conn, ins: str) -> None:
-    """Sign-in attempts for one INS, one at a time (until the transaction ends), whether or not
-    a person or a guard row exists for it."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || $1))", ins)
+async def lock_sign_in(conn: Conn, subject: str) -> None:
+    """Sign-in attempts for one subject, one at a time (until the transaction ends), whether or
+    not a person, a proxy or a guard row exists for it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || $1))", subject)
 
 
 async def get_guard(conn: Conn, ins: str) -> Guard:
@@ -202,7 +211,7 @@ async def prune(conn: Conn | Pool, now: datetime, policy: SignInPolicy) -> dict[
         return int(status.split()[-1])  # "DELETE <n>"
 
     return {
-        "holder_codes": await delete("DELETE FROM holder_codes WHERE expires_at <= $1", now),
+        "sign_in_codes": await delete("DELETE FROM sign_in_codes WHERE expires_at <= $1", now),
         "challenges": await delete("DELETE FROM challenges WHERE expires_at <= $1", now),
         "rate_windows": await delete(
             "DELETE FROM rate_windows WHERE window_start <= $1", now - policy.rate_window
@@ -214,3 +223,309 @@ async def prune(conn: Conn | Pool, now: datetime, policy: SignInPolicy) -> dict[
             now - policy.failure_window,
         ),
     }
+
+
+# --- activation -------------------------------------------------------------------------------
+
+
+async def set_activation_code(conn: Conn, ins: str, code_hash: str, expires_at: datetime) -> None:
+    """A new activation code: the previous one is void (and the space may be activated again
+    only if it never was)."""
+    await conn.execute(
+        """UPDATE spaces SET activation_code_hash = $2, activation_expires_at = $3
+           WHERE ins = $1""",
+        ins,
+        code_hash,
+        expires_at,
+    )
+
+
+async def mark_activated(conn: Conn, ins: str, at: datetime) -> None:
+    await conn.execute("UPDATE spaces SET activated_at = $2 WHERE ins = $1", ins, at)
+
+
+# --- persons: death, preferences ----------------------------------------------------------------
+
+
+async def lock_person(conn: Conn, ins: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM persons WHERE ins = $1 FOR UPDATE", ins)
+
+
+async def record_death(conn: Conn, ins: str, died_on: date, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE persons SET died_on = $2, death_recorded_at = $3 WHERE ins = $1",
+        ins,
+        died_on,
+        at,
+    )
+
+
+async def set_contact_preferences(
+    conn: Conn,
+    ins: str,
+    email: str | None,
+    phone: str | None,
+    code_channel: str,
+    alert_channels: Sequence[str],
+) -> None:
+    await conn.execute(
+        """UPDATE persons SET email = $2, phone = $3, code_channel = $4, alert_channels = $5
+           WHERE ins = $1""",
+        ins,
+        email,
+        phone,
+        code_channel,
+        list(alert_channels),
+    )
+
+
+async def persons_by_email(conn: Conn, email: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM persons WHERE lower(email) = lower($1) AND died_on IS NULL", email
+    )
+    return rows
+
+
+# --- proxies ------------------------------------------------------------------------------------
+
+
+async def insert_proxy(
+    conn: Conn,
+    *,
+    proxy_id: UUID,
+    ins: str,
+    kind: str,
+    role: str,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    phone: str | None,
+    measure_reference: str | None,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    appointed_by: str,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO proxies (proxy_id, ins, kind, role, first_name, last_name, email, phone,
+                                measure_reference, starts_at, ends_at, appointed_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *""",
+        proxy_id,
+        ins,
+        kind,
+        role,
+        first_name,
+        last_name,
+        email,
+        phone,
+        measure_reference,
+        starts_at,
+        ends_at,
+        appointed_by,
+    )
+    assert row is not None
+    return row
+
+
+async def get_proxy(conn: Conn, proxy_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    sql = "SELECT * FROM proxies WHERE proxy_id = $1" + (" FOR UPDATE" if lock else "")
+    return await conn.fetchrow(sql, proxy_id)
+
+
+async def proxies_of(conn: Conn, ins: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM proxies WHERE ins = $1 ORDER BY starts_at, proxy_id", ins
+    )
+    return rows
+
+
+async def active_representatives(conn: Conn, ins: str, now: datetime) -> list[asyncpg.Record]:
+    """The holder's representatives acting now, the first appointed first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM proxies
+           WHERE ins = $1 AND kind = 'representative' AND ended_at IS NULL
+             AND starts_at <= $2 AND (ends_at IS NULL OR ends_at > $2)
+           ORDER BY starts_at, proxy_id""",
+        ins,
+        now,
+    )
+    return rows
+
+
+async def end_proxy(conn: Conn, proxy_id: UUID, at: datetime, reason: str) -> None:
+    await conn.execute(
+        "UPDATE proxies SET ended_at = $2, end_reason = $3 WHERE proxy_id = $1",
+        proxy_id,
+        at,
+        reason,
+    )
+
+
+async def proxies_by_email(conn: Conn, email: str, now: datetime) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM proxies
+           WHERE lower(email) = lower($1) AND ended_at IS NULL
+             AND (ends_at IS NULL OR ends_at > $2)""",
+        email,
+        now,
+    )
+    return rows
+
+
+# --- personal contacts and the treating physician -----------------------------------------------
+
+
+async def replace_personal_contacts(
+    conn: Conn, ins: str, contacts: list[tuple[int, dict[str, Any]]]
+) -> None:
+    await conn.execute("DELETE FROM personal_contacts WHERE ins = $1", ins)
+    await conn.executemany(
+        """INSERT INTO personal_contacts
+               (ins, position, first_name, last_name, relation, phone, email)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        [
+            (
+                ins,
+                position,
+                c["first_name"],
+                c["last_name"],
+                c.get("relation"),
+                c.get("phone"),
+                c.get("email"),
+            )
+            for position, c in contacts
+        ],
+    )
+
+
+async def personal_contacts(conn: Conn, ins: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM personal_contacts WHERE ins = $1 ORDER BY position", ins
+    )
+    return rows
+
+
+async def treating_physicians(conn: Conn, ins: str) -> dict[str, str]:
+    """{'current': rpps, 'pending': rpps}, each when there is one."""
+    rows = await conn.fetch(
+        """SELECT status, rpps FROM treating_physicians
+           WHERE ins = $1 AND status IN ('current', 'pending')""",
+        ins,
+    )
+    return {r["status"]: r["rpps"] for r in rows}
+
+
+async def set_pending_treating_physician(
+    conn: Conn, ins: str, rpps: str, declared_by: str, at: datetime
+) -> None:
+    """The holder's nomination, waiting for the physician; it replaces an earlier one."""
+    await conn.execute("DELETE FROM treating_physicians WHERE ins = $1 AND status = 'pending'", ins)
+    await conn.execute(
+        """INSERT INTO treating_physicians (ins, rpps, status, declared_by, declared_at)
+           VALUES ($1, $2, 'pending', $3, $4)""",
+        ins,
+        rpps,
+        declared_by,
+        at,
+    )
+
+
+async def make_treating_physician(
+    conn: Conn, ins: str, rpps: str, declared_by: str, declared_at: datetime, at: datetime
+) -> None:
+    """`rpps` becomes the current treating physician: the former one is ended, a pending
+    nomination (of anyone) is settled."""
+    await conn.execute(
+        """UPDATE treating_physicians SET status = 'former', ended_at = $2
+           WHERE ins = $1 AND status = 'current'""",
+        ins,
+        at,
+    )
+    await conn.execute("DELETE FROM treating_physicians WHERE ins = $1 AND status = 'pending'", ins)
+    await conn.execute(
+        """INSERT INTO treating_physicians
+               (ins, rpps, status, declared_by, declared_at, accepted_at)
+           VALUES ($1, $2, 'current', $3, $4, $5)""",
+        ins,
+        rpps,
+        declared_by,
+        declared_at,
+        at,
+    )
+
+
+async def pending_treating_physician(conn: Conn, ins: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM treating_physicians WHERE ins = $1 AND status = 'pending'", ins
+    )
+
+
+# --- access requests after death (ACC_13) -------------------------------------------------------
+
+
+async def insert_access_request(
+    conn: Conn,
+    *,
+    request_id: UUID,
+    ins: str,
+    relation: str,
+    first_name: str,
+    last_name: str,
+    email: str | None,
+    phone: str | None,
+    reason: str,
+    filed_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO access_requests (request_id, ins, relation, first_name, last_name, email,
+                                        phone, reason, filed_at, status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')""",
+        request_id,
+        ins,
+        relation,
+        first_name,
+        last_name,
+        email,
+        phone,
+        reason,
+        filed_at,
+    )
+
+
+async def lock_access_request(conn: Conn, request_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM access_requests WHERE request_id = $1 FOR UPDATE", request_id
+    )
+
+
+async def decide_access_request(
+    conn: Conn,
+    request_id: UUID,
+    status: str,
+    at: datetime,
+    by: str,
+    note: str | None,
+    proxy_id: UUID | None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """UPDATE access_requests
+           SET status = $2, decided_at = $3, decided_by = $4, decision_note = $5, proxy_id = $6
+           WHERE request_id = $1 RETURNING *""",
+        request_id,
+        status,
+        at,
+        by,
+        note,
+        proxy_id,
+    )
+    assert row is not None
+    return row
+
+
+async def access_requests(conn: Conn, status: str, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM access_requests WHERE status = $1
+           ORDER BY filed_at, request_id LIMIT $2""",
+        status,
+        limit,
+    )
+    return rows

@@ -1,17 +1,30 @@
-"""identity's use cases: each one transaction, its events written to the outbox in it."""
+"""identity's use cases for spaces and sign-in: each one transaction, its events written to the
+outbox in it, its messages sent after it commits. Proxies and death are in `proxies.py`,
+contacts and choices in `contacts.py`, the directory in `directory.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from libs import outbox
 from libs.contracts import commands as cmd
-from libs.contracts.events import ContactChanged, SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    ContactChanged,
+    ProxyAppointed,
+    SpaceActivated,
+    SpaceAnnounced,
+    SpaceClosed,
+    SpaceOpened,
+    SpaceReactivated,
+)
 from libs.contracts.rpc import ErrorCode
+from libs.db import Conn
 from libs.errors import (
     Conflict,
     DomainError,
@@ -21,9 +34,9 @@ from libs.errors import (
     Unauthenticated,
 )
 from libs.runtime import CommandContext, EventContext
-from libs.tokens import current_signing_key, issue_for, public_key, verify_bytes
-from services.identity import domain, repository
-from services.identity.background import CodeMailer
+from libs.tokens import Claims, current_signing_key, issue_for, public_key, verify_bytes
+from services.identity import domain, messages, repository
+from services.identity.messages import Outgoing, Sender
 from services.identity.settings import IdentitySettings
 
 CHALLENGE_TTL = timedelta(minutes=2)
@@ -32,6 +45,8 @@ TOKEN_TTL = {
     "holder": timedelta(hours=1),
     "professional": timedelta(hours=12),  # a card session
     "operator": timedelta(hours=1),
+    "representative": timedelta(hours=1),
+    "requester": timedelta(hours=1),
 }
 
 
@@ -52,26 +67,117 @@ def sign_in_policy(settings: IdentitySettings) -> domain.SignInPolicy:
     )
 
 
-def _code_hash(ctx: CommandContext[IdentitySettings], ins: str, code: str) -> str:
+def _code_hash(ctx: CommandContext[IdentitySettings], subject: str, code: str) -> str:
     """Keyed with identity's own secret: the table alone cannot be tried against 10⁶ codes.
 
     The secret is the current signing key, which changes once per rotation (live codes, ten
     minutes long, are then to be asked again)."""
     secret = current_signing_key(ctx.runtime.settings.identity_signing_keys)["d"]
     key = hashlib.sha256(b"holder-code:" + secret.encode()).digest()
-    return hmac.new(key, f"{ins}:{code}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"{subject}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+async def activation_hash(ins: str, code: str) -> str:
+    """Activation codes live for weeks, beyond a signing-key rotation: hashed with scrypt, salted
+    by the INS, so that the table alone cannot be tried against the 2⁵⁰ codes, with no secret
+    to rotate. About 50 ms, off the event loop (activations are rare)."""
+    normalised = domain.normalise_activation_code(code).encode()
+    digest = await asyncio.to_thread(
+        hashlib.scrypt, normalised, salt=f"activation:{ins}".encode(), n=2**14, r=8, p=1
+    )
+    return digest.hex()
+
+
+def actor_label(actor: Claims) -> str:
+    return f"{actor.kind}:{actor.sub}"
+
+
+async def acting_proxy(conn: Conn, actor: Claims) -> domain.ProxyState | None:
+    """The proxy a representative's or requester's token names, as identity knows it now."""
+    if actor.kind not in ("representative", "requester"):
+        return None
+    try:
+        proxy_id = uuid.UUID(actor.sub)
+    except ValueError:
+        return None
+    row = await repository.get_proxy(conn, proxy_id)
+    return proxy_state(row) if row else None
+
+
+def proxy_state(row: Any) -> domain.ProxyState:
+    return domain.ProxyState(
+        ins=row["ins"],
+        kind=row["kind"],
+        role=row["role"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+async def protection_in_force(conn: Conn, ins: str, now: datetime) -> bool:
+    """SPC_05: a protection representative decides for the holder."""
+    return any(
+        r["role"] == "protection_representative"
+        for r in await repository.active_representatives(conn, ins, now)
+    )
+
+
+async def require_acting_for(
+    conn: Conn, actor: Claims, ins: str, now: datetime, *, operator: bool = False
+) -> None:
+    """The holder themselves (unless under a protection measure, SPC_05), an active
+    representative of theirs (SPC_04, SPC_05), or, where `operator`, the operator."""
+    domain.require_acting_for(
+        actor.kind,
+        actor.sub,
+        ins,
+        await acting_proxy(conn, actor),
+        now,
+        operator=operator,
+        holder_represented=actor.kind == "holder" and await protection_in_force(conn, ins, now),
+    )
+
+
+async def alert_destination(
+    conn: Conn, person: Any, now: datetime
+) -> tuple[bool, str | None, str | None]:
+    """(represented, email, phone) where the holder's alerts and activation codes go: a minor's
+    or a protected adult's to their first active representative (NTF_04), else their own."""
+    representatives = await repository.active_representatives(conn, person["ins"], now)
+    if representatives:
+        first = representatives[0]
+        return True, first["email"], first["phone"]
+    if domain.is_minor(person["birth_date"], now.date()):
+        return True, person["legal_representative_email"], None
+    return False, person["email"], person["phone"]
+
+
+async def contact_changed(conn: Conn, ins: str, now: datetime) -> ContactChanged:
+    """The coarse fact for the notifier: which channels the holder's alerts go by."""
+    person = await repository.get_person(conn, ins)
+    assert person is not None
+    represented, email, phone = await alert_destination(conn, person, now)
+    chosen = ["email", "sms"] if represented else person["alert_channels"]
+    return ContactChanged(ins=ins, channels=domain.preferred_channels(chosen, email, phone))
 
 
 async def register_holder(
-    ctx: CommandContext[IdentitySettings], c: cmd.RegisterHolder
+    ctx: CommandContext[IdentitySettings], c: cmd.RegisterHolder, sender: Sender
 ) -> cmd.SpaceAnnouncement:
-    """SPC_01/SPC_02: a person is registered and their space announced (opens in six weeks)."""
+    """SPC_01/SPC_02: a person is registered and their space announced (opens in six weeks).
+
+    The announcement carries the activation code (SPC_03), sent to the person, or for a minor
+    to the legal representative, who is recorded as such (SPC_04)."""
     _require_operator(ctx)
     ins = domain.validate_nir(c.nir)
     now = ctx.runtime.now()
     minor = domain.is_minor(c.birth_date, now.date())
     if minor and not c.legal_representative_email:
         raise InvalidInput("a minor's space needs the legal representative's contact (SPC_04)")
+    code = domain.new_activation_code()
+    code_hash = await activation_hash(ins, code)
+    expires_at = now + domain.ACTIVATION_VALIDITY
     async with ctx.unit_of_work() as uow:
         conn = uow.conn
         if not await repository.insert_person(
@@ -87,30 +193,72 @@ async def register_holder(
         ):
             raise Conflict(f"a person with INS {ins} is already registered")
         await repository.insert_space(conn, ins, now)
+        await repository.set_activation_code(conn, ins, code_hash, expires_at)
         await uow.emit(SpaceAnnounced(ins=ins, announced_at=now, minor=minor))
+        if minor:
+            proxy = await repository.insert_proxy(
+                conn,
+                proxy_id=uuid.uuid4(),
+                ins=ins,
+                kind="representative",
+                role="legal_representative",
+                first_name=None,
+                last_name=None,
+                email=c.legal_representative_email,
+                phone=None,
+                measure_reference=None,
+                starts_at=now,
+                ends_at=domain.coming_of_age_at(c.birth_date),
+                appointed_by=actor_label(ctx.require_actor()),
+            )
+            await uow.emit(proxy_appointed(proxy))
         # Coarse facts only: the addresses stay here (the notifier asks GetAlertContact).
-        channels = domain.alert_channels(
-            domain.alert_contact(minor, c.email, c.legal_representative_email),
-            domain.alert_phone(minor, c.phone),
-        )
-        await uow.emit(ContactChanged(ins=ins, channels=channels))
-        return uow.answer(
+        await uow.emit(await contact_changed(conn, ins, now))
+        outgoing = await _activation_message(conn, ins, code, expires_at, now)
+        reply = uow.answer(
             cmd.SpaceAnnouncement(
                 ins=ins, status="announced", minor=minor, opens_at=now + domain.OPENING_PERIOD
             )
         )
+    messages.send(sender, outgoing)
+    return reply
+
+
+def proxy_appointed(row: Any) -> ProxyAppointed:
+    return ProxyAppointed(
+        proxy_id=row["proxy_id"],
+        ins=row["ins"],
+        kind=row["kind"],
+        role=row["role"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+    )
+
+
+async def _activation_message(
+    conn: Conn, ins: str, code: str, expires_at: datetime, now: datetime
+) -> list[Outgoing]:
+    """The activation code goes to the person, or to the one who acts for them (SPC_04)."""
+    person = await repository.get_person(conn, ins)
+    assert person is not None
+    represented, email, phone = await alert_destination(conn, person, now)
+    channel: domain.Channel = "email" if represented else person["code_channel"]
+    to = domain.destination(channel, email, phone)
+    if to is None:  # SPC_06: no channel; the operator hands the code over another way
+        return []
+    return [messages.activation_code(to[0], to[1], code, expires_at, for_someone_else=represented)]
 
 
 async def object_to_space(
     ctx: CommandContext[IdentitySettings], c: cmd.ObjectToSpace
 ) -> cmd.Objection:
     """SPC_01: the person objects within the six weeks, themselves (signed in with the code
-    sent to them) or through the operator."""
+    sent to them), through their representative, or through the operator."""
     actor = ctx.require_actor()
-    if not domain.may_object(actor.kind, actor.sub, c.ins):
-        raise Forbidden("only the person or the operator objects to a space")
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
+        if not domain.may_object(actor.kind, actor.sub, c.ins):
+            await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
         space = await repository.lock_space(uow.conn, c.ins)
         if space is None:
             raise NotFound(f"no space for INS {c.ins}")
@@ -134,6 +282,76 @@ async def open_space_when_due(ctx: EventContext[IdentitySettings], event: Any) -
         correlation_id=ctx.correlation_id,
         causation_id=ctx.causation_id,
     )
+
+
+async def activate_space(
+    ctx: CommandContext[IdentitySettings], c: cmd.ActivateSpace
+) -> cmd.Activation:
+    """SPC_03: the code sent with the announcement, once, before it expires. An announced space
+    opens at once (the person has not objected: they took it); SPC_08's records come in."""
+    now = ctx.runtime.now()
+    candidate = await activation_hash(c.ins, c.activation_code)
+    async with ctx.unit_of_work() as uow:
+        space = await repository.lock_space(uow.conn, c.ins)
+        stored = space["activation_code_hash"] if space else None
+        matches = stored is not None and hmac.compare_digest(stored, candidate)
+        if space is None:
+            raise Unauthenticated("the activation code is wrong: check it, or ask for a new one")
+        domain.check_activation(
+            space["status"], matches, space["activated_at"], space["activation_expires_at"], now
+        )
+        await repository.mark_activated(uow.conn, c.ins, now)
+        if space["status"] == "announced":
+            await repository.set_space_status(uow.conn, c.ins, "open", now)
+            await uow.emit(SpaceOpened(ins=c.ins, opened_at=now))
+        await uow.emit(SpaceActivated(ins=c.ins, activated_at=now))
+        return uow.answer(cmd.Activation(ins=c.ins, status="open", activated_at=now))
+
+
+async def issue_activation_code(
+    ctx: CommandContext[IdentitySettings], c: cmd.IssueActivationCode, sender: Sender
+) -> cmd.ActivationCodeIssued:
+    """A new activation code (the previous one void), for a space not yet activated."""
+    _require_operator(ctx)
+    now = ctx.runtime.now()
+    code = domain.new_activation_code()
+    code_hash = await activation_hash(c.ins, code)
+    expires_at = now + domain.ACTIVATION_VALIDITY
+    async with ctx.unit_of_work() as uow:
+        space = await repository.lock_space(uow.conn, c.ins)
+        if space is None:
+            raise NotFound(f"no space for INS {c.ins}")
+        if space["activated_at"] is not None:
+            raise Conflict("the space is already activated: sign in with a one-time code")
+        if space["status"] not in ("announced", "open"):
+            raise Conflict(f"the space is {space['status']}: it cannot be activated")
+        await repository.set_activation_code(uow.conn, c.ins, code_hash, expires_at)
+        outgoing = await _activation_message(uow.conn, c.ins, code, expires_at, now)
+        reply = uow.answer(cmd.ActivationCodeIssued(ins=c.ins, expires_at=expires_at))
+    messages.send(sender, outgoing)
+    return reply
+
+
+async def reactivate_space(
+    ctx: CommandContext[IdentitySettings], c: cmd.ReactivateSpace
+) -> cmd.Reactivation:
+    """RET_01: within the ten years of archive, the space opens again, everything in it."""
+    actor = ctx.require_actor()
+    now = ctx.runtime.now()
+    async with ctx.unit_of_work() as uow:
+        await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
+        space = await repository.lock_space(uow.conn, c.ins)
+        person = await repository.get_person(uow.conn, c.ins)
+        if space is None or person is None:
+            raise NotFound(f"no space for INS {c.ins}")
+        domain.check_reactivation(
+            space["status"], space["closed_at"], person["died_on"] is not None, now
+        )
+        await repository.set_space_status(uow.conn, c.ins, "reactivated", now)
+        await uow.emit(
+            SpaceReactivated(ins=c.ins, reactivated_at=now, requested_by=actor_label(actor))
+        )
+        return uow.answer(cmd.Reactivation(ins=c.ins, status="open", reactivated_at=now))
 
 
 async def register_professional(
@@ -206,78 +424,76 @@ async def sign_in_with_card(
     return cmd.Session(token=token, expires_at=now + ttl)
 
 
-async def request_holder_code(
-    ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode, mailer: CodeMailer
+async def issue_code(
+    ctx: CommandContext[IdentitySettings],
+    subject: str,
+    recipient: Any,
+    sender: Sender,
 ) -> cmd.CodeRequested:
-    """SPC_03: a one-time code, sent to the holder's e-mail.
+    """SPC_03: a one-time code for `subject` (a holder's INS, `proxy:<id>`), sent where
+    `recipient(conn, now)` says (None: nowhere).
 
-    The same reply, in about the same time, whatever the INS: registered or not, with an e-mail
-    or not, a minor (no codes of their own, SPC_04) or not, space open or not. The mail leaves
-    after the reply. Limits per INS (counted for any INS) and per caller; a new code revokes the
-    previous one, and a request that sends nothing revokes any live code too.
+    The same reply, in about the same time, whatever the subject: known or not, with a contact
+    or not, a minor (no codes of their own, SPC_04) or not, space open or not. The message
+    leaves after the reply. Limits per subject (counted for any subject) and per caller; a new
+    code revokes the previous one, and a request that sends nothing revokes any live code too.
     """
     policy = sign_in_policy(ctx.runtime.settings)
     now = ctx.runtime.now()
     window = domain.rate_window_start(now, policy.rate_window)
     code = f"{secrets.randbelow(10**6):06d}"
+    to: tuple[domain.Channel, str] | None = None
     async with ctx.runtime.pool.acquire() as conn:
         async with conn.transaction():
             by_caller = await repository.count_request(conn, domain.caller_key(ctx.caller), window)
-            by_ins = await repository.count_request(conn, domain.ins_key(c.ins), window)
-            limited = by_caller > policy.codes_per_caller or by_ins > policy.codes_per_ins
+            by_subject = await repository.count_request(conn, domain.ins_key(subject), window)
+            limited = by_caller > policy.codes_per_caller or by_subject > policy.codes_per_ins
             if not limited:
-                person = await repository.get_person(conn, c.ins)
-                space = await repository.get_space(conn, c.ins)
-                to = domain.code_recipient(
-                    space["status"] if space else None,
-                    person["birth_date"] if person else None,
-                    person["email"] if person else None,
-                    now.date(),
-                )
+                to = await recipient(conn, now)
                 if to is None:
-                    await repository.revoke_holder_code(conn, c.ins)
+                    await repository.revoke_code(conn, subject)
                 else:
-                    await repository.replace_holder_code(
-                        conn, c.ins, _code_hash(ctx, c.ins, code), now, now + policy.code_ttl
+                    await repository.replace_code(
+                        conn, subject, _code_hash(ctx, subject, code), now, now + policy.code_ttl
                     )
         if limited:
-            # The same for any INS. The counts above are kept: a refused request counts too.
+            # The same for any subject. The counts above are kept: a refused request counts too.
             raise DomainError(
                 "too many code requests: wait before asking for a new code",
                 code=ErrorCode.RATE_LIMITED,
             )
     if to is not None:
-        mailer.submit(to, code)
+        messages.send(sender, [messages.sign_in_code(to[0], to[1], code)])
     return cmd.CodeRequested.model_validate(domain.CODE_REQUEST_REPLY)
 
 
-async def sign_in_holder(ctx: CommandContext[IdentitySettings], c: cmd.SignInHolder) -> cmd.Session:
-    """SPC_03: the holder's live code, once. Wrong codes count per holder, across codes: past
-    the limit sign-in is locked for a while and the live code revoked."""
-    settings = ctx.runtime.settings
-    policy = sign_in_policy(settings)
+async def spend_code(ctx: CommandContext[IdentitySettings], subject: str, code: str) -> bool:
+    """SPC_03: whether `code` is the subject's live code, spending it. Wrong codes count per
+    subject, across codes: past the limit sign-in is locked for a while (raised) and the live
+    code revoked."""
+    policy = sign_in_policy(ctx.runtime.settings)
     now = ctx.runtime.now()
-    person = None
+    matched = False
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
-        await repository.lock_sign_in(conn, c.ins)
-        guard = await repository.get_guard(conn, c.ins)
+        await repository.lock_sign_in(conn, subject)
+        guard = await repository.get_guard(conn, subject)
         locked = domain.is_locked(guard, now)
         if not locked:
-            stored = await repository.get_holder_code(conn, c.ins)
-            if domain.code_matches(
+            stored = await repository.get_code(conn, subject)
+            matched = domain.code_matches(
                 stored["code_hash"] if stored else None,
                 stored["expires_at"] if stored else None,
-                _code_hash(ctx, c.ins, c.code),
+                _code_hash(ctx, subject, code),
                 now,
-            ):
-                await repository.revoke_holder_code(conn, c.ins)  # used: gone
-                await repository.delete_guard(conn, c.ins)
-                person = await repository.get_person(conn, c.ins)
+            )
+            if matched:
+                await repository.revoke_code(conn, subject)  # used: gone
+                await repository.delete_guard(conn, subject)
             else:
                 guard = domain.after_failure(guard, now, policy)
-                await repository.save_guard(conn, c.ins, guard)
+                await repository.save_guard(conn, subject, guard)
                 if domain.is_locked(guard, now):
-                    await repository.revoke_holder_code(conn, c.ins)
+                    await repository.revoke_code(conn, subject)
     # Refusals are raised after commit, so the failure they count is kept.
     if locked or domain.is_locked(guard, now):
         assert guard.locked_until is not None
@@ -286,19 +502,93 @@ async def sign_in_holder(ctx: CommandContext[IdentitySettings], c: cmd.SignInHol
             f" {guard.locked_until.isoformat(timespec='seconds')}; then ask for a new code",
             code=ErrorCode.SIGN_IN_LOCKED,
         )
-    if person is None:
+    return matched
+
+
+async def request_holder_code(
+    ctx: CommandContext[IdentitySettings], c: cmd.RequestHolderCode, sender: Sender
+) -> cmd.CodeRequested:
+    """SPC_03: a one-time code, by the channel the holder chose (SMS or e-mail)."""
+
+    async def recipient(conn: Conn, now: datetime) -> tuple[domain.Channel, str] | None:
+        person = await repository.get_person(conn, c.ins)
+        space = await repository.get_space(conn, c.ins)
+        if person is None:
+            return None
+        return domain.code_recipient(
+            space["status"] if space else None,
+            person["birth_date"],
+            person["email"],
+            now.date(),
+            phone=person["phone"],
+            channel=person["code_channel"],
+            deceased=person["died_on"] is not None,
+        )
+
+    return await issue_code(ctx, c.ins, recipient, sender)
+
+
+async def sign_in_holder(ctx: CommandContext[IdentitySettings], c: cmd.SignInHolder) -> cmd.Session:
+    """SPC_03: the holder's live code, once."""
+    if not await spend_code(ctx, c.ins, c.code):
         raise Unauthenticated("the code is wrong, used or expired")
-    ttl = TOKEN_TTL["holder"]
+    async with ctx.runtime.pool.acquire() as conn:
+        person = await repository.get_person(conn, c.ins)
+    if person is None:  # a code is only ever sent to a registered person
+        raise Unauthenticated("the code is wrong, used or expired")
+    return new_session(
+        ctx, sub=c.ins, kind="holder", name=f"{person['first_name']} {person['last_name']}"
+    )
+
+
+def new_session(
+    ctx: CommandContext[IdentitySettings], *, sub: str, kind: Any, name: str, **claims: Any
+) -> cmd.Session:
+    settings = ctx.runtime.settings
+    now = ctx.runtime.now()
+    ttl = TOKEN_TTL[kind]
     token = issue_for(
         settings.identity_signing_keys,
-        sub=c.ins,
-        kind="holder",
-        name=f"{person['first_name']} {person['last_name']}",
+        sub=sub,
+        kind=kind,
+        name=name,
         now=now,
         ttl=ttl,
         issuer=settings.identity_issuer,
+        **claims,
     )
     return cmd.Session(token=token, expires_at=now + ttl)
+
+
+async def remind_identifier(
+    ctx: CommandContext[IdentitySettings], c: cmd.RemindIdentifier, sender: Sender
+) -> cmd.CodeRequested:
+    """SPC_03: the identifiers registered with this e-mail (a holder's INS, a proxy's id) are
+    sent to it. The same answer whether or not the address is known; rate-limited like codes."""
+    policy = sign_in_policy(ctx.runtime.settings)
+    now = ctx.runtime.now()
+    window = domain.rate_window_start(now, policy.rate_window)
+    async with ctx.runtime.pool.acquire() as conn, conn.transaction():
+        by_caller = await repository.count_request(conn, domain.caller_key(ctx.caller), window)
+        by_email = await repository.count_request(conn, f"email:{c.email.lower()}", window)
+        if by_caller > policy.codes_per_caller or by_email > policy.codes_per_ins:
+            limited = True
+        else:
+            limited = False
+            persons = await repository.persons_by_email(conn, c.email)
+            proxies = await repository.proxies_by_email(conn, c.email, now)
+    if limited:
+        raise DomainError(
+            "too many requests: wait before asking again", code=ErrorCode.RATE_LIMITED
+        )
+    lines = [f"Votre identifiant (INS) : {p['ins']}" for p in persons] + [
+        f"Identifiant pour agir pour un proche : {p['proxy_id']}" for p in proxies
+    ]
+    if lines:
+        messages.send(sender, [messages.identifiers(c.email, lines)])
+    return cmd.CodeRequested(
+        sent=True, message="if an identifier is registered with this e-mail, it was sent"
+    )
 
 
 # --- identity.contacts: for the notifier only -----------------------------------------------
@@ -317,38 +607,38 @@ def require_service_caller(ctx: CommandContext[IdentitySettings], service: str) 
 async def get_alert_contact(
     ctx: CommandContext[IdentitySettings], c: cmd.GetAlertContact
 ) -> cmd.AlertContact:
-    """NTF_04: where the holder's alerts go (a minor's: the legal representative's)."""
+    """NTF_04: where the holder's alerts go: a minor's or a protected adult's to their
+    representative; otherwise by the channels the holder chose (none: kept in the space)."""
     require_service_caller(ctx, "notifier")
     now = ctx.runtime.now()
     async with ctx.runtime.pool.acquire() as conn:
         person = await repository.get_person(conn, c.ins)
-    if person is None:
-        raise NotFound(f"no person with INS {c.ins}")
-    minor = domain.is_minor(person["birth_date"], now.date())
+        if person is None:
+            raise NotFound(f"no person with INS {c.ins}")
+        represented, email, phone = await alert_destination(conn, person, now)
+    chosen = ["email", "sms"] if represented else person["alert_channels"]
     return cmd.AlertContact(
         ins=c.ins,
         display_name=f"{person['first_name']} {person['last_name']}",
-        minor=minor,
-        email=domain.alert_contact(minor, person["email"], person["legal_representative_email"]),
-        phone=domain.alert_phone(minor, person["phone"]),
+        minor=domain.is_minor(person["birth_date"], now.date()),
+        email=email if "email" in chosen else None,
+        phone=phone if "sms" in chosen else None,
     )
 
 
 async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) -> cmd.Closure:
-    """RET_01: the holder (or the operator at their request) closes the space."""
+    """RET_01 / SPC_04: the holder (also one whose space was opened while a minor), their
+    representative, or the operator at their request closes the space."""
     actor = ctx.require_actor()
-    if not (actor.kind == "operator" or (actor.kind == "holder" and actor.sub == c.ins)):
-        raise Forbidden("only the holder, or the operator at their request, closes a space")
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
+        await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
         space = await repository.lock_space(uow.conn, c.ins)
         if space is None:
             raise NotFound(f"no space for INS {c.ins}")
         domain.check_closable(space["status"])
         await repository.set_space_status(uow.conn, c.ins, "closed", now)
-        await uow.emit(
-            SpaceClosed(ins=c.ins, closed_at=now, requested_by=f"{actor.kind}:{actor.sub}")
-        )
+        await uow.emit(SpaceClosed(ins=c.ins, closed_at=now, requested_by=actor_label(actor)))
         return uow.answer(cmd.Closure(ins=c.ins, status="closed", closed_at=now))
 
 

@@ -13,13 +13,21 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from libs.contracts.events import AccessLogged, MessageSent, SpaceOpened
+from libs.contracts.events import (
+    AccessLogged,
+    HolderCameOfAge,
+    MessageSent,
+    SpaceOpened,
+    SpaceReactivated,
+)
 
 PARIS: Final = ZoneInfo("Europe/Paris")
 
 # Alert kinds, as stored and as published in `HolderAlerted.kind`.
 ACCESS = "access"
 SPACE_OPENED = "space_opened"
+SPACE_REACTIVATED = "space_reactivated"
+CAME_OF_AGE = "came_of_age"
 NEW_MESSAGE = "new_message"
 
 _MONTHS: Final = (
@@ -62,6 +70,8 @@ _PROFESSIONS: Final = {
 _SUBJECTS: Final = {
     ACCESS: "Mon espace santé : un accès à votre dossier",
     SPACE_OPENED: "Mon espace santé : votre espace est ouvert",
+    SPACE_REACTIVATED: "Mon espace santé : votre espace est réactivé",
+    CAME_OF_AGE: "Mon espace santé : vous gérez désormais votre espace",
     NEW_MESSAGE: "Mon espace santé : vous avez un nouveau message",
 }
 
@@ -136,6 +146,27 @@ def space_opened_alert(event: SpaceOpened) -> AlertText:
         " échanger avec vos professionnels de santé."
     )
     return AlertText(SPACE_OPENED, text)
+
+
+def space_reactivated_alert(event: SpaceReactivated) -> AlertText:
+    """RET_01: the holder is told their space was reopened (by them, their representative or
+    the operator)."""
+    text = (
+        f"Votre espace santé a été réactivé {paris_time(event.reactivated_at)} (heure de Paris)."
+        " Son contenu est de nouveau accessible selon vos choix."
+    )
+    return AlertText(SPACE_REACTIVATED, text)
+
+
+def came_of_age_alert(event: HolderCameOfAge) -> AlertText:
+    """SPC_04: at eighteen the person takes over the space from their legal representative."""
+    text = (
+        "Vous avez 18 ans : vous gérez désormais vous-même votre espace santé, et votre"
+        " représentant légal n'y a plus accès. Vous pouvez vous connecter avec un code à usage"
+        " unique, choisir qui accède à votre dossier, ou demander la fermeture de l'espace ouvert"
+        " pendant votre minorité."
+    )
+    return AlertText(CAME_OF_AGE, text)
 
 
 def message_alert(event: MessageSent) -> AlertText:

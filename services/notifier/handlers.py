@@ -7,10 +7,12 @@ from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
     ContactChangedV1,
+    HolderCameOfAge,
     MessageSent,
     MessageSentV1,
     SpaceClosed,
     SpaceOpened,
+    SpaceReactivated,
 )
 from libs.runtime import Runtime
 from services.notifier import service
@@ -30,6 +32,8 @@ def register(runtime: Runtime[NotifierSettings]) -> None:
             ContactChangedV1: service.change_contact,
             SpaceOpened: service.alert_on_space_opened,
             SpaceClosed: service.record_space_closed,
+            SpaceReactivated: service.alert_on_space_reactivated,
+            HolderCameOfAge: service.alert_on_came_of_age,
         },
     )
     runtime.on_events(

@@ -12,10 +12,12 @@ from libs.contracts.events import (
     ContactChanged,
     ContactChangedV1,
     HolderAlerted,
+    HolderCameOfAge,
     MessageSent,
     MessageSentV1,
     SpaceClosed,
     SpaceOpened,
+    SpaceReactivated,
 )
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
@@ -86,6 +88,18 @@ async def alert_on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     await repository.lock_holder(ctx.conn, event.ins)
     await repository.set_opened(ctx.conn, event.ins, event.opened_at)
     await raise_alert(ctx, event.ins, domain.space_opened_alert(event))
+
+
+async def alert_on_space_reactivated(ctx: EventContext, event: SpaceReactivated) -> None:
+    await repository.lock_holder(ctx.conn, event.ins)
+    await repository.set_opened(ctx.conn, event.ins, event.reactivated_at)
+    await raise_alert(ctx, event.ins, domain.space_reactivated_alert(event))
+
+
+async def alert_on_came_of_age(ctx: EventContext, event: HolderCameOfAge) -> None:
+    """SPC_04: the person, now eighteen, is told they manage their space (to their own
+    contact: identity answers GetAlertContact with it from now on)."""
+    await raise_alert(ctx, event.ins, domain.came_of_age_alert(event))
 
 
 async def alert_on_message(ctx: EventContext, sent: MessageSent | MessageSentV1) -> None:

@@ -2,11 +2,11 @@
 
 - SPC_01 / RET_04: a space opens six weeks after it was announced (unless the person objected).
 - RET_01: from closure, the space is archived for ten years, then purged.
+- SPC_04 / SPC_05: a proxy's appointment ends by itself at its end (a minor's eighteenth
+  birthday, a protection measure's end date).
 
-**Decision** (RET_01): "ten years" are calendar years, as a lawyer reads the rule: the purge is
-due on the same date and time ten years after closure, in UTC. A closure on 29 February falls due
-on 28 February of the tenth year when that year has no 29 February (the period never runs
-longer than ten years). This is never more than one day away from 10 × 365.25 days.
+The ten years of RET_01 are counted by `libs.periods` (calendar years), as identity counts them
+for reactivation.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from typing import Literal
 from uuid import UUID
 
 from libs.contracts.envelope import Event
-from libs.contracts.events import SpaceOpeningDue, SpacePurgeDue
+from libs.contracts.events import ProxyEndDue, SpaceOpeningDue, SpacePurgeDue
+from libs.periods import archive_ends_at
 
-DeadlineKind = Literal["space_opening", "space_purge"]
+DeadlineKind = Literal["space_opening", "space_purge", "proxy_end"]
 DeadlineStatus = Literal["pending", "fired", "cancelled"]
 
 SPACE_OPENING: DeadlineKind = "space_opening"
 SPACE_PURGE: DeadlineKind = "space_purge"
+PROXY_END: DeadlineKind = "proxy_end"
 
 # What a lifecycle event cancels, among the deadlines started before it. An opening ends the
 # wait for it and, after a closure, is a reactivation: the purge is off (RET_01, the holder may
@@ -32,16 +34,6 @@ CANCELLED_BY_CLOSURE: tuple[DeadlineKind, ...] = ("space_opening",)
 
 # SPC_01: six weeks between the announcement and the opening.
 OPENING_PERIOD = timedelta(weeks=6)
-# RET_01: ten (calendar) years of archive between closure and purge.
-ARCHIVE_YEARS = 10
-
-
-def add_calendar_years(moment: datetime, years: int) -> datetime:
-    """The same date and time `years` later, in `moment`'s own time zone; 29 Feb -> 28 Feb."""
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February into a year without one
-        return moment.replace(year=moment.year + years, day=28)
 
 
 def opening_due_at(announced_at: datetime) -> datetime:
@@ -51,7 +43,7 @@ def opening_due_at(announced_at: datetime) -> datetime:
 
 def purge_due_at(closed_at: datetime) -> datetime:
     """RET_01: when a closed space's archive is deleted."""
-    return add_calendar_years(closed_at, ARCHIVE_YEARS)
+    return archive_ends_at(closed_at)
 
 
 def is_due(due_at: datetime, now: datetime) -> bool:
@@ -66,10 +58,14 @@ def status_of(fired_at: datetime | None, cancelled_at: datetime | None) -> Deadl
     return "pending"
 
 
-def due_event(kind: str, *, ins: str, deadline_id: UUID, due_at: datetime) -> Event:
+def due_event(
+    kind: str, *, ins: str, deadline_id: UUID, due_at: datetime, subject: str = ""
+) -> Event:
     """The event that announces a deadline has come (RET_04: the time rules act by themselves)."""
     if kind == SPACE_OPENING:
         return SpaceOpeningDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
     if kind == SPACE_PURGE:
         return SpacePurgeDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
+    if kind == PROXY_END:
+        return ProxyEndDue(ins=ins, proxy_id=UUID(subject), deadline_id=deadline_id, due_at=due_at)
     raise ValueError(f"no event for deadline kind {kind!r}")

@@ -8,7 +8,14 @@ import contextlib
 import structlog
 
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    ProxyAppointed,
+    ProxyEnded,
+    SpaceAnnounced,
+    SpaceClosed,
+    SpaceOpened,
+    SpaceReactivated,
+)
 from libs.runtime import Runtime
 from services.retention import service
 from services.retention.settings import RetentionSettings
@@ -74,6 +81,9 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             SpaceAnnounced: service.on_space_announced,
             SpaceOpened: service.on_space_opened,
             SpaceClosed: service.on_space_closed,
+            SpaceReactivated: service.on_space_reactivated,
+            ProxyAppointed: service.on_proxy_appointed,
+            ProxyEnded: service.on_proxy_ended,
         },
     )
     runtime.handle(cmd.ListDeadlines, service.list_deadlines)

@@ -20,13 +20,16 @@ async def insert_deadline(
     now: datetime,
     cause_event_id: uuid.UUID,
     correlation_id: str,
+    subject: str = "",
 ) -> uuid.UUID | None:
-    """A new pending deadline; None when one of that kind is already pending for the space."""
+    """A new pending deadline; None when one of that kind (and subject) is already pending for
+    the space."""
     deadline_id: uuid.UUID | None = await conn.fetchval(
         """INSERT INTO deadlines (deadline_id, ins, kind, due_at, created_at, cause_event_id,
-                                  correlation_id, starts_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (ins, kind) WHERE fired_at IS NULL AND cancelled_at IS NULL DO NOTHING
+                                  correlation_id, starts_at, subject)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (ins, kind, subject) WHERE fired_at IS NULL AND cancelled_at IS NULL
+           DO NOTHING
            RETURNING deadline_id""",
         uuid.uuid4(),
         ins,
@@ -36,6 +39,7 @@ async def insert_deadline(
         cause_event_id,
         correlation_id,
         starts_at,
+        subject,
     )
     return deadline_id
 
@@ -47,16 +51,20 @@ async def cancel_pending(
     *,
     started_by: datetime,
     now: datetime,
+    subject: str | None = None,
 ) -> int:
-    """Cancel the space's pending deadlines of these kinds whose period started by then."""
+    """Cancel the space's pending deadlines of these kinds whose period started by then (only
+    those of `subject` when one is named)."""
     result: str = await conn.execute(
         """UPDATE deadlines SET cancelled_at = $4
            WHERE ins = $1 AND kind = ANY($2::text[]) AND starts_at <= $3
+             AND ($5::text IS NULL OR subject = $5)
              AND fired_at IS NULL AND cancelled_at IS NULL""",
         ins,
         list(kinds),
         started_by,
         now,
+        subject,
     )
     return int(result.split()[-1])
 
@@ -68,7 +76,7 @@ async def try_sweep_lock(conn: Conn, key: int) -> bool:
 
 async def claim_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT deadline_id, ins, kind, due_at, cause_event_id, correlation_id
+        """SELECT deadline_id, ins, kind, subject, due_at, cause_event_id, correlation_id
            FROM deadlines
            WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
            ORDER BY due_at

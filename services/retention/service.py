@@ -13,7 +13,14 @@ import structlog
 
 from libs import outbox
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    ProxyAppointed,
+    ProxyEnded,
+    SpaceAnnounced,
+    SpaceClosed,
+    SpaceOpened,
+    SpaceReactivated,
+)
 from libs.db import Pool
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
@@ -50,6 +57,43 @@ async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     )
 
 
+async def on_space_reactivated(ctx: EventContext, event: SpaceReactivated) -> None:
+    """RET_01: reactivated within the ten years: the purge is off."""
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        domain.CANCELLED_BY_OPENING,
+        started_by=event.reactivated_at,
+        now=ctx.runtime.now(),
+    )
+
+
+async def on_proxy_appointed(ctx: EventContext, event: ProxyAppointed) -> None:
+    """SPC_04 / SPC_05: an appointment with an end ends by itself then."""
+    if event.ends_at is None:
+        return
+    await _record(
+        ctx,
+        event.ins,
+        domain.PROXY_END,
+        event.starts_at,
+        event.ends_at,
+        subject=str(event.proxy_id),
+    )
+
+
+async def on_proxy_ended(ctx: EventContext, event: ProxyEnded) -> None:
+    """Ended before its time (or by this very deadline): nothing left to wait for."""
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        (domain.PROXY_END,),
+        started_by=event.ended_at,
+        now=ctx.runtime.now(),
+        subject=str(event.proxy_id),
+    )
+
+
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     """RET_01: ten years of archive from closure, then the purge; no opening any more."""
     await repository.cancel_pending(
@@ -65,7 +109,13 @@ async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
 
 
 async def _record(
-    ctx: EventContext, ins: str, kind: str, starts_at: datetime, due_at: datetime
+    ctx: EventContext,
+    ins: str,
+    kind: str,
+    starts_at: datetime,
+    due_at: datetime,
+    *,
+    subject: str = "",
 ) -> None:
     deadline_id = await repository.insert_deadline(
         ctx.conn,
@@ -76,6 +126,7 @@ async def _record(
         now=ctx.runtime.now(),
         cause_event_id=ctx.envelope.event_id,
         correlation_id=ctx.correlation_id,
+        subject=subject,
     )
     if deadline_id is None:
         log.info("deadline_already_pending", ins=ins, kind=kind)
@@ -99,7 +150,11 @@ async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
         rows = await repository.claim_due(conn, now, limit)
         for row in rows:
             event = domain.due_event(
-                row["kind"], ins=row["ins"], deadline_id=row["deadline_id"], due_at=row["due_at"]
+                row["kind"],
+                ins=row["ins"],
+                deadline_id=row["deadline_id"],
+                due_at=row["due_at"],
+                subject=row["subject"],
             )
             await outbox.add_event(
                 conn,
@@ -137,6 +192,7 @@ async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> cmd.Deadl
                 fired_at=r["fired_at"],
                 cancelled_at=r["cancelled_at"],
                 cause_event_id=r["cause_event_id"],
+                subject=r["subject"] or None,
             )
             for r in rows
         ]

@@ -151,7 +151,8 @@ async def test_the_holder_is_alerted_exactly_once_per_access_by_a_professional__
         "new_message",
         "space_opened",
     ]
-    mails = await smtp.mailbox.wait_for(email, 1 + 4, timeout=30)  # code + 4 alerts
+    # the activation code with the announcement (SPC_03), a sign-in code, 4 alerts
+    mails = await smtp.mailbox.wait_for(email, 1 + 1 + 4, timeout=30)
     access_mails = [m for m in mails if m["Subject"] == mail_subject("access")]
     assert len(access_mails) == 2
     for mail in access_mails:
@@ -162,7 +163,7 @@ async def test_the_holder_is_alerted_exactly_once_per_access_by_a_professional__
     # Nothing more arrives: exactly one alert per access, never two.
     await asyncio.sleep(1.0)
     assert len(stage.tap.of_type("HolderAlerted", ins=ins)) == 4
-    assert len(smtp.mailbox.to(email)) == 5
+    assert len(smtp.mailbox.to(email)) == 6
 
 
 async def test_the_holder_reads_her_access_history_newest_first_paginated__ACC_03(

@@ -21,7 +21,7 @@ from libs.logging import configure_logging
 from libs.runtime import Runtime
 from libs.tokens import TokenVerifier, issue_for, key_set, new_keypair, new_signing_key
 from tests.support import infra
-from tests.support.actors import sign_in_professional
+from tests.support.actors import CODE_SUBJECT, sign_in_professional
 from tests.support.bus import EventTap
 from tests.support.people import new_nir, new_professional
 from tests.support.smtp import SmtpServer
@@ -257,14 +257,14 @@ async def test_a_code_request_gets_the_same_answer_whatever_the_ins__SPC_03(
     ]
     assert all(reply == replies[0] for reply in replies), replies
     assert replies[0].sent is True and "@" not in replies[0].model_dump_json()
-    mails = await smtp.mailbox.wait_for(email, 1)
+    mails = await smtp.mailbox.wait_for(email, 1, subject=CODE_SUBJECT)
     assert len(_code_in(mails[0])) == 6
     async with identity.pool.acquire() as conn:
         live = await conn.fetch(
-            "SELECT ins FROM holder_codes WHERE ins = ANY($1)",
+            "SELECT subject FROM sign_in_codes WHERE subject = ANY($1)",
             [registered, no_email, objected, minor],
         )
-    assert [r["ins"] for r in live] == [registered]
+    assert [r["subject"] for r in live] == [registered]
 
 
 async def test_a_new_code_revokes_the_previous_one_and_a_used_code_is_gone__SPC_03(
@@ -273,11 +273,12 @@ async def test_a_new_code_revokes_the_previous_one_and_a_used_code_is_gone__SPC_
     email = _new_email()
     ins = await _holder(client, operator_token, identity, email=email)
     await client.send(cmd.RequestHolderCode(ins=ins))
-    first = _code_in((await smtp.mailbox.wait_for(email, 1))[0])
+    first = _code_in((await smtp.mailbox.wait_for(email, 1, subject=CODE_SUBJECT))[0])
     await client.send(cmd.RequestHolderCode(ins=ins))
-    second = _code_in((await smtp.mailbox.wait_for(email, 2))[-1])
+    second = _code_in((await smtp.mailbox.wait_for(email, 2, subject=CODE_SUBJECT))[-1])
     assert (
-        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 1
+        await identity.pool.fetchval("SELECT count(*) FROM sign_in_codes WHERE subject = $1", ins)
+        == 1
     )
     if first != second:
         with pytest.raises(RpcError) as refused:
@@ -286,7 +287,8 @@ async def test_a_new_code_revokes_the_previous_one_and_a_used_code_is_gone__SPC_
     token = (await client.send(cmd.SignInHolder(ins=ins, code=second))).token
     assert identity.tokens.verify(token, identity.now()).sub == ins
     assert (
-        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 0
+        await identity.pool.fetchval("SELECT count(*) FROM sign_in_codes WHERE subject = $1", ins)
+        == 0
     )
     with pytest.raises(RpcError):
         await client.send(cmd.SignInHolder(ins=ins, code=second))  # used: gone
@@ -298,7 +300,7 @@ async def test_wrong_codes_lock_the_holder_whatever_the_code__SPC_03(
     email = _new_email()
     ins = await _holder(client, operator_token, identity, email=email)
     await client.send(cmd.RequestHolderCode(ins=ins))
-    code = _code_in((await smtp.mailbox.wait_for(email, 1))[0])
+    code = _code_in((await smtp.mailbox.wait_for(email, 1, subject=CODE_SUBJECT))[0])
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(4):
         with pytest.raises(RpcError) as refused:
@@ -306,7 +308,7 @@ async def test_wrong_codes_lock_the_holder_whatever_the_code__SPC_03(
         assert refused.value.code == "unauthenticated"
     # A new code does not reset the count: the lock is the holder's, not the code's.
     await client.send(cmd.RequestHolderCode(ins=ins))
-    code = _code_in((await smtp.mailbox.wait_for(email, 2))[-1])
+    code = _code_in((await smtp.mailbox.wait_for(email, 2, subject=CODE_SUBJECT))[-1])
     wrong = "000000" if code != "000000" else "111111"
     with pytest.raises(RpcError) as refused:
         await client.send(cmd.SignInHolder(ins=ins, code=wrong))
@@ -315,7 +317,8 @@ async def test_wrong_codes_lock_the_holder_whatever_the_code__SPC_03(
         await client.send(cmd.SignInHolder(ins=ins, code=code))  # even the right one, locked
     assert refused.value.code == "sign_in_locked"
     assert (
-        await identity.pool.fetchval("SELECT count(*) FROM holder_codes WHERE ins = $1", ins) == 0
+        await identity.pool.fetchval("SELECT count(*) FROM sign_in_codes WHERE subject = $1", ins)
+        == 0
     )
 
 
@@ -340,9 +343,9 @@ async def test_code_requests_are_limited_per_ins_whether_or_not_it_exists__SPC_0
         with pytest.raises(RpcError) as refused:
             await client.send(cmd.RequestHolderCode(ins=ins))
         assert refused.value.code == "rate_limited"
-    await smtp.mailbox.wait_for(email, 5)
+    await smtp.mailbox.wait_for(email, 5, subject=CODE_SUBJECT)
     await asyncio.sleep(0.5)
-    assert len(smtp.mailbox.to(email)) == 5
+    assert len(smtp.mailbox.to(email, CODE_SUBJECT)) == 5
 
 
 async def test_code_requests_are_limited_per_caller__SPC_03(

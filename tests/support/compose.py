@@ -45,8 +45,9 @@ def environment(service: str, env: dict[str, str]) -> dict[str, str]:
     """The container's environment, interpolated as Compose does."""
 
     def fill(match: re.Match[str]) -> str:
+        # `${VAR:-default}`: the default when VAR is unset or empty; `${VAR}`: VAR, even empty.
         name, default = match.group(1), match.group(2)
-        if name in env and env[name] != "":
+        if name in env and (env[name] != "" or default is None):
             return env[name]
         if default is None:
             raise KeyError(f"{service}: ${{{name}}} is not set")

@@ -25,7 +25,7 @@ def _own_secrets(service: str) -> set[str]:
     return {
         provision.password_variable("BUS", service),
         provision.password_variable("DB", service),
-        *(key.upper() for key, owner in provision.SECRET_OWNERS.items() if owner == service),
+        *(key.upper() for key, owners in provision.SECRET_OWNERS.items() if service in owners),
     }
 
 

@@ -192,14 +192,33 @@ POLICY = domain.SignInPolicy()
 
 def test_a_code_goes_only_to_an_adult_holder_of_a_live_space_with_an_email__SPC_03() -> None:
     adult = date(1985, 5, 1)
-    assert domain.code_recipient("open", adult, "a@example.org", TODAY) == "a@example.org"
+    by_mail = ("email", "a@example.org")
+    assert domain.code_recipient("open", adult, "a@example.org", TODAY) == by_mail
     # an announced space, for the person to object to it themselves (SPC_01)
-    assert domain.code_recipient("announced", adult, "a@example.org", TODAY) == "a@example.org"
+    assert domain.code_recipient("announced", adult, "a@example.org", TODAY) == by_mail
     # a closed space can still be signed into, to ask for its reactivation (RET_01)
-    assert domain.code_recipient("closed", adult, "a@example.org", TODAY) == "a@example.org"
+    assert domain.code_recipient("closed", adult, "a@example.org", TODAY) == by_mail
     assert domain.code_recipient(None, None, None, TODAY) is None  # no such INS
     assert domain.code_recipient("objected", adult, "a@example.org", TODAY) is None
     assert domain.code_recipient("open", adult, None, TODAY) is None  # SPC_06
+    # never after death
+    assert domain.code_recipient("open", adult, "a@example.org", TODAY, deceased=True) is None
+
+
+def test_a_code_goes_by_the_channel_the_holder_chose_or_the_one_they_have__SPC_03() -> None:
+    adult = date(1985, 5, 1)
+    both = {"phone": "+33612345678", "channel": "sms"}
+    assert domain.code_recipient("open", adult, "a@example.org", TODAY, **both) == (  # type: ignore[arg-type]
+        "sms",
+        "+33612345678",
+    )
+    # chose SMS but has no phone: by e-mail; chose e-mail but has none: by SMS
+    sms_only = domain.code_recipient("open", adult, None, TODAY, phone="+33612345678")
+    assert sms_only == ("sms", "+33612345678")
+    assert domain.code_recipient("open", adult, "a@example.org", TODAY, channel="sms") == (
+        "email",
+        "a@example.org",
+    )
 
 
 def test_the_person_or_the_operator_objects_nobody_else__SPC_01() -> None:

@@ -1,0 +1,27 @@
+"""The periods several services count the same way (one place, so they never disagree).
+
+**Decision** (RET_01): "ten years" are calendar years, as a lawyer reads the rule: the same date
+and time ten years later, in UTC. A closure on 29 February ends on 28 February of the tenth year
+when that year has no 29 February (the period never runs longer than ten years).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+# RET_01: ten (calendar) years of archive between closure and purge; the holder may reactivate
+# the space until then.
+ARCHIVE_YEARS = 10
+
+
+def add_calendar_years(moment: datetime, years: int) -> datetime:
+    """The same date and time `years` later, in `moment`'s own time zone; 29 Feb -> 28 Feb."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a year without one
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def archive_ends_at(closed_at: datetime) -> datetime:
+    """RET_01: when a closed space's archive ends (the purge; no reactivation from then)."""
+    return add_calendar_years(closed_at, ARCHIVE_YEARS)
