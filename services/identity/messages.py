@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Channel = Literal["email", "sms"]
 
@@ -70,6 +70,29 @@ def identifiers(to: str, lines: list[str]) -> Outgoing:
         IDENTIFIER_SUBJECT,
         "Vous avez demandé le rappel de votre identifiant.\n" + "\n".join(lines),
     )
+
+
+ROLE_LABELS = {
+    "legal_representative": "représentant légal",
+    "protection_representative": "personne chargée de la mesure de protection",
+    "heir": "ayant droit",
+    "unmarried_partner": "concubin",
+    "civil_union_partner": "partenaire de PACS",
+    "court_expert": "expert judiciaire",
+}
+
+
+def appointed(proxy: Any, holder: Any) -> list[Outgoing]:
+    """A proxy is told their identifier at the contact the operator verified."""
+    if proxy["email"]:
+        channel: Channel = "email"
+        to = proxy["email"]
+    elif proxy["phone"]:
+        channel, to = "sms", proxy["phone"]
+    else:
+        return []
+    name = f"{holder['first_name']} {holder['last_name']}"
+    return [appointment(channel, to, str(proxy["proxy_id"]), name, ROLE_LABELS[proxy["role"]])]
 
 
 def appointment(channel: Channel, to: str, proxy_id: str, holder_name: str, role: str) -> Outgoing:

@@ -45,15 +45,6 @@ from services.identity.service import (
 )
 from services.identity.settings import IdentitySettings
 
-ROLE_LABELS = {
-    "legal_representative": "représentant légal",
-    "protection_representative": "personne chargée de la mesure de protection",
-    "heir": "ayant droit",
-    "unmarried_partner": "concubin",
-    "civil_union_partner": "partenaire de PACS",
-    "court_expert": "expert judiciaire",
-}
-
 
 def _operator(ctx: CommandContext[IdentitySettings]) -> str:
     actor = ctx.require_actor()
@@ -73,16 +64,6 @@ def _proxy_reply(row: Any) -> cmd.Proxy:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
     )
-
-
-def _appointment_message(row: Any, holder: Any) -> list[messages.Outgoing]:
-    to = domain.destination("email", row["email"], row["phone"])
-    if to is None:
-        return []
-    name = f"{holder['first_name']} {holder['last_name']}"
-    return [
-        messages.appointment(to[0], to[1], str(row["proxy_id"]), name, ROLE_LABELS[row["role"]])
-    ]
 
 
 async def appoint_representative(
@@ -120,7 +101,7 @@ async def appoint_representative(
         )
         await uow.emit(proxy_appointed(row))
         await uow.emit(await contact_changed(uow.conn, c.ins, now))
-        outgoing = _appointment_message(row, person)
+        outgoing = messages.appointed(row, person)
         reply = uow.answer(_proxy_reply(row))
     messages.send(sender, outgoing)
     return reply
@@ -213,7 +194,8 @@ async def sign_in_proxy(ctx: CommandContext[IdentitySettings], c: cmd.SignInProx
     if row is None or not proxy_state(row).active(ctx.runtime.now()):
         raise Unauthenticated("this appointment has ended")
     name = (
-        " ".join(p for p in (row["first_name"], row["last_name"]) if p) or ROLE_LABELS[row["role"]]
+        " ".join(p for p in (row["first_name"], row["last_name"]) if p)
+        or messages.ROLE_LABELS[row["role"]]
     )
     return new_session(
         ctx,
@@ -342,7 +324,7 @@ async def decide_access_request(
             )
             proxy_id = row["proxy_id"]
             await uow.emit(proxy_appointed(row))
-            outgoing = _appointment_message(row, person)
+            outgoing = messages.appointed(row, person)
         decided = await repository.decide_access_request(
             uow.conn,
             c.request_id,

@@ -212,9 +212,14 @@ async def register_holder(
                 appointed_by=actor_label(ctx.require_actor()),
             )
             await uow.emit(proxy_appointed(proxy))
+            outgoing = messages.appointed(
+                proxy, {"first_name": c.first_name, "last_name": c.last_name}
+            )
+        else:
+            outgoing = []
         # Coarse facts only: the addresses stay here (the notifier asks GetAlertContact).
         await uow.emit(await contact_changed(conn, ins, now))
-        outgoing = await _activation_message(conn, ins, code, expires_at, now)
+        outgoing += await _activation_message(conn, ins, code, expires_at, now)
         reply = uow.answer(
             cmd.SpaceAnnouncement(
                 ins=ins, status="announced", minor=minor, opens_at=now + domain.OPENING_PERIOD

@@ -256,7 +256,9 @@ async def test_the_rows_of_a_services_former_spaces_table_are_moved_not_lost(
             # Then this version's migrations, as its runtime applies them.
             runtime = build_service(service, {**values, "database_url": url})
             applied = await db.migrate(pool, service, runtime.migrations)
-            assert applied == ["spaces/0001_spaces", f"{service}/{migration}"]
+            # The shared table first, then the migration that moves the rows, then any later.
+            assert applied[:2] == ["spaces/0001_spaces", f"{service}/{migration}"]
+            assert all(name.startswith(f"{service}/") for name in applied[2:])
             moved = await pool.fetch("SELECT ins, status, changed_at FROM space_lifecycle")
             assert sorted(tuple(r) for r in moved) == sorted(rows)
             assert await pool.fetchval("SELECT to_regclass('spaces')") is None
