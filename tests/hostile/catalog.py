@@ -24,6 +24,7 @@ TokenKind = Literal["holder", "professional", "operator"]
 HOLDER_INS = "185057512345678"
 RPPS = "10123456789"
 OPERATOR = "cnam-agent-1"
+PROXY = "9b2f6c1e-0a4d-4c8e-9f31-5d7e2a6b4c10"
 _, CARD_PUBLIC_KEY = new_keypair()
 
 
@@ -102,6 +103,114 @@ TARGETS: tuple[Target, ...] = (
         None,
     ),
     Target("identity.commands", "CloseSpace", cmd.CloseSpace, _HOLDER, "holder"),
+    Target("identity.commands", "ReactivateSpace", cmd.ReactivateSpace, _HOLDER, "holder"),
+    Target(
+        "identity.commands",
+        "ActivateSpace",
+        cmd.ActivateSpace,
+        {"ins": HOLDER_INS, "activation_code": "ABCDE-FGHJK"},
+        None,
+    ),
+    Target(
+        "identity.commands", "IssueActivationCode", cmd.IssueActivationCode, _HOLDER, "operator"
+    ),
+    Target(
+        "identity.commands",
+        "AppointRepresentative",
+        cmd.AppointRepresentative,
+        {
+            "ins": HOLDER_INS,
+            "role": "protection_representative",
+            "first_name": "Paul",
+            "last_name": "Durand",
+            "email": "paul@example.org",
+            "measure_reference": "RG 24/01234",
+        },
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "EndRepresentation",
+        cmd.EndRepresentation,
+        {"proxy_id": PROXY},
+        "operator",
+    ),
+    Target("identity.commands", "ListProxies", cmd.ListProxies, _HOLDER, "holder"),
+    Target(
+        "identity.commands", "RequestProxyCode", cmd.RequestProxyCode, {"proxy_id": PROXY}, None
+    ),
+    Target(
+        "identity.commands",
+        "SignInProxy",
+        cmd.SignInProxy,
+        {"proxy_id": PROXY, "code": "123456"},
+        None,
+    ),
+    Target(
+        "identity.commands",
+        "RemindIdentifier",
+        cmd.RemindIdentifier,
+        {"email": "nobody@example.org"},
+        None,
+    ),
+    Target(
+        "identity.commands",
+        "RecordDeath",
+        cmd.RecordDeath,
+        {"ins": HOLDER_INS, "died_on": "2026-01-02"},
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "FileAccessRequest",
+        cmd.FileAccessRequest,
+        {
+            "ins": HOLDER_INS,
+            "relation": "heir",
+            "first_name": "Anne",
+            "last_name": "Durand",
+            "email": "anne@example.org",
+            "reason": "Connaître la cause du décès",
+        },
+        None,
+    ),
+    Target("identity.commands", "ListAccessRequests", cmd.ListAccessRequests, {}, "operator"),
+    Target(
+        "identity.commands",
+        "DecideAccessRequest",
+        cmd.DecideAccessRequest,
+        {"request_id": PROXY, "validate_request": True},
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "SetContactPreferences",
+        cmd.SetContactPreferences,
+        {"ins": HOLDER_INS, "email": "sophie@example.org", "code_channel": "email"},
+        "holder",
+    ),
+    Target(
+        "identity.commands",
+        "SetPersonalContacts",
+        cmd.SetPersonalContacts,
+        {"ins": HOLDER_INS, "trusted_person": {"first_name": "Marc", "last_name": "Durand"}},
+        "holder",
+    ),
+    Target("identity.commands", "GetPersonalContacts", cmd.GetPersonalContacts, _HOLDER, "holder"),
+    Target(
+        "identity.commands",
+        "DeclareTreatingPhysician",
+        cmd.DeclareTreatingPhysician,
+        _PRO,
+        "holder",
+    ),
+    Target(
+        "identity.commands",
+        "AcceptTreatingPhysician",
+        cmd.AcceptTreatingPhysician,
+        _HOLDER,
+        "professional",
+    ),
     Target(
         "identity.contacts",
         "GetAlertContact",
@@ -164,10 +273,17 @@ for _target in TARGETS:
 
 # Every queue that consumes events, and the event classes it handles.
 EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
-    "identity.space-lifecycle": (ev.SpaceOpeningDue,),
-    "access.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
-    "dossier.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
-    "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceClosed),
+    "identity.space-lifecycle": (ev.SpaceOpeningDue, ev.ProxyEndDue),
+    "access.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
+    "access.people": (
+        ev.ProxyAppointed,
+        ev.ProxyEnded,
+        ev.HolderDeceased,
+        ev.TreatingPhysicianDeclared,
+        ev.TreatingPhysicianChanged,
+    ),
+    "dossier.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
+    "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
     "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
     "notifier.access-alerts": (ev.AccessLogged,),
     "notifier.space-lifecycle": (
@@ -175,9 +291,18 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.ContactChangedV1,
         ev.SpaceOpened,
         ev.SpaceClosed,
+        ev.SpaceReactivated,
+        ev.HolderCameOfAge,
     ),
     "notifier.messages": (ev.MessageSent, ev.MessageSentV1),
-    "retention.space-lifecycle": (ev.SpaceAnnounced, ev.SpaceOpened, ev.SpaceClosed),
+    "retention.space-lifecycle": (
+        ev.SpaceAnnounced,
+        ev.SpaceOpened,
+        ev.SpaceClosed,
+        ev.SpaceReactivated,
+        ev.ProxyAppointed,
+        ev.ProxyEnded,
+    ),
 }
 
 
