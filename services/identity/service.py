@@ -590,7 +590,9 @@ async def remind_identifier(
         f"Identifiant pour agir pour un proche : {p['proxy_id']}" for p in proxies
     ]
     if lines:
-        messages.send(sender, [messages.identifiers(c.email, lines)])
+        # To the address as it is on file, not as it was typed.
+        on_file = next(iter([*persons, *proxies]))["email"]
+        messages.send(sender, [messages.identifiers(on_file, lines)])
     return cmd.CodeRequested(
         sent=True, message="if an identifier is registered with this e-mail, it was sent"
     )
