@@ -5,7 +5,8 @@ caller whose token the request carries. A decision that cannot be reached (timeo
 an unreadable reply) is a denial, never a silent grant. Choices made here:
 
 - A space known to be closed (SpaceClosed heard) refuses deposits *and* reads with code
-  `space_closed` before access is even asked (RET_05, ACC_17); the closure is checked again,
+  `space_closed` before access is even asked (RET_05, ACC_17) — except a read by a requester
+  after the holder's death, which access judges (ACC_13); the closure is checked again,
   under a share lock, in the deposit's own transaction, so a closure recorded while access was
   deciding still stops it.
 - A space the dossier has heard nothing about is left to the access service to judge.
@@ -133,9 +134,12 @@ async def deposit_document(
 async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier) -> cmd.DossierPage:
     """ACC_01/ACC_07/DOC_06: one page of the documents the decision's scope opens, newest
     first, and a cursor when there are more."""
-    ctx.require_actor()
+    actor = ctx.require_actor()
     after = None if c.cursor is None else paging.decode_cursor(c.cursor)
-    await _refuse_if_closed(ctx, c.ins)
+    if actor.kind != "requester":
+        # After death the space is closed, and a requester the operator validated may still
+        # read it (ACC_13): access judges that one.
+        await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "read")
     scope = domain.Scope.of(decision)
     budget = ctx.runtime.settings.read_reply_budget_bytes

@@ -1,0 +1,126 @@
+"""What identity records about people reaches access, the only decision point: the treating
+physician (ACC_04) and access after death (ACC_13), through all six services."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+
+import pytest
+
+from libs.bus.rpc import RpcError
+from libs.contracts import commands as cmd
+from services.identity.messages import APPOINTMENT_SUBJECT
+from tests.support.actors import b64, code_mailed_to, sign_in_professional
+from tests.support.journey import Cast, Stage
+from tests.support.people import new_professional
+
+pytestmark = pytest.mark.e2e
+
+
+async def _deposit(stage: Stage, cast: Cast) -> None:
+    await stage.client.send(
+        cmd.DepositDocument(
+            ins=cast.sophie.ins,
+            document_type="medical_summary",
+            title="Synthèse",
+            media_type="text/plain",
+            content_b64=b64(b"VSM"),
+        ),
+        token=cast.martin.token,
+    )
+
+
+async def test_the_physician_who_accepted_reads_without_consent_and_cannot_be_blocked__ACC_04(
+    stage: Stage, cast: Cast
+) -> None:
+    ins, holder = cast.sophie.ins, cast.sophie.token
+    await _deposit(stage, cast)
+    operator = await stage.operator()
+    physician = new_professional("physician", "Traitant")
+    await stage.client.send(physician.registration(), token=operator)
+    token = await sign_in_professional(stage.client, physician)
+    with pytest.raises(RpcError) as before:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+    assert before.value.rule == "ACC_05"
+
+    await stage.client.send(
+        cmd.DeclareTreatingPhysician(ins=ins, rpps=physician.rpps), token=holder
+    )
+    await stage.client.send(cmd.AcceptTreatingPhysician(ins=ins), token=token)
+    await stage.tap.wait_for("TreatingPhysicianDeclared", ins=ins)
+    # access hears it on its own queue: wait until its decision says so.
+    for _ in range(50):
+        try:
+            page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+            break
+        except RpcError:
+            await stage.tap.wait_for("AccessLogged", ins=ins, timeout=1)
+    assert [d.title for d in page.documents] == ["Synthèse"]
+    granted = stage.tap.of_type("AccessGranted", ins=ins, actor_id=physician.rpps)
+    assert granted[-1]["payload"]["rule"] == "ACC_04"
+    with pytest.raises(RpcError) as blocked:
+        await stage.client.send(cmd.BlockProfessional(ins=ins, rpps=physician.rpps), token=holder)
+    assert blocked.value.code == "conflict"
+
+
+async def test_after_death_only_the_requester_the_operator_validated_reads_the_dossier__ACC_13(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    await _deposit(stage, cast)
+    operator = await stage.operator()
+    await stage.client.send(cmd.RecordDeath(ins=ins, died_on=date(2026, 1, 5)), token=operator)
+    await stage.tap.wait_for("HolderDeceased", ins=ins)
+
+    heir = f"heir.{ins}@example.org"
+    filed = await stage.client.send(
+        cmd.FileAccessRequest(
+            ins=ins,
+            relation="heir",
+            first_name="Anne",
+            last_name="Durand",
+            email=heir,
+            reason="Faire valoir mes droits",
+        )
+    )
+    await stage.client.send(
+        cmd.DecideAccessRequest(request_id=filed.request_id, validate_request=True),
+        token=operator,
+    )
+    mails = await stage.mailbox.wait_for(heir, 1, subject=APPOINTMENT_SUBJECT)
+    text = str(mails[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    proxy_id = uuid.UUID(re.findall(r"[0-9a-f-]{36}", text)[0])
+    await stage.client.send(cmd.RequestProxyCode(proxy_id=proxy_id))
+    code = await code_mailed_to(stage.mailbox, heir)
+    token = (await stage.client.send(cmd.SignInProxy(proxy_id=proxy_id, code=code))).token
+    await stage.tap.wait_for("ProxyAppointed", ins=ins)
+
+    for _ in range(50):
+        try:
+            page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+            break
+        except RpcError:
+            await stage.tap.wait_for("AccessLogged", ins=ins, timeout=1)
+    assert [d.title for d in page.documents] == ["Synthèse"]
+    assert (
+        stage.tap.of_type("AccessGranted", ins=ins, actor_kind="requester")[-1]["payload"]["rule"]
+        == "ACC_13"
+    )
+    # The closed space takes no deposit, not even the requester's, and refuses the doctor.
+    with pytest.raises(RpcError) as deposit:
+        await stage.client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="holder_document",
+                title="x",
+                media_type="text/plain",
+                content_b64=b64(b"x"),
+            ),
+            token=token,
+        )
+    assert deposit.value.code == "space_closed"
+    with pytest.raises(RpcError) as doctor:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.martin.token)
+    assert doctor.value.code == "space_closed"
