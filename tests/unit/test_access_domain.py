@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from libs.tokens import Claims
-from services.access.domain import ALL, Authorization, HolderSettings, decide
+from services.access.domain import ALL, Authorization, HolderSettings, Proxy, decide
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 INS = "185057512345678"
@@ -117,3 +117,75 @@ def test_every_decision_names_its_rule__ACC_18() -> None:
     ]
     for d in cases:
         assert d.rule and d.reason
+
+
+# --- proxies: representatives (SPC_04, SPC_05) and requesters after death (ACC_13) -----------
+
+PROXY_ID = "9b2f6c1e-0a4d-4c8e-9f31-5d7e2a6b4c10"
+
+
+def proxy_token(kind: str = "representative") -> Claims:
+    return Claims.model_validate(
+        {
+            "sub": PROXY_ID,
+            "kind": kind,
+            "name": "Paul Roux",
+            "acts_for": INS,
+            "iat": NOW,
+            "exp": NOW + timedelta(hours=1),
+        }
+    )
+
+
+def appointment(
+    kind: str = "representative",
+    role: str = "legal_representative",
+    ins: str = INS,
+    ends_at: datetime | None = None,
+    ended_at: datetime | None = None,
+) -> Proxy:
+    return Proxy(ins, kind, role, NOW - timedelta(days=1), ends_at, ended_at)
+
+
+def test_a_representative_does_what_the_holder_does_while_appointed__SPC_04() -> None:
+    settings = HolderSettings(space_status="open", proxy=appointment())
+    d = decide(proxy_token(), INS, "read", None, settings, NOW)
+    assert (d.granted, d.rule, d.include_masked) == (True, "ACC_01", True)
+    assert "representative" in d.reason
+    # At eighteen (the appointment's end), nothing more.
+    ended = HolderSettings(space_status="open", proxy=appointment(ends_at=NOW))
+    assert not decide(proxy_token(), INS, "read", None, ended, NOW).granted
+    # Another holder's representative, or an end heard before the appointment: nothing.
+    other = HolderSettings(space_status="open", proxy=appointment(ins="299127512345617"))
+    assert decide(proxy_token(), INS, "read", None, other, NOW).rule == "SPC_04"
+    unknown = HolderSettings(space_status="open", proxy=Proxy(INS, None, None, None, None, NOW))
+    assert not decide(proxy_token(), INS, "read", None, unknown, NOW).granted
+
+
+def test_a_protection_representative_acts_until_the_measure_is_ended__SPC_05() -> None:
+    live = HolderSettings(space_status="open", proxy=appointment(role="protection_representative"))
+    assert decide(proxy_token(), INS, "read", None, live, NOW).granted
+    revoked = HolderSettings(
+        space_status="open",
+        proxy=appointment(role="protection_representative", ended_at=NOW - timedelta(minutes=1)),
+    )
+    d = decide(proxy_token(), INS, "read", None, revoked, NOW)
+    assert (d.granted, d.rule) == (False, "SPC_05")
+
+
+def test_a_requester_reads_only_after_death_and_only_reads__ACC_13() -> None:
+    validated = appointment(kind="requester", role="heir")
+    dead = HolderSettings(space_status="closed", proxy=validated, deceased=True)
+    d = decide(proxy_token("requester"), INS, "read", None, dead, NOW)
+    assert (d.granted, d.rule, d.include_masked) == (True, "ACC_13", False)
+    assert not decide(
+        proxy_token("requester"), INS, "deposit", "holder_document", dead, NOW
+    ).granted
+    alive = HolderSettings(space_status="open", proxy=validated)
+    assert decide(proxy_token("requester"), INS, "read", None, alive, NOW).rule == "ACC_13"
+    assert not decide(proxy_token("requester"), INS, "read", None, alive, NOW).granted
+    nobody = HolderSettings(space_status="closed", deceased=True)
+    assert not decide(proxy_token("requester"), INS, "read", None, nobody, NOW).granted
+    # A representative's appointment is no requester's.
+    as_representative = HolderSettings(space_status="closed", proxy=appointment(), deceased=True)
+    assert not decide(proxy_token("requester"), INS, "read", None, as_representative, NOW).granted

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from libs.contracts import commands as cmd
-from libs.errors import Conflict, InvalidInput
+from libs.errors import Conflict, InvalidInput, Unauthenticated
 from services.identity import domain
 
 
@@ -284,3 +285,61 @@ def test_alert_channels_are_coarse_facts__NTF_04() -> None:
     assert domain.alert_channels("a@example.org", "+33612345678") == ["email", "sms"]
     assert domain.alert_channels(None, None) == []
     assert domain.alert_phone(True, "+33612345678") is None
+
+
+# --- activation, reactivation, representatives (SPC_03, RET_01, SPC_04, SPC_05) -------------
+
+
+def test_an_activation_code_is_ten_unambiguous_characters_used_once_before_it_expires__SPC_03() -> (
+    None
+):
+    code = domain.new_activation_code()
+    assert re.fullmatch(r"[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}", code)
+    assert domain.normalise_activation_code(f" {code.lower()} ") == code.replace("-", "")
+    later = NOW + timedelta(weeks=1)
+    domain.check_activation("announced", True, None, later, NOW)
+    with pytest.raises(Unauthenticated):  # wrong: nothing else is said
+        domain.check_activation("closed", False, NOW, None, NOW)
+    with pytest.raises(Conflict, match="already used"):
+        domain.check_activation("open", True, NOW, later, NOW)
+    with pytest.raises(Conflict, match="expired"):
+        domain.check_activation("announced", True, None, NOW, NOW)
+    with pytest.raises(Conflict, match="objected"):
+        domain.check_activation("objected", True, None, later, NOW)
+
+
+def test_a_space_is_reactivated_within_ten_calendar_years_never_after_death__RET_01() -> None:
+    closed = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)
+    domain.check_reactivation("closed", closed, False, datetime(2034, 2, 28, 11, 59, tzinfo=UTC))
+    with pytest.raises(Conflict, match="ten years"):
+        domain.check_reactivation("closed", closed, False, datetime(2034, 2, 28, 12, tzinfo=UTC))
+    with pytest.raises(Conflict, match="died"):
+        domain.check_reactivation("closed", closed, True, NOW)
+    with pytest.raises(Conflict, match="not closed"):
+        domain.check_reactivation("open", None, False, NOW)
+
+
+def test_parental_authority_ends_at_the_start_of_the_eighteenth_birthday__SPC_04() -> None:
+    assert domain.coming_of_age_at(date(2010, 6, 1)) == datetime(2028, 6, 1, tzinfo=UTC)
+    # Born on 29 February: of age on 1 March when the year has no 29 February.
+    assert domain.coming_of_age_at(date(2008, 2, 29)) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert domain.representative_term(
+        "legal_representative", date(2015, 1, 1), None, None, NOW
+    ) == datetime(2033, 1, 1, tzinfo=UTC)
+    with pytest.raises(Conflict):  # an adult has no parental authority over them
+        domain.representative_term("legal_representative", date(1990, 1, 1), None, None, NOW)
+
+
+def test_a_protection_measure_needs_its_reference_and_an_adult__SPC_05() -> None:
+    adult = date(1950, 1, 1)
+    assert domain.representative_term("protection_representative", adult, None, "RG 1", NOW) is None
+    assert domain.representative_term(
+        "protection_representative", adult, date(2030, 1, 1), "RG 1", NOW
+    ) == datetime(2030, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="reference"):
+        domain.representative_term("protection_representative", adult, None, None, NOW)
+    with pytest.raises(Conflict):
+        domain.representative_term("protection_representative", date(2015, 1, 1), None, "RG", NOW)
+    # While the measure is in force the holder's own decisions are the representative's.
+    assert not domain.may_act_for("holder", "X", "X", None, NOW, holder_represented=True)
+    assert domain.may_act_for("holder", "X", "X", None, NOW)
