@@ -69,6 +69,7 @@ typecheck: venv
 
 bench: venv infra
 	$(PY) -m bench.bench $(BENCH_ARGS)
+	$(PY) -m bench.tokens
 
 clean:
 	rm -rf $(VENV) .run tools/asyncapi/node_modules

@@ -21,6 +21,10 @@ Sections:
    `access.decide` with 64 in flight (each decision writes a trace and two events, and the holder
    gets an alert), then N deposits with 64 in flight, timed until the notifier's `alerts` table
    holds the N alerts (deposit -> decide -> stored -> traced -> alert stored).
+6. sign-ins, against the same services: professionals' card sign-ins (challenge, signature,
+   token) with 64 in flight; holders' code sign-ins (code asked, mailed, read from the SMTP sink,
+   spent) with one caller per holder. Token verifications per second are `python -m
+   bench.tokens`, which `make bench` runs next.
 """
 
 from __future__ import annotations
@@ -483,6 +487,9 @@ async def system(
         "rpc_timeout_seconds": 30.0,
         "sweep_interval_seconds": 0.2,
         "db_pool_size": pool_size,
+        # The sign-in section asks many codes for few holders from one caller.
+        "code_requests_per_ins": 1_000_000,
+        "code_requests_per_caller": 1_000_000,
     }
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
@@ -655,6 +662,54 @@ async def system(
             "stored / traced / alerted",
             f"{documents} / {traces} / {await alerts(depositors, 'access')} (incl. {warm} warm-up)",
         )
+
+        # Sign-ins (SPC_03). A professional's card: RequestChallenge, the card signs, then
+        # SignInWithCard mints the token (64 in flight, over the bench's professionals).
+        section_sign_in = "system sign-ins"
+
+        async def card(i: int) -> None:
+            pro = pros[i % len(pros)]
+            await client.sign_in_with_card("professional", pro.rpps, pro.card_private)
+
+        elapsed, latencies = await run_in_flight(n_decide, IN_FLIGHT, card)
+        report.add(section_sign_in, "card sign-ins/s (64)", n_decide / elapsed)
+        report.add(section_sign_in, "card p50 latency", statistics.median(latencies), "ms")
+        report.add(section_sign_in, "card p99 latency", percentile(latencies, 99), "ms")
+
+        # A holder's code: RequestHolderCode, the code read from the SMTP sink the mail reaches,
+        # SignInHolder. One caller per holder (a new code revokes the last), the rate limits
+        # raised in the bench's settings: the mail's path is part of what is measured.
+        everyone = holders["decide"] + holders["deposit"]
+        # Headers parsed once per mail: the sink keeps every alert mail of the run, and parsing
+        # them again on each poll would be the bench measuring itself.
+        parsed: dict[int, tuple[str, str]] = {}
+
+        def codes_to(email: str) -> list[Any]:
+            found = []
+            for mail in list(smtp.mailbox.messages):
+                to, subject = parsed.get(id(mail)) or parsed.setdefault(
+                    id(mail), (str(mail["To"]), str(mail["Subject"] or ""))
+                )
+                if to == email and "code de connexion" in subject:
+                    found.append(mail)
+            return found
+
+        async def by_code(i: int) -> None:
+            ins, email = everyone[i % len(everyone)]
+            seen = len(codes_to(email))
+            await client.send(cmd.RequestHolderCode(ins=ins))
+            async with asyncio.timeout(30):
+                while len(mails := codes_to(email)) <= seen:  # noqa: ASYNC110 (the sink polls)
+                    await asyncio.sleep(0.01)
+            code = re.search(r"\b(\d{6})\b", mails[-1].get_body(("plain",)).get_content())
+            assert code is not None
+            await client.send(cmd.SignInHolder(ins=ins, code=code[1]))
+
+        n_codes = max(len(everyone), n_deposit)
+        elapsed, latencies = await run_in_flight(n_codes, len(everyone), by_code)
+        report.add(section_sign_in, f"code sign-ins/s ({len(everyone)})", n_codes / elapsed)
+        report.add(section_sign_in, "code p50 latency", statistics.median(latencies), "ms")
+        report.add(section_sign_in, "code p99 latency", percentile(latencies, 99), "ms")
     finally:
         await alerts_db.close()
         await rpc.close()
@@ -776,6 +831,10 @@ def print_ratios(report: Report) -> None:
             "ours outbox->relay->inbox/end to end events/s",
             "raw aio-pika publish->consume/end to end msgs/s",
         ),
+    )
+    print(
+        "  card sign-ins vs echo RPC:   ",
+        ratio("system sign-ins/card sign-ins/s (64)", "ours RpcClient->Runtime (64)/calls/s"),
     )
     print(
         "  access.decide vs echo RPC:   ",
