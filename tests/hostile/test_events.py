@@ -14,8 +14,9 @@ Examples are drawn with hypothesis, then published (see `tests/hostile/harness.p
 from __future__ import annotations
 
 import json
+import typing
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aio_pika
@@ -49,6 +50,8 @@ def sample(event: type[Event], ins: str = HOLDER_INS) -> Event:
             values[name] = ins
         elif "UUID" in annotation:
             values[name] = uuid.uuid4()
+        elif field.annotation is date:
+            values[name] = NOW.date()
         elif "datetime" in annotation:
             values[name] = NOW
         elif "bool" in annotation:
@@ -61,6 +64,8 @@ def sample(event: type[Event], ins: str = HOLDER_INS) -> Event:
             values[name] = ["email"]
         elif "list" in annotation:
             values[name] = []
+        elif typing.get_origin(field.annotation) is typing.Literal:
+            values[name] = typing.get_args(field.annotation)[0]
         else:
             values[name] = "x"
     return event.model_validate(values)
