@@ -54,16 +54,7 @@ def _operator(ctx: CommandContext[IdentitySettings]) -> str:
 
 
 def _proxy_reply(row: Any) -> cmd.Proxy:
-    return cmd.Proxy(
-        proxy_id=row["proxy_id"],
-        ins=row["ins"],
-        kind=row["kind"],
-        role=row["role"],
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        ended_at=row["ended_at"],
-        end_reason=row["end_reason"],
-    )
+    return cmd.Proxy.model_validate({name: row[name] for name in cmd.Proxy.model_fields})
 
 
 async def appoint_representative(

@@ -5,6 +5,7 @@ contacts and choices in `contacts.py`, the directory in `directory.py`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -105,14 +106,7 @@ async def acting_proxy(conn: Conn, actor: Claims) -> domain.ProxyState | None:
 
 
 def proxy_state(row: Any) -> domain.ProxyState:
-    return domain.ProxyState(
-        ins=row["ins"],
-        kind=row["kind"],
-        role=row["role"],
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        ended_at=row["ended_at"],
-    )
+    return domain.ProxyState(**{f.name: row[f.name] for f in dataclasses.fields(domain.ProxyState)})
 
 
 async def protection_in_force(conn: Conn, ins: str, now: datetime) -> bool:
@@ -230,14 +224,7 @@ async def register_holder(
 
 
 def proxy_appointed(row: Any) -> ProxyAppointed:
-    return ProxyAppointed(
-        proxy_id=row["proxy_id"],
-        ins=row["ins"],
-        kind=row["kind"],
-        role=row["role"],
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-    )
+    return ProxyAppointed.model_validate({name: row[name] for name in ProxyAppointed.model_fields})
 
 
 async def _activation_message(
