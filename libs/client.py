@@ -44,7 +44,7 @@ class Client:
         )
 
     async def sign_in_with_card(
-        self, kind: Literal["professional", "operator"], subject: str, card_private_key: str
+        self, kind: Literal["professional", "operator", "app"], subject: str, card_private_key: str
     ) -> cmd.Session:
         """Two commands and a signature in between: the card signs identity's challenge."""
         challenge = await self.send(cmd.RequestChallenge(kind=kind, subject=subject))

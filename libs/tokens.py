@@ -55,7 +55,7 @@ _DECODE_OPTIONS: Options = {
 
 
 # Who signs in: a proxy (representative, requester) acts for a holder with its own credential.
-TokenKind = Literal["holder", "professional", "operator", "representative", "requester"]
+TokenKind = Literal["holder", "professional", "operator", "representative", "requester", "app"]
 
 
 class Claims(Contract):
@@ -69,6 +69,8 @@ class Claims(Contract):
     # A proxy's: the INS of the holder it acts for, and in what role (SPC_04, SPC_05, ACC_13).
     acts_for: str | None = None
     role: ProxyRole | None = None
+    # A professional of another EU or EEA state: their state (ACC_16).
+    country: str | None = None
     iat: datetime
     exp: datetime
     jti: UUID = Field(default_factory=uuid4)
@@ -211,6 +213,7 @@ def issue_for(
     specialty: str | None = None,
     acts_for: str | None = None,
     role: ProxyRole | None = None,
+    country: str | None = None,
     issuer: str = DEFAULT_ISSUER,
 ) -> str:
     claims = Claims(
@@ -221,6 +224,7 @@ def issue_for(
         specialty=specialty,
         acts_for=acts_for,
         role=role,
+        country=country,
         iat=now,
         exp=now + ttl,
     )

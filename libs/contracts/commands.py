@@ -19,7 +19,7 @@ from libs.contracts.envelope import Contract
 from libs.contracts.events import ActorKind, Outcome, ProxyRole
 from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.contracts.text import Name, Text, refuse_control_characters
-from libs.contracts.vocabulary import Profession, Specialty
+from libs.contracts.vocabulary import DataCategory, EstablishmentCategory, Profession, Specialty
 
 # The command queues. A client publishes to `dmp.commands` with the queue as routing key;
 # `identity.contacts` and `access.decide` are bound only to `dmp.internal` (services only).
@@ -70,7 +70,16 @@ Ins = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9
 # A NIR as typed (spaces, dots and dashes allowed): identity's domain checks its form (ASCII
 # only) and key, and refuses it with `invalid_nir` or `invalid_nir_key`.
 NirInput = Annotated[str, StringConstraints(max_length=32)]
-Rpps = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+# A professional's identifier: RPPS (11 digits), ADELI (9 digits), or for a professional of
+# another EU or EEA state (ACC_16) the state's code and their national identifier (`DE-123456`).
+ProfessionalId = Annotated[
+    str, StringConstraints(pattern=r"^(?:[0-9]{11}|[0-9]{9}|[A-Z]{2}-[A-Za-z0-9]{1,30})$")
+]
+Rpps = ProfessionalId
+# An establishment's FINESS number: 9 characters, the department (2A/2B in Corsica) first, the
+# last a check digit (identity checks it and refuses it with `invalid_finess`).
+FinessInput = Annotated[str, StringConstraints(max_length=16)]
+Finess = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}[0-9]{7}$|^2[AB][0-9]{7}$")]
 # Who signs in with a card: an RPPS number or an operator's id.
 CardSubject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,256}={0,2}$")]
@@ -186,6 +195,8 @@ class RegisterProfessional(Command[ProfessionalRecord]):
     profession: Profession  # a closed list: no insurer, bank or employer (ACC_10)
     specialty: Specialty | None = None
     card_public_key: Base64Url  # Ed25519, raw 32 bytes, base64url
+    # ACC_16: a professional of another EU or EEA state, whose `rpps` is then `<country>-<id>`.
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
 
 
 class Challenge(Contract):
@@ -199,7 +210,7 @@ class RequestChallenge(Command[Challenge]):
     QUEUE = IDENTITY
     AUTHENTICATED = False
 
-    kind: Literal["professional", "operator"]
+    kind: Literal["professional", "operator", "app"]
     subject: CardSubject
 
 
@@ -209,10 +220,13 @@ class Session(Contract):
 
 
 class SignInWithCard(Command[Session]):
+    """A professional's card, an operator's key, or a referenced catalogue service's key
+    (`app`, ACC_15) signs the challenge."""
+
     QUEUE = IDENTITY
     AUTHENTICATED = False
 
-    kind: Literal["professional", "operator"]
+    kind: Literal["professional", "operator", "app"]
     subject: CardSubject
     challenge: Base64Url
     signature: Base64Url  # base64url Ed25519 signature of the challenge
@@ -578,6 +592,109 @@ class AcceptTreatingPhysician(Command[TreatingPhysician]):
     REQUEST_ID = "required"
 
     ins: Ins
+
+
+# --- identity.commands: establishments, care teams, catalogue services (ACC_06, ACC_15) -------
+
+
+class Establishment(Contract):
+    finess: Finess
+    name: str
+    category: EstablishmentCategory
+
+
+class RegisterEstablishment(Command[Establishment]):
+    """The operator registers a health, social or medico-social establishment by its FINESS."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    finess: FinessInput
+    name: Text
+    category: EstablishmentCategory
+
+
+class StaffMembership(Contract):
+    finess: Finess
+    rpps: Rpps
+    member: bool
+
+
+class AddEstablishmentStaff(Command[StaffMembership]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    finess: Finess
+    rpps: Rpps
+
+
+class RemoveEstablishmentStaff(Command[StaffMembership]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    finess: Finess
+    rpps: Rpps
+
+
+class CareTeam(Contract):
+    episode_id: UUID
+    finess: Finess
+    ins: Ins
+    members: list[Rpps]
+    starts_at: datetime
+    ends_at: datetime | None
+    ended_at: datetime | None = None
+
+
+class DeclareCareTeam(Command[CareTeam]):
+    """ACC_06: an establishment (a professional on its staff, or the operator) declares who
+    takes care of the holder, from when until when (open-ended: until `EndCareTeam`)."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    finess: Finess
+    ins: Ins
+    starts_at: datetime
+    ends_at: datetime | None = None
+    members: list[Rpps] = Field(min_length=1, max_length=100)
+
+
+class EndCareTeam(Command[CareTeam]):
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    episode_id: UUID
+
+
+class CatalogueService(Contract):
+    service_id: CardSubject
+    name: str
+    categories: list[DataCategory]
+    referenced: bool
+
+
+class ReferenceCatalogueService(Command[CatalogueService]):
+    """ACC_15: the operator references an application of the catalogue, with the data
+    categories its referencing allows and the public key it signs in with (`app`)."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    service_id: CardSubject
+    name: Text
+    categories: list[DataCategory] = Field(min_length=1, max_length=len(DataCategory))
+    public_key: Base64Url
+
+
+class DereferenceCatalogueService(Command[CatalogueService]):
+    """The application leaves the catalogue: it can no longer sign in, and access no longer
+    grants it anything."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    service_id: CardSubject
 
 
 class Jwk(Contract):

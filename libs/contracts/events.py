@@ -10,7 +10,8 @@ from libs.contracts.envelope import Event, register
 
 # A proxy acts for a holder without a professional card: a representative (SPC_04, SPC_05) or,
 # after the holder's death, a requester the operator validated (ACC_13).
-ActorKind = Literal["holder", "professional", "operator", "representative", "requester"]
+# An `app` is a catalogue service the holder lets read chosen data (ACC_15).
+ActorKind = Literal["holder", "professional", "operator", "representative", "requester", "app"]
 ProxyKind = Literal["representative", "requester"]
 ProxyRole = Literal[
     "legal_representative",  # parental authority over a minor (SPC_04)
@@ -147,6 +148,70 @@ class TreatingPhysicianChanged(Event):
     rpps: str
     previous_rpps: str
     since: datetime
+
+
+@register
+class StaffJoined(Event):
+    """A professional works in an establishment (access blocks an establishment's staff with
+    it, ACC_08)."""
+
+    OWNER = "identity"
+    TYPE = "StaffJoined"
+    finess: str
+    rpps: str
+    at: datetime
+
+
+@register
+class StaffLeft(Event):
+    OWNER = "identity"
+    TYPE = "StaffLeft"
+    finess: str
+    rpps: str
+    at: datetime
+
+
+@register
+class CareTeamDeclared(Event):
+    """ACC_06: these professionals take care of the holder in this establishment from
+    `starts_at` until `ends_at` (None: until `CareTeamEnded`)."""
+
+    OWNER = "identity"
+    TYPE = "CareTeamDeclared"
+    episode_id: UUID
+    ins: str
+    finess: str
+    members: list[str]
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+@register
+class CareTeamEnded(Event):
+    OWNER = "identity"
+    TYPE = "CareTeamEnded"
+    episode_id: UUID
+    ins: str
+    ended_at: datetime
+
+
+@register
+class CatalogueServiceReferenced(Event):
+    """ACC_15: an application of the catalogue, and the data categories it may be let read."""
+
+    OWNER = "identity"
+    TYPE = "CatalogueServiceReferenced"
+    service_id: str
+    categories: list[str]
+    at: datetime
+
+
+@register
+class CatalogueServiceDereferenced(Event):
+    OWNER = "identity"
+    TYPE = "CatalogueServiceDereferenced"
+    service_id: str
+    at: datetime
 
 
 @register

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     INVALID_INPUT = "invalid_input"  # the payload breaks the command's schema or a rule of form
     INVALID_NIR = "invalid_nir"
     INVALID_NIR_KEY = "invalid_nir_key"
+    INVALID_FINESS = "invalid_finess"
     REQUEST_ID_REUSED = "request_id_reused"  # the same id was used for another request
     REQUEST_ID_EXPIRED = "request_id_expired"  # the id's reply can no longer be replayed
     # Who asks

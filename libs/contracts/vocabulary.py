@@ -86,3 +86,59 @@ class Specialty(StrEnum):
     ORTHOPEDIC_SURGERY = "orthopedic_surgery"
     UROLOGY = "urology"
     VASCULAR_MEDICINE = "vascular_medicine"
+
+
+class EstablishmentCategory(StrEnum):
+    """What identity registers as an establishment (FINESS categories, grouped): health,
+    social and medico-social establishments only (ACC_10: no insurer, bank or employer)."""
+
+    HOSPITAL = "hospital"
+    CLINIC = "clinic"
+    HEALTH_CENTRE = "health_centre"
+    EHPAD = "ehpad"  # nursing home, ACC_12
+    PMI = "pmi"  # mother-and-child protection, ACC_12
+    SOCIAL_SERVICE = "social_service"
+    MEDICO_SOCIAL_SERVICE = "medico_social_service"
+    PHARMACY = "pharmacy"
+    LABORATORY = "laboratory"
+    IMAGING_CENTRE = "imaging_centre"
+    EMERGENCY_CALL_CENTRE = "emergency_call_centre"  # SAMU / centre 15, ACC_09
+
+
+class DataCategory(StrEnum):
+    """What the holder may let a catalogue service read (ACC_15), each a set of document
+    types. Never the occupational health part nor the administrative part."""
+
+    IDENTITY = "identity"
+    VACCINATIONS = "vaccinations"
+    SUMMARIES = "summaries"
+    RESULTS = "results"
+    PRESCRIPTIONS = "prescriptions"
+    CARE_HISTORY = "care_history"
+    WISHES = "wishes"
+    HOLDER_DOCUMENTS = "holder_documents"
+
+
+DATA_CATEGORY_TYPES: Final[dict[DataCategory, frozenset[str]]] = {
+    DataCategory.IDENTITY: frozenset({"identity"}),
+    DataCategory.VACCINATIONS: frozenset({"vaccination"}),
+    DataCategory.SUMMARIES: frozenset(
+        {"medical_summary", "discharge_letter", "liaison_letter", "professional_letter"}
+    ),
+    DataCategory.RESULTS: frozenset(
+        {"lab_report", "imaging_report", "operative_report", "act_report"}
+    ),
+    DataCategory.PRESCRIPTIONS: frozenset({"prescription", "pharmacy_dispensation"}),
+    DataCategory.CARE_HISTORY: frozenset({"care_history"}),
+    DataCategory.WISHES: frozenset({"organ_donation", "advance_directives"}),
+    DataCategory.HOLDER_DOCUMENTS: frozenset({"holder_document", "certificate"}),
+}
+
+# ACC_16: the other member states of the EU and the EEA (ISO 3166-1 alpha-2; Greece is GR).
+EU_COUNTRIES: Final = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "GR", "HR", "HU", "IE",
+        "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+        "IS", "LI", "NO",
+    }
+)  # fmt: skip

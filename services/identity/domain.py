@@ -455,3 +455,70 @@ def check_treating_physician(profession: str | None, current: str | None, rpps: 
         raise Conflict("a treating physician is a physician (SPC_07)")
     if current == rpps:
         raise Conflict("this physician is already the treating physician")
+
+
+# --- the directory: establishments, professionals of other EU states (ACC_06, ACC_16) -------
+
+_FINESS = re.compile(r"([0-9]{2}|2[AB])([0-9]{6})([0-9])", re.ASCII)
+
+
+def luhn_check_digit(digits: str) -> int:
+    """The digit that makes `digits` + it pass the Luhn test."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return (10 - total % 10) % 10
+
+
+def validate_finess(text: str) -> str:
+    """A FINESS number as stored, or InvalidInput with the reason.
+
+    Nine characters: the department (2A/2B in Corsica), six digits, then a Luhn check digit over
+    the first eight, Corsica's department counting as 20 (the rule of the FINESS register)."""
+    finess = re.sub(r"[ \t.-]", "", text, flags=re.ASCII).upper() if text.isascii() else ""
+    match = _FINESS.fullmatch(finess)
+    if not match:
+        raise InvalidInput(
+            f"malformed FINESS {text!r}: expected 9 characters, the department (2A/2B for"
+            " Corsica), six digits and a check digit",
+            code=ErrorCode.INVALID_FINESS,
+        )
+    department = "20" if match[1] in ("2A", "2B") else match[1]
+    expected = luhn_check_digit(department + match[2])
+    if int(match[3]) != expected:
+        raise InvalidInput(
+            f"wrong FINESS check digit: {match[3]} does not match the number (it should be"
+            f" {expected}); check the number",
+            code=ErrorCode.INVALID_FINESS,
+        )
+    return finess
+
+
+def with_finess_check_digit(body: str) -> str:
+    """A FINESS body (8 characters) completed with its check digit (for tests and demos)."""
+    department = "20" if body[:2] in ("2A", "2B") else body[:2]
+    return f"{body}{luhn_check_digit(department + body[2:])}"
+
+
+def check_professional_id(professional_id: str, country: str | None, eu: frozenset[str]) -> None:
+    """RPPS (11 digits) or ADELI (9 digits) for a professional in France; `<country>-<id>` for
+    one of another EU or EEA state, who is then registered with that country (ACC_16)."""
+    if country is None:
+        if not professional_id.isdigit():
+            raise InvalidInput(
+                "a professional in France is identified by RPPS (11 digits) or ADELI (9 digits);"
+                " one of another EU state is registered with their country"
+            )
+        return
+    if country not in eu:
+        raise InvalidInput(f"{country} is not another member state of the EU or the EEA (ACC_16)")
+    if not professional_id.startswith(f"{country}-"):
+        raise InvalidInput(f"the identifier of a professional of {country} is '{country}-<id>'")
+
+
+def check_care_team(starts_at: datetime, ends_at: datetime | None, now: datetime) -> None:
+    if ends_at is not None and ends_at <= starts_at:
+        raise InvalidInput("a care team ends after it starts")
+    if ends_at is not None and ends_at <= now:
+        raise InvalidInput("this care team's episode is already over")

@@ -10,7 +10,7 @@ from libs.contracts import commands as cmd
 from libs.contracts.envelope import Contract
 from libs.contracts.events import ProxyEndDue, SpaceOpeningDue
 from libs.runtime import CommandContext, Runtime
-from services.identity import contacts, proxies, service
+from services.identity import contacts, directory, proxies, service
 from services.identity.background import CodeSender, janitor
 from services.identity.messages import Sender
 from services.identity.settings import IdentitySettings
@@ -64,8 +64,15 @@ def register(runtime: Runtime[IdentitySettings]) -> None:
     runtime.handle(cmd.GetPersonalContacts, contacts.get_personal_contacts)
     runtime.handle(cmd.DeclareTreatingPhysician, contacts.declare_treating_physician)
     runtime.handle(cmd.AcceptTreatingPhysician, contacts.accept_treating_physician)
-    # Professionals
+    # The directory (ACC_06, ACC_15, ACC_16)
     runtime.handle(cmd.RegisterProfessional, service.register_professional)
+    runtime.handle(cmd.RegisterEstablishment, directory.register_establishment)
+    runtime.handle(cmd.AddEstablishmentStaff, directory.add_staff)
+    runtime.handle(cmd.RemoveEstablishmentStaff, directory.remove_staff)
+    runtime.handle(cmd.DeclareCareTeam, directory.declare_care_team)
+    runtime.handle(cmd.EndCareTeam, directory.end_care_team)
+    runtime.handle(cmd.ReferenceCatalogueService, directory.reference_catalogue_service)
+    runtime.handle(cmd.DereferenceCatalogueService, directory.dereference_catalogue_service)
     # Asked by services only (the notifier), never by a person: no token, the caller is checked.
     runtime.handle(cmd.GetAlertContact, service.get_alert_contact)
     runtime.on_events(

@@ -84,11 +84,12 @@ async def insert_professional(
     specialty: str | None,
     card_public_key: str,
     now: datetime,
+    country: str | None = None,
 ) -> bool:
     inserted = await conn.fetchval(
         """INSERT INTO professionals (rpps, first_name, last_name, profession, specialty,
-                                      card_public_key, registered_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true""",
+                                      card_public_key, registered_at, country)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING true""",
         rpps,
         first_name,
         last_name,
@@ -96,6 +97,7 @@ async def insert_professional(
         specialty,
         card_public_key,
         now,
+        country,
     )
     return bool(inserted)
 
@@ -529,3 +531,141 @@ async def access_requests(conn: Conn, status: str, limit: int) -> list[asyncpg.R
         limit,
     )
     return rows
+
+
+# --- the directory (ACC_06, ACC_15, ACC_16) -----------------------------------------------------
+
+
+async def insert_establishment(
+    conn: Conn, finess: str, name: str, category: str, now: datetime
+) -> bool:
+    inserted = await conn.fetchval(
+        """INSERT INTO establishments (finess, name, category, registered_at)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+        finess,
+        name,
+        category,
+        now,
+    )
+    return bool(inserted)
+
+
+async def get_establishment(conn: Conn, finess: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM establishments WHERE finess = $1", finess)
+
+
+async def add_staff(conn: Conn, finess: str, rpps: str, now: datetime) -> bool:
+    added = await conn.fetchval(
+        """INSERT INTO establishment_staff (finess, rpps, joined_at) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        finess,
+        rpps,
+        now,
+    )
+    return bool(added)
+
+
+async def remove_staff(conn: Conn, finess: str, rpps: str) -> bool:
+    removed = await conn.fetchval(
+        "DELETE FROM establishment_staff WHERE finess = $1 AND rpps = $2 RETURNING true",
+        finess,
+        rpps,
+    )
+    return bool(removed)
+
+
+async def is_staff(conn: Conn, finess: str, rpps: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM establishment_staff WHERE finess = $1 AND rpps = $2", finess, rpps
+    )
+    return bool(found)
+
+
+async def unknown_professionals(conn: Conn, ids: list[str]) -> list[str]:
+    rows = await conn.fetch(
+        """SELECT id FROM unnest($1::text[]) AS id
+           WHERE NOT EXISTS (SELECT 1 FROM professionals p WHERE p.rpps = id)""",
+        ids,
+    )
+    return [r["id"] for r in rows]
+
+
+async def insert_care_team(
+    conn: Conn,
+    *,
+    episode_id: UUID,
+    ins: str,
+    finess: str,
+    members: list[str],
+    starts_at: datetime,
+    ends_at: datetime | None,
+    declared_by: str,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO care_teams (episode_id, ins, finess, members, starts_at, ends_at,
+                                   declared_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
+        episode_id,
+        ins,
+        finess,
+        members,
+        starts_at,
+        ends_at,
+        declared_by,
+    )
+    assert row is not None
+    return row
+
+
+async def lock_care_team(conn: Conn, episode_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM care_teams WHERE episode_id = $1 FOR UPDATE", episode_id
+    )
+
+
+async def end_care_team(conn: Conn, episode_id: UUID, at: datetime) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "UPDATE care_teams SET ended_at = $2 WHERE episode_id = $1 RETURNING *", episode_id, at
+    )
+    assert row is not None
+    return row
+
+
+async def upsert_catalogue_service(
+    conn: Conn, service_id: str, name: str, categories: list[str], public_key: str, now: datetime
+) -> asyncpg.Record:
+    """Referenced (again): its categories and key as given now."""
+    row = await conn.fetchrow(
+        """INSERT INTO catalogue_services (service_id, name, categories, public_key,
+                                          referenced_at)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (service_id) DO UPDATE
+           SET name = $2, categories = $3, public_key = $4, referenced_at = $5,
+               dereferenced_at = NULL
+           RETURNING *""",
+        service_id,
+        name,
+        categories,
+        public_key,
+        now,
+    )
+    assert row is not None
+    return row
+
+
+async def dereference_catalogue_service(
+    conn: Conn, service_id: str, now: datetime
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """UPDATE catalogue_services SET dereferenced_at = $2
+           WHERE service_id = $1 AND dereferenced_at IS NULL RETURNING *""",
+        service_id,
+        now,
+    )
+
+
+async def referenced_service(conn: Conn, service_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM catalogue_services WHERE service_id = $1 AND dereferenced_at IS NULL",
+        service_id,
+    )

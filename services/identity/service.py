@@ -25,6 +25,7 @@ from libs.contracts.events import (
     SpaceReactivated,
 )
 from libs.contracts.rpc import ErrorCode
+from libs.contracts.vocabulary import EU_COUNTRIES
 from libs.db import Conn
 from libs.errors import (
     Conflict,
@@ -48,6 +49,7 @@ TOKEN_TTL = {
     "operator": timedelta(hours=1),
     "representative": timedelta(hours=1),
     "requester": timedelta(hours=1),
+    "app": timedelta(hours=1),
 }
 
 
@@ -349,7 +351,10 @@ async def reactivate_space(
 async def register_professional(
     ctx: CommandContext[IdentitySettings], c: cmd.RegisterProfessional
 ) -> cmd.ProfessionalRecord:
+    """By RPPS or ADELI; a professional of another EU or EEA state with their country, under the
+    same rules as one in France (ACC_16). Professions are a closed list (ACC_10)."""
     _require_operator(ctx)
+    domain.check_professional_id(c.rpps, c.country, EU_COUNTRIES)
     try:
         public_key(c.card_public_key)
     except ValueError:
@@ -364,6 +369,7 @@ async def register_professional(
             specialty=c.specialty,
             card_public_key=c.card_public_key,
             now=ctx.runtime.now(),
+            country=c.country,
         ):
             raise Conflict(f"professional {c.rpps} is already registered")
         return uow.answer(cmd.ProfessionalRecord(rpps=c.rpps))
@@ -382,38 +388,37 @@ async def request_challenge(
 async def sign_in_with_card(
     ctx: CommandContext[IdentitySettings], c: cmd.SignInWithCard
 ) -> cmd.Session:
-    """A professional (CPS card) or an operator proves the key by signing a fresh challenge."""
-    now = ctx.runtime.now()
+    """A professional (CPS card), an operator, or a referenced catalogue service (ACC_15) proves
+    its key by signing a fresh challenge."""
     settings = ctx.runtime.settings
+    claims: dict[str, Any] = {}
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         if c.kind == "professional":
             pro = await repository.get_professional(conn, c.subject)
             if pro is None:
                 raise Unauthenticated(f"unknown professional {c.subject}")
             key, name = pro["card_public_key"], f"{pro['first_name']} {pro['last_name']}"
-            profession, specialty = pro["profession"], pro["specialty"]
+            claims = {
+                "profession": pro["profession"],
+                "specialty": pro["specialty"],
+                "country": pro["country"],
+            }
+        elif c.kind == "app":
+            app = await repository.referenced_service(conn, c.subject)
+            if app is None:  # never referenced, or no longer: no way in (ACC_15)
+                raise Unauthenticated(f"{c.subject} is not a referenced catalogue service")
+            key, name = app["public_key"], app["name"]
         else:
             key = settings.operator_public_keys.get(c.subject)
             if key is None:
                 raise Unauthenticated(f"unknown operator {c.subject}")
-            name, profession, specialty = f"operator {c.subject}", None, None
+            name = f"operator {c.subject}"
+        now = ctx.runtime.now()
         if not await repository.use_challenge(conn, c.challenge, c.kind, c.subject, now):
             raise Unauthenticated("the challenge is unknown, used or expired: ask a new one")
     if not verify_bytes(public_key(key), c.challenge.encode(), c.signature):
         raise Unauthenticated("the card's signature does not match")
-    ttl = TOKEN_TTL[c.kind]
-    token = issue_for(
-        settings.identity_signing_keys,
-        sub=c.subject,
-        kind=c.kind,
-        name=name,
-        profession=profession,
-        specialty=specialty,
-        now=now,
-        ttl=ttl,
-        issuer=settings.identity_issuer,
-    )
-    return cmd.Session(token=token, expires_at=now + ttl)
+    return new_session(ctx, sub=c.subject, kind=c.kind, name=name, **claims)
 
 
 async def issue_code(

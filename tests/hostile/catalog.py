@@ -25,6 +25,7 @@ HOLDER_INS = "185057512345678"
 RPPS = "10123456789"
 OPERATOR = "cnam-agent-1"
 PROXY = "9b2f6c1e-0a4d-4c8e-9f31-5d7e2a6b4c10"
+FINESS = "750712184"
 _, CARD_PUBLIC_KEY = new_keypair()
 
 
@@ -210,6 +211,59 @@ TARGETS: tuple[Target, ...] = (
         cmd.AcceptTreatingPhysician,
         _HOLDER,
         "professional",
+    ),
+    Target(
+        "identity.commands",
+        "RegisterEstablishment",
+        cmd.RegisterEstablishment,
+        {"finess": FINESS, "name": "Hôpital", "category": "hospital"},
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "AddEstablishmentStaff",
+        cmd.AddEstablishmentStaff,
+        {"finess": FINESS, "rpps": RPPS},
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "RemoveEstablishmentStaff",
+        cmd.RemoveEstablishmentStaff,
+        {"finess": FINESS, "rpps": RPPS},
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "DeclareCareTeam",
+        cmd.DeclareCareTeam,
+        {
+            "finess": FINESS,
+            "ins": HOLDER_INS,
+            "starts_at": "2026-11-23T10:00:00Z",
+            "members": [RPPS],
+        },
+        "professional",
+    ),
+    Target("identity.commands", "EndCareTeam", cmd.EndCareTeam, {"episode_id": PROXY}, "operator"),
+    Target(
+        "identity.commands",
+        "ReferenceCatalogueService",
+        cmd.ReferenceCatalogueService,
+        {
+            "service_id": "carnet-app",
+            "name": "Carnet",
+            "categories": ["vaccinations"],
+            "public_key": CARD_PUBLIC_KEY,
+        },
+        "operator",
+    ),
+    Target(
+        "identity.commands",
+        "DereferenceCatalogueService",
+        cmd.DereferenceCatalogueService,
+        {"service_id": "carnet-app"},
+        "operator",
     ),
     Target(
         "identity.contacts",

@@ -343,3 +343,28 @@ def test_a_protection_measure_needs_its_reference_and_an_adult__SPC_05() -> None
     # While the measure is in force the holder's own decisions are the representative's.
     assert not domain.may_act_for("holder", "X", "X", None, NOW, holder_represented=True)
     assert domain.may_act_for("holder", "X", "X", None, NOW)
+
+
+# --- the directory (ACC_06, ACC_16) ---------------------------------------------------------
+
+
+def test_a_finess_carries_a_luhn_check_digit_corsica_counting_as_20__ACC_06() -> None:
+    assert domain.validate_finess("750712184") == "750712184"  # AP-HP, a real one
+    assert domain.validate_finess("75 071 2184") == "750712184"
+    assert domain.luhn_check_digit("7992739871") == 3  # the textbook example
+    corsica = domain.with_finess_check_digit("2A000001")
+    assert domain.validate_finess(corsica.lower()) == corsica
+    for wrong in ("750712185", "75071218", "2C0000016", "７50712184", ""):
+        with pytest.raises(InvalidInput) as refused:
+            domain.validate_finess(wrong)
+        assert refused.value.code == "invalid_finess"
+
+
+def test_a_professional_of_another_eu_state_is_identified_with_their_country__ACC_16() -> None:
+    eu = frozenset({"DE", "IT"})
+    domain.check_professional_id("10000000001", None, eu)  # RPPS
+    domain.check_professional_id("759912345", None, eu)  # ADELI
+    domain.check_professional_id("DE-12345", "DE", eu)
+    for professional_id, country in (("DE-12345", None), ("DE-12345", "IT"), ("FR-1", "FR")):
+        with pytest.raises(InvalidInput):
+            domain.check_professional_id(professional_id, country, eu)
