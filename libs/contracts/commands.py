@@ -118,6 +118,8 @@ MessageBody = Annotated[
 
 
 DocumentType = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+# An identifier given by the former DMP (a document's, an export's): printable ASCII.
+LegacyId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 
 
 class Readiness(Contract):
@@ -921,6 +923,41 @@ class ReadDossier(Command[DossierPage]):
     ins: Ins
     cursor: Cursor | None = None
     page_size: int = Field(default=20, ge=1, le=100)
+
+
+class LegacyDocument(Contract):
+    """One document of the former DMP, as the old system exported it."""
+
+    legacy_id: LegacyId
+    document_type: DocumentType
+    title: Text
+    media_type: MediaType
+    content_b64: str
+    authored_at: datetime
+    author_name: Name | None = None
+
+
+class LegacyImport(Contract):
+    ins: Ins
+    export_id: LegacyId
+    imported: int  # new documents from this request
+    already_there: int  # the same documents, imported before (the import is idempotent)
+    status: Literal["staged", "imported"]  # staged: served once the space is activated
+
+
+class ImportLegacyRecord(Command[LegacyImport]):
+    """SPC_08: the operator's migration brings a record of the former DMP (before July 2021)
+    into the space, unchanged (content, type, title, date, author). It is served once the holder
+    activates the space (at once if they already have). The same export sent again creates
+    nothing twice; a document whose id comes back with other content is refused."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    export_id: LegacyId
+    exported_at: datetime
+    documents: list[LegacyDocument] = Field(min_length=1, max_length=200)
 
 
 # --- messaging.commands ---------------------------------------------------------------------

@@ -316,6 +316,20 @@ class DocumentDeposited(Event):
         return self
 
 
+@register
+class LegacyRecordImported(Event):
+    """SPC_08: documents of the former DMP were brought into the dossier (counted, never
+    described: no title, no content)."""
+
+    OWNER = "dossier"
+    TYPE = "LegacyRecordImported"
+    ins: str
+    export_id: str
+    documents: int
+    staged: bool
+    imported_at: datetime
+
+
 # --- access ---------------------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from libs import spaces
 from libs.contracts import commands as cmd
+from libs.contracts.events import SpaceActivated
 from libs.runtime import Runtime
-from services.dossier import service
+from services.dossier import legacy, service
 from services.dossier.settings import DossierSettings
 
 LIFECYCLE_QUEUE = "dossier.space-lifecycle"
@@ -14,4 +15,7 @@ LIFECYCLE_QUEUE = "dossier.space-lifecycle"
 def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
-    runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)
+    runtime.handle(cmd.ImportLegacyRecord, legacy.import_legacy_record)
+    runtime.on_events(
+        LIFECYCLE_QUEUE, {**spaces.HANDLERS, SpaceActivated: legacy.on_space_activated}
+    )

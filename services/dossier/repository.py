@@ -73,7 +73,7 @@ async def page_candidates(
                   octet_length(author_id) + octet_length(author_name)
                       + octet_length(media_type) AS text_bytes
            FROM documents
-           WHERE ins = $1
+           WHERE ins = $1 AND NOT staged  -- a legacy record waits for activation (SPC_08)
              AND ($2::text[] IS NULL OR document_type = ANY($2::text[]))
              AND ($3 OR NOT masked)
              AND ($4::timestamptz IS NULL OR (deposited_at, seq) < ($4, $5))
@@ -100,3 +100,78 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
         document_ids,
     )
     return rows
+
+
+# --- the legacy record (SPC_08) -----------------------------------------------------------------
+
+
+async def legacy_hash(conn: Conn, ins: str, legacy_id: str) -> bytes | None:
+    """The content hash of a legacy document already imported, None if it is not."""
+    found: bytes | None = await conn.fetchval(
+        "SELECT content_sha256 FROM documents WHERE ins = $1 AND legacy_id = $2",
+        ins,
+        legacy_id,
+    )
+    return found
+
+
+async def insert_legacy_document(
+    conn: Conn,
+    *,
+    document_id: UUID,
+    ins: str,
+    document_type: str,
+    title_nonce: bytes,
+    title_sealed: bytes,
+    media_type: str,
+    author_name: str,
+    authored_at: datetime,
+    import_id: UUID,
+    nonce: bytes,
+    content: bytes,
+    legacy_id: str,
+    legacy_export: str,
+    content_sha256: bytes,
+    staged: bool,
+) -> None:
+    await conn.execute(
+        """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
+                                  media_type, author_kind, author_id, author_name, decision_id,
+                                  decision_rule, deposited_at, nonce, content, legacy_id,
+                                  legacy_export, content_sha256, staged)
+           VALUES ($1, $2, $3, $4, $5, $6, 'legacy', $7, $8, $9, 'SPC_08', $10, $11, $12, $13,
+                   $14, $15, $16)""",
+        document_id,
+        ins,
+        document_type,
+        title_nonce,
+        title_sealed,
+        media_type,
+        f"legacy:{legacy_export}",
+        author_name,
+        import_id,
+        authored_at,
+        nonce,
+        content,
+        legacy_id,
+        legacy_export,
+        content_sha256,
+        staged,
+    )
+
+
+async def is_activated(conn: Conn, ins: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM activated_spaces WHERE ins = $1", ins))
+
+
+async def record_activation(conn: Conn, ins: str, at: datetime) -> int:
+    """The space is activated: its staged legacy documents are served from now on."""
+    await conn.execute(
+        "INSERT INTO activated_spaces (ins, activated_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        ins,
+        at,
+    )
+    status: str = await conn.execute(
+        "UPDATE documents SET staged = false WHERE ins = $1 AND staged", ins
+    )
+    return int(status.split()[-1])

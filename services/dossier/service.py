@@ -45,7 +45,7 @@ from services.dossier.settings import DossierSettings
 log = structlog.get_logger()
 
 
-def _content_key(ctx: CommandContext[DossierSettings]) -> bytes:
+def content_key(ctx: CommandContext[DossierSettings]) -> bytes:
     return _decoded_key(ctx.runtime.settings.dossier_content_key)
 
 
@@ -82,7 +82,7 @@ async def deposit_document(
     decision = await require_access(ctx, c.ins, "deposit", document_type)
 
     document_id = uuid.uuid4()
-    key = _content_key(ctx)
+    key = content_key(ctx)
     nonce, title_nonce = sealing.new_nonce(), sealing.new_nonce()
     sealed = domain.seal(key, nonce, content, document_id, c.ins)
     sealed_title = domain.seal_title(key, title_nonce, c.title, document_id, c.ins)
@@ -164,7 +164,7 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         loaded = await repository.documents_by_id(conn, c.ins, [r["document_id"] for r in page])
     by_id = {row["document_id"]: dict(row) for row in loaded}
     in_order = [by_id[r["document_id"]] for r in page if r["document_id"] in by_id]
-    key = _content_key(ctx)
+    key = content_key(ctx)
     documents = [_entry(key, row, c.ins) for row in domain.visible(in_order, scope)]
     last = page[-1] if page else None
     more = last is not None and len(page) < len(candidates)

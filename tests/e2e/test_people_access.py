@@ -3,16 +3,17 @@ physician (ACC_04) and access after death (ACC_13), through all six services."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from libs.bus.rpc import RpcError
 from libs.contracts import commands as cmd
-from services.identity.messages import APPOINTMENT_SUBJECT
-from tests.support.actors import b64, code_mailed_to, sign_in_professional
+from services.identity.messages import ACTIVATION_SUBJECT, APPOINTMENT_SUBJECT
+from tests.support.actors import b64, code_mailed_to, sign_in_holder, sign_in_professional
 from tests.support.journey import Cast, Stage
 from tests.support.people import new_professional
 
@@ -124,3 +125,44 @@ async def test_after_death_only_the_requester_the_operator_validated_reads_the_d
     with pytest.raises(RpcError) as doctor:
         await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.martin.token)
     assert doctor.value.code == "space_closed"
+
+
+async def test_the_former_record_comes_into_the_space_when_the_holder_activates_it__SPC_08(
+    stage: Stage,
+) -> None:
+    operator = await stage.operator()
+    announced = await stage.announce()
+    ins, email = announced.ins, announced.email
+    imported = await stage.client.send(
+        cmd.ImportLegacyRecord(
+            ins=ins,
+            export_id=f"EXP-{ins}",
+            exported_at=datetime(2021, 6, 30, tzinfo=UTC),
+            documents=[
+                cmd.LegacyDocument(
+                    legacy_id="DMP-42",
+                    document_type="vaccination",
+                    title="Rappel tétanos 2019",
+                    media_type="text/plain",
+                    content_b64=b64(b"dTP 2019"),
+                    authored_at=datetime(2019, 3, 4, tzinfo=UTC),
+                )
+            ],
+        ),
+        token=operator,
+    )
+    assert imported.status == "staged"
+    mails = await stage.mailbox.wait_for(email, 1, subject=ACTIVATION_SUBJECT)
+    text = str(mails[0].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    code = re.search(r"\b([2-9A-Z]{5}-[2-9A-Z]{5})\b", text)
+    assert code is not None
+    await stage.client.send(cmd.ActivateSpace(ins=ins, activation_code=code[1]))
+    token = await sign_in_holder(stage.client, stage.mailbox, ins, email)
+    for _ in range(50):
+        page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+        if page.documents:
+            break
+        await asyncio.sleep(0.1)  # the dossier hears SpaceActivated on its own queue
+    assert [(d.title, d.deposited_at) for d in page.documents] == [
+        ("Rappel tétanos 2019", datetime(2019, 3, 4, tzinfo=UTC))
+    ]

@@ -310,6 +310,27 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target("dossier.commands", "ReadDossier", cmd.ReadDossier, _HOLDER, "professional"),
     Target(
+        "dossier.commands",
+        "ImportLegacyRecord",
+        cmd.ImportLegacyRecord,
+        {
+            "ins": HOLDER_INS,
+            "export_id": "EXP-1",
+            "exported_at": "2021-06-30T00:00:00Z",
+            "documents": [
+                {
+                    "legacy_id": "DMP-1",
+                    "document_type": "vaccination",
+                    "title": "Vaccin",
+                    "media_type": "application/pdf",
+                    "content_b64": "aGVsbG8=",
+                    "authored_at": "2019-03-04T10:00:00Z",
+                }
+            ],
+        },
+        "operator",
+    ),
+    Target(
         "messaging.commands",
         "SendMessage",
         cmd.SendMessage,
@@ -336,7 +357,12 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.TreatingPhysicianDeclared,
         ev.TreatingPhysicianChanged,
     ),
-    "dossier.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
+    "dossier.space-lifecycle": (
+        ev.SpaceOpened,
+        ev.SpaceReactivated,
+        ev.SpaceClosed,
+        ev.SpaceActivated,
+    ),
     "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
     "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
     "notifier.access-alerts": (ev.AccessLogged,),

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -27,7 +28,7 @@ from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts import commands as cmd
 from libs.contracts.commands import DOSSIER
-from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.contracts.events import SpaceActivated, SpaceClosed, SpaceOpened
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64d
@@ -716,3 +717,126 @@ async def test_after_space_closed_deposits_are_refused_before_asking_access__RET
             token=token,
         )
     assert still_refused.value.code == "space_closed"
+
+
+# --- the former DMP's record (SPC_08) ---------------------------------------------------------
+
+
+def _legacy(ins: str, export_id: str, contents: dict[str, bytes]) -> cmd.ImportLegacyRecord:
+    return cmd.ImportLegacyRecord(
+        ins=ins,
+        export_id=export_id,
+        exported_at=datetime(2021, 6, 30, tzinfo=UTC),
+        documents=[
+            cmd.LegacyDocument(
+                legacy_id=legacy_id,
+                document_type="vaccination",
+                title=f"Vaccin {legacy_id}",
+                media_type="application/pdf",
+                content_b64=b64(content),
+                authored_at=datetime(2019, 3, 4, 10, 0, tzinfo=UTC),
+                author_name="Dr Ancien",
+            )
+            for legacy_id, content in contents.items()
+        ],
+    )
+
+
+async def test_a_former_record_waits_for_activation_then_is_served_unchanged__SPC_08(
+    client: Client,
+    dossier: Running,
+    access: AccessStandIn,
+    db: asyncpg.Connection,
+    keys: Keys,
+    own_amqp_url: str,
+) -> None:
+    ins = new_nir()
+    operator = tokens.token_for(
+        keys.identity_private, sub="agent", kind="operator", now=dossier.runtime.now()
+    )
+    holder = token_for(dossier.runtime, keys, sub=ins, kind="holder")
+    contents = {"DMP-1": sensitive("dtp"), "DMP-2": sensitive("ror")}
+    access.policy = grant(rule="ACC_01", include_masked=True)
+    async with EventTap(own_amqp_url, "dossier.#") as tap:
+        imported = await client.send(_legacy(ins, "EXP-1", contents), token=operator)
+        assert (imported.imported, imported.already_there, imported.status) == (2, 0, "staged")
+        announced = await tap.wait_for("LegacyRecordImported", ins=ins)
+    assert announced[0]["payload"]["documents"] == 2
+    assert "Vaccin" not in json.dumps(announced[0]) and "Ancien" not in json.dumps(announced[0])
+    assert access.for_holder(ins) == []  # the operator writes, never reads: access not asked
+    # Not served before the holder activates the space.
+    assert (await client.send(cmd.ReadDossier(ins=ins), token=holder)).documents == []
+
+    await publish_event(
+        own_amqp_url,
+        SpaceActivated(ins=ins, activated_at=dossier.runtime.now()),
+        holder_key=ins,
+        occurred_at=dossier.runtime.now(),
+    )
+    async with asyncio.timeout(15):
+        while await db.fetchval(
+            "SELECT count(*) FROM dossier.documents WHERE ins = $1 AND staged", ins
+        ):
+            await asyncio.sleep(0.05)
+    page = await client.send(cmd.ReadDossier(ins=ins), token=holder)
+    served = {d.title: d for d in page.documents}
+    assert set(served) == {"Vaccin DMP-1", "Vaccin DMP-2"}
+    for legacy_id, content in contents.items():
+        document = served[f"Vaccin {legacy_id}"]
+        assert base64.b64decode(document.content_b64) == content
+        assert document.author_name == "Dr Ancien"
+        assert document.deposited_at == datetime(2019, 3, 4, 10, 0, tzinfo=UTC)
+    hashes = {r["legacy_id"]: bytes(r["content_sha256"]) for r in await documents_of(db, ins)}
+    assert hashes == {k: hashlib.sha256(v).digest() for k, v in contents.items()}
+
+    # After activation, a further import is served at once.
+    later = await client.send(_legacy(ins, "EXP-2", {"DMP-3": sensitive("hpv")}), token=operator)
+    assert later.status == "imported"
+
+
+async def test_a_former_record_imported_twice_is_there_once_and_never_altered__SPC_08(
+    client: Client, dossier: Running, db: asyncpg.Connection, keys: Keys
+) -> None:
+    ins = new_nir()
+    operator = tokens.token_for(
+        keys.identity_private, sub="agent", kind="operator", now=dossier.runtime.now()
+    )
+    contents = {"DMP-1": sensitive("a"), "DMP-2": sensitive("b")}
+    await client.send(_legacy(ins, "EXP-1", contents), token=operator)
+    again = await client.send(_legacy(ins, "EXP-1", contents), token=operator)
+    assert (again.imported, again.already_there) == (0, 2)
+    altered = {**contents, "DMP-2": sensitive("changed"), "DMP-9": sensitive("new")}
+    with pytest.raises(RpcError) as refused:
+        await client.send(_legacy(ins, "EXP-1", altered), token=operator)
+    assert refused.value.code == "conflict"
+    assert len(await documents_of(db, ins)) == 2  # nothing of the refused request
+
+
+async def test_only_the_operator_imports_a_former_record_and_bad_input_writes_nothing__SPC_08(
+    client: Client, dossier: Running, db: asyncpg.Connection, keys: Keys
+) -> None:
+    ins = new_nir()
+    operator = tokens.token_for(
+        keys.identity_private, sub="agent", kind="operator", now=dossier.runtime.now()
+    )
+    with pytest.raises(RpcError) as forbidden:
+        await client.send(
+            _legacy(ins, "EXP-1", {"DMP-1": b"x"}),
+            token=token_for(dossier.runtime, keys, sub=ins, kind="holder"),
+        )
+    assert forbidden.value.code == "forbidden"
+    good = _legacy(ins, "EXP-1", {"DMP-1": b"ok", "DMP-2": b"ok too"})
+    broken = [
+        good.documents[1].model_copy(update={"content_b64": "@@not base64@@"}),
+        good.documents[1].model_copy(update={"content_b64": ""}),
+        good.documents[1].model_copy(update={"document_type": "insurance_claim"}),
+        good.documents[1].model_copy(update={"content_b64": b64(b"x" * (MAX_DOCUMENT + 1))}),
+    ]
+    for document in broken:
+        with pytest.raises(RpcError) as refused:
+            await client.send(
+                good.model_copy(update={"documents": [good.documents[0], document]}),
+                token=operator,
+            )
+        assert refused.value.code == "invalid_input", document
+    assert await documents_of(db, ins) == []
