@@ -56,6 +56,8 @@ def sample(event: type[Event], ins: str = HOLDER_INS) -> Event:
             values[name] = NOW
         elif "bool" in annotation:
             values[name] = False
+        elif field.annotation is int:
+            values[name] = 1
         elif name in ("actor_kind", "author_kind", "sender_kind"):
             values[name] = "professional"
         elif name == "outcome":
