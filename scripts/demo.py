@@ -154,9 +154,7 @@ async def play(
 
         await asyncio.sleep(0.5)
         say("\n7. Sophie reads her access history (newest first).")
-        history = await client.send(
-            cmd.ListAccessHistory(ins=nir, page=1, page_size=10), token=holder
-        )
+        history = await client.send(cmd.ListAccessHistory(ins=nir, page_size=10), token=holder)
         for trace in history.traces:
             say(
                 f"   {trace.at:%Y-%m-%dT%H:%M:%S}  {trace.actor_name:<16} {trace.action:<8}"

@@ -752,6 +752,8 @@ class Decision(Contract):
     reason: str
     document_types: list[str] = Field(default_factory=list)
     include_masked: bool = False
+    emergency: bool = False  # ACC_09: granted as an emergency access (the holder is told)
+    matrix_version: str | None = None  # ACC_07: the matrix that decided
 
 
 class Decide(Command[Decision]):
@@ -764,24 +766,51 @@ class Decide(Command[Decision]):
     ins: Ins
     action: Literal["read", "deposit", "message", "read_history"]
     document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
+    # ACC_09: break-the-glass, with its stated reason in `purpose` (kept in the trace, shown to
+    # the holder, never published).
+    emergency: bool = False
     purpose: Text | None = None
 
 
 # --- access.commands ------------------------------------------------------------------------
+
+# ACC_05: why a professional collected the holder's consent for another (shown to the holder;
+# a closed list travels, the free text stays in access).
+ConsentReason = Literal["referral", "second_opinion", "continuity_of_care", "holder_unable"]
 
 
 class Authorization(Contract):
     ins: Ins
     rpps: Rpps
     until: datetime | None
+    express: bool = False
 
 
 class AuthorizeProfessional(Command[Authorization]):
+    """ACC_05 / ACC_14: the holder (or representative) authorizes a professional, permanently
+    or until a date. ACC_11: an occupational or fire-brigade physician needs `express`, the
+    holder's express consent given after information."""
+
     QUEUE = ACCESS
     REQUEST_ID = "required"
 
     ins: Ins
     rpps: Rpps
+    until: datetime | None = None
+    express: bool = False
+
+
+class CollectConsent(Command[Authorization]):
+    """ACC_05: a professional who has access records the holder's consent for another
+    professional, with the reason; the holder sees who collected it and why."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    rpps: Rpps
+    reason_code: ConsentReason
+    reason: Text
     until: datetime | None = None
 
 
@@ -821,10 +850,100 @@ class UnblockProfessional(Command[BlockStatus]):
     rpps: Rpps
 
 
+class EstablishmentAuthorization(Contract):
+    ins: Ins
+    finess: Finess
+    authorized: bool
+    until: datetime | None = None
+
+
+class AuthorizeEstablishment(Command[EstablishmentAuthorization]):
+    """ACC_14: the holder authorizes an establishment (its staff, each identified with their
+    own card), permanently or until a date."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    finess: Finess
+    until: datetime | None = None
+
+
+class RevokeEstablishmentAuthorization(Command[EstablishmentAuthorization]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    finess: Finess
+
+
+class EstablishmentBlock(Contract):
+    ins: Ins
+    finess: Finess
+    blocked: bool
+
+
+class BlockEstablishment(Command[EstablishmentBlock]):
+    """ACC_08: the holder blocks an establishment: none of its staff reads or deposits (but the
+    treating physician, who can never be blocked)."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    finess: Finess
+
+
+class UnblockEstablishment(Command[EstablishmentBlock]):
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    finess: Finess
+
+
+class AppAccess(Contract):
+    ins: Ins
+    service_id: CardSubject
+    categories: list[DataCategory]
+
+
+class SetAppAccess(Command[AppAccess]):
+    """ACC_15: the holder lets a catalogue service see chosen categories of their data (an
+    empty list: nothing any more)."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    service_id: CardSubject
+    categories: list[DataCategory] = Field(max_length=len(DataCategory))
+
+
+class EmergencyObjection(Contract):
+    ins: Ins
+    objected: bool
+
+
+class SetEmergencyObjection(Command[EmergencyObjection]):
+    """ACC_09: the holder objects, or no longer objects, to access in an emergency."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    objected: bool
+
+
 class Authorized(Contract):
     rpps: Rpps
     granted_at: datetime
     until: datetime | None
+    express: bool = False
+    # ACC_05: consent collected by another professional: who, and why.
+    collected_by: str | None = None
+    reason_code: ConsentReason | None = None
+    reason: str | None = None
 
 
 class Blocked(Contract):
@@ -832,9 +951,33 @@ class Blocked(Contract):
     blocked_at: datetime
 
 
+class AuthorizedEstablishment(Contract):
+    finess: Finess
+    granted_at: datetime
+    until: datetime | None
+
+
+class BlockedEstablishment(Contract):
+    finess: Finess
+    blocked_at: datetime
+
+
+class AppChoice(Contract):
+    service_id: str
+    categories: list[DataCategory]
+    referenced: bool
+
+
 class Permissions(Contract):
+    """ACC_02: everything the holder decided about who may access, in one view."""
+
     authorized: list[Authorized]
     blocked: list[Blocked]
+    authorized_establishments: list[AuthorizedEstablishment] = Field(default_factory=list)
+    blocked_establishments: list[BlockedEstablishment] = Field(default_factory=list)
+    apps: list[AppChoice] = Field(default_factory=list)
+    emergency_objection: bool = False
+    treating_physician: str | None = None
 
 
 class ListPermissions(Command[Permissions]):
@@ -853,23 +996,31 @@ class AccessTrace(Contract):
     actor_name: str
     actor_profession: str | None
     action: str
+    document_type: str | None = None
     outcome: Outcome
     rule: str
+    reason: str | None = None
+    emergency: bool = False
+    purpose: str | None = None  # the stated reason of a break-the-glass (ACC_09)
 
 
 class AccessHistory(Contract):
-    page: int
-    page_size: int
-    total: int
     traces: list[AccessTrace]
+    next_cursor: Cursor | None
 
 
 class ListAccessHistory(Command[AccessHistory]):
+    """ACC_03: every access and action, newest first, a page at a time (`next_cursor` asks for
+    the next), by one actor or within a period if asked."""
+
     QUEUE = ACCESS
 
     ins: Ins
-    page: int = Field(default=1, ge=1)
+    cursor: Cursor | None = None
     page_size: int = Field(default=20, ge=1, le=200)
+    actor_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 # --- dossier.commands -----------------------------------------------------------------------

@@ -345,6 +345,8 @@ class AccessGranted(Event):
     rule: str
     document_types: list[str]
     include_masked: bool
+    emergency: bool = False
+    matrix_version: str | None = None
 
 
 @register
@@ -377,6 +379,12 @@ class AccessLogged(Event):
     outcome: Outcome
     rule: str
     at: datetime
+    # ACC_09 / NTF_02: an emergency access, which the holder is told of as such.
+    emergency: bool = False
+    # ACC_03: the trace's place in its holder's chain and the chain's hash there (hex), so a
+    # copy outside access anchors the chain (a rewritten chain no longer matches it).
+    seq: int | None = None
+    chain_hash: str | None = None
 
 
 # --- messaging ------------------------------------------------------------------------------

@@ -29,6 +29,34 @@ DOCUMENT_TYPES: Final = (
     "administrative",  # deposited by establishment staff (DOC_10)
 )
 
+# DOC_01: each type as the standard code French health software exchanges it (the document
+# types of the national document-sharing specification, CI-SIS: LOINC where LOINC has one, the
+# ANS's own terminology otherwise). One place: the access matrix names types by these words,
+# and the dossier's FHIR copy uses the codes.
+LOINC: Final = "http://loinc.org"
+ANS_TYPES: Final = "urn:oid:1.2.250.1.213.1.1.4.12"  # TRE_A05, ANS complementary types
+DOCUMENT_TYPE_CODES: Final[dict[str, tuple[str, str, str]]] = {
+    "identity": (ANS_TYPES, "ID_PATIENT", "Identité du patient"),
+    "vaccination": (LOINC, "87273-9", "Note de vaccination"),
+    "medical_summary": (LOINC, "60591-5", "Synthèse médicale"),
+    "discharge_letter": (LOINC, "11490-0", "Lettre de sortie"),
+    "liaison_letter": (LOINC, "34133-9", "Lettre de liaison"),
+    "lab_report": (LOINC, "11502-2", "CR d'examens biologiques"),
+    "imaging_report": (LOINC, "18748-4", "CR d'imagerie médicale"),
+    "operative_report": (LOINC, "34874-8", "CR opératoire"),
+    "act_report": (LOINC, "28570-0", "CR d'acte"),
+    "prescription": (LOINC, "57833-6", "Prescription de médicaments"),
+    "certificate": (ANS_TYPES, "CERT_DECL", "Certificat, déclaration"),
+    "professional_letter": (LOINC, "11488-4", "Courrier, note de consultation"),
+    "care_history": (ANS_TYPES, "REMB", "Historique des remboursements"),
+    "pharmacy_dispensation": (LOINC, "60593-1", "Dispensation médicamenteuse"),
+    "organ_donation": (ANS_TYPES, "DON_ORGANE", "Expression sur le don d'organes"),
+    "advance_directives": (LOINC, "75320-2", "Directives anticipées"),
+    "occupational_health": (ANS_TYPES, "DMST", "Dossier médical en santé au travail"),
+    "holder_document": (ANS_TYPES, "DOC_PATIENT", "Document déposé par le titulaire"),
+    "administrative": (ANS_TYPES, "ADMIN", "Document administratif"),
+}
+
 
 class Profession(StrEnum):
     """Who identity registers as a professional (the RPPS professions the access matrix knows,
@@ -42,7 +70,9 @@ class Profession(StrEnum):
     PHYSIOTHERAPIST = "physiotherapist"
     OCCUPATIONAL_PHYSICIAN = "occupational_physician"  # ACC_11
     REGULATING_PHYSICIAN = "regulating_physician"  # SAMU / centre 15, ACC_09
+    FIRE_BRIGADE_PHYSICIAN = "fire_brigade_physician"  # ACC_11
     SOCIAL_WORKER = "social_worker"  # ACC_12
+    MEDICO_SOCIAL_WORKER = "medico_social_worker"  # ACC_12
     ADMINISTRATIVE_STAFF = "administrative_staff"
 
 

@@ -7,66 +7,141 @@ rule can be tested without I/O and every decision can be investigated afterwards
 
 from __future__ import annotations
 
+import functools
+import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final, Literal
 
-from libs.contracts.vocabulary import DOCUMENT_TYPES
+from libs.contracts.vocabulary import (
+    DATA_CATEGORY_TYPES,
+    DOCUMENT_TYPES,
+    PROFESSIONS,
+    DataCategory,
+    Specialty,
+)
 from libs.tokens import Claims
 
 Action = Literal["read", "deposit", "message", "read_history"]
 ALL = "*"
+REQUESTER_ROLES: Final = ("heir", "unmarried_partner", "civil_union_partner", "court_expert")
+MATRIX_FILE = Path(__file__).with_name("matrix.toml")
 
-# ACC_07: which document types each profession sees (and may deposit). "*" is every type.
-# Administrative staff deposit into the administrative part but never consult (DOC_10).
-MATRIX: dict[str, frozenset[str]] = {
-    "physician": frozenset({ALL}),
-    "regulating_physician": frozenset({ALL}),
-    "midwife": frozenset({ALL}),
-    "pharmacist": frozenset(
-        {
-            "prescription",
-            "pharmacy_dispensation",
-            "vaccination",
-            "medical_summary",
-            "lab_report",
-            "care_history",
-            "identity",
-        }
-    ),
-    "nurse": frozenset(
-        {
-            "prescription",
-            "vaccination",
-            "medical_summary",
-            "discharge_letter",
-            "liaison_letter",
-            "lab_report",
-            "act_report",
-            "care_history",
-            "identity",
-        }
-    ),
-    "dentist": frozenset(
-        {"prescription", "medical_summary", "imaging_report", "act_report", "identity"}
-    ),
-    "physiotherapist": frozenset(
-        {"prescription", "medical_summary", "imaging_report", "act_report", "identity"}
-    ),
-    "occupational_physician": frozenset({"occupational_health", "vaccination", "identity"}),
-    "social_worker": frozenset({"identity", "liaison_letter"}),
-}
-DEPOSIT_ONLY: dict[str, frozenset[str]] = {"administrative_staff": frozenset({"administrative"})}
+# ACC_11: access only with the holder's express consent, given after information.
+EXPRESS_CONSENT: Final = frozenset({"occupational_physician", "fire_brigade_physician"})
+# ACC_12: social and medico-social professionals, with the consent of the person or their
+# legal representative (the rule named in their decisions).
+SOCIAL: Final = frozenset({"social_worker", "medico_social_worker"})
+# ACC_09: who may break the glass in a life-threatening situation (the regulating physician
+# reads in an emergency without breaking anything).
+EMERGENCY_CARERS: Final = frozenset({"physician", "midwife", "nurse"})
+EMERGENCY_WINDOW: Final = timedelta(hours=24)
+
+
+class MatrixError(ValueError):
+    """The matrix file is not one access can decide with: access does not start."""
+
+
+@dataclass(frozen=True)
+class Row:
+    read: frozenset[str]
+    deposit: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """ACC_07 as data (`matrix.toml`): profession or specialty × document type, versioned."""
+
+    version: str
+    professions: Mapping[str, Row]
+    specialties: Mapping[str, Row]
+    requesters: Mapping[str, Row]
+
+    def row(self, profession: str | None, specialty: str | None) -> Row | None:
+        if profession == "physician" and specialty is not None and specialty in self.specialties:
+            return self.specialties[specialty]
+        return self.professions.get(profession or "")
+
+
+def parse_matrix(text: str) -> Matrix:
+    """The matrix, checked whole: a mistake names itself instead of deciding wrongly."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MatrixError(f"the matrix is not TOML: {exc}") from None
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise MatrixError("the matrix has no version")
+    unknown = set(data) - {"version", "professions", "specialties", "requesters"}
+    if unknown:
+        raise MatrixError(f"unknown sections {sorted(unknown)}")
+
+    def rows(section: str, names: Iterable[str]) -> dict[str, Row]:
+        table = data.get(section, {})
+        strangers = set(table) - set(names)
+        if strangers:
+            raise MatrixError(f"unknown {section}: {sorted(strangers)}")
+        return {name: _row(f"{section}.{name}", entry) for name, entry in table.items()}
+
+    professions = rows("professions", PROFESSIONS)
+    missing = set(PROFESSIONS) - set(professions)
+    if missing:
+        raise MatrixError(f"professions without a row (say `read = []`): {sorted(missing)}")
+    requesters = rows("requesters", REQUESTER_ROLES)
+    return Matrix(
+        version=version.strip(),
+        professions=professions,
+        specialties=rows("specialties", (s.value for s in Specialty)),
+        requesters=requesters,
+    )
+
+
+def _row(where: str, entry: object) -> Row:
+    if not isinstance(entry, dict) or set(entry) - {"read", "deposit"}:
+        raise MatrixError(f"{where}: a row has `read` and optionally `deposit`")
+    read = _types(where, entry.get("read"))
+    deposit = _types(where, entry.get("deposit", sorted(read)))
+    return Row(read, deposit)
+
+
+def _types(where: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise MatrixError(f"{where}: a list of document types is expected")
+    unknown = set(value) - set(DOCUMENT_TYPES) - {ALL}
+    if unknown:
+        raise MatrixError(f"{where}: unknown document types {sorted(unknown)}")
+    return frozenset(value)
+
+
+@functools.cache
+def load_matrix(path: Path = MATRIX_FILE) -> Matrix:
+    return parse_matrix(path.read_text(encoding="utf-8"))
+
+
+MATRIX: Final = load_matrix()
 
 
 @dataclass(frozen=True)
 class Authorization:
-    """The holder's consent to one professional (ACC_05), permanent or until a date (ACC_14)."""
+    """The holder's consent to one professional or to their establishment (ACC_05), permanent
+    or until a date (ACC_14); `express` when given expressly after information (ACC_11)."""
 
     until: datetime | None = None
+    express: bool = False
 
     def active(self, now: datetime) -> bool:
         return self.until is None or now < self.until
+
+
+@dataclass(frozen=True)
+class AppGrant:
+    """A catalogue service (ACC_15): what the catalogue references it for, and what the holder
+    chose to let it see."""
+
+    referenced: frozenset[str]
+    chosen: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -94,14 +169,20 @@ class Proxy:
 
 @dataclass(frozen=True)
 class HolderSettings:
-    """What the holder decided about their space, as access knows it."""
+    """What the holder decided about their space, and what is known of the actor's relation to
+    it, as access knows them."""
 
     space_status: Literal["unknown", "announced", "open", "closed"]
-    authorization: Authorization | None = None
+    authorization: Authorization | None = None  # the professional's own, or their establishment's
     blocked: bool = False
+    establishment_blocked: bool = False
     treating_physician: bool = False
+    care_team: bool = False  # a member of a care-team episode in progress (ACC_06)
+    emergency_objection: bool = False  # ACC_09
+    emergency_until: datetime | None = None  # this actor's break-the-glass in progress
     proxy: Proxy | None = None  # the acting proxy's appointment, for a proxy's token
     deceased: bool = False
+    app: AppGrant | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +192,13 @@ class Decision:
     reason: str
     document_types: list[str] = field(default_factory=list)
     include_masked: bool = False
+    emergency: bool = False
 
 
-def granted(rule: str, reason: str, types: frozenset[str], masked: bool = False) -> Decision:
-    return Decision(True, rule, reason, sorted(types), masked)
+def granted(
+    rule: str, reason: str, types: frozenset[str], masked: bool = False, emergency: bool = False
+) -> Decision:
+    return Decision(True, rule, reason, sorted(types), masked, emergency)
 
 
 def denied(rule: str, reason: str) -> Decision:
@@ -128,6 +212,10 @@ def decide(
     document_type: str | None,
     holder: HolderSettings,
     now: datetime,
+    *,
+    emergency: bool = False,
+    purpose: str | None = None,
+    matrix: Matrix = MATRIX,
 ) -> Decision:
     if document_type is not None and document_type not in DOCUMENT_TYPES:
         return denied("DOC_01", f"unknown document type {document_type!r}")
@@ -137,7 +225,7 @@ def decide(
     if holder.space_status == "unknown":
         return denied("SPC_01", "there is no space for this INS")
     if actor.kind == "requester":
-        return _requester(actor, ins, action, holder, now)
+        return _requester(ins, action, holder, now, matrix)
     if holder.space_status == "closed":
         return denied("ACC_17", "the space is closed: no access to anyone")
     if holder.space_status != "open":
@@ -146,7 +234,9 @@ def decide(
         return _holder(actor, ins, action, document_type)
     if actor.kind == "representative":
         return _representative(actor, ins, action, document_type, holder, now)
-    return _professional(actor, action, document_type, holder, now)
+    if actor.kind == "app":
+        return _app(action, document_type, holder)
+    return _professional(actor, action, document_type, holder, now, emergency, purpose, matrix)
 
 
 def _representative(
@@ -168,11 +258,12 @@ def _representative(
 
 
 def _requester(
-    actor: Claims, ins: str, action: Action, holder: HolderSettings, now: datetime
+    ins: str, action: Action, holder: HolderSettings, now: datetime, matrix: Matrix
 ) -> Decision:
-    """ACC_13: after the holder's death, a requester the operator validated reads the dossier
-    (the space is closed at death: this is the one access a closed space still gives besides
-    its holder's reactivation request). Never a deposit, never the masked documents."""
+    """ACC_13: after the holder's death, a requester the operator validated reads what the
+    matrix gives their role (the space is closed at death: this is the one access a closed space
+    still gives besides its holder's reactivation request). Never a deposit, never the masked
+    documents."""
     proxy = holder.proxy
     if not holder.deceased:
         return denied("ACC_13", "access on request is only after the holder's death")
@@ -180,7 +271,12 @@ def _requester(
         return denied("ACC_13", "no validated access request for this person")
     if action != "read":
         return denied("ACC_13", "a requester after death only reads the dossier")
-    return granted("ACC_13", "access after death, validated by the operator", frozenset({ALL}))
+    row = matrix.requesters.get(proxy.role or "")
+    if row is None or not row.read:
+        return denied("ACC_13", f"the law gives a {proxy.role} nothing to read")
+    return granted(
+        "ACC_13", f"access after death, validated by the operator ({proxy.role})", row.read
+    )
 
 
 def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) -> Decision:
@@ -195,39 +291,106 @@ def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) 
     return granted("ACC_01", "the holder accesses their own space", frozenset({ALL}), True)
 
 
+def _app(action: Action, document_type: str | None, holder: HolderSettings) -> Decision:
+    """ACC_15: a referenced catalogue service reads the categories the holder chose, among
+    those it is referenced for; never masked documents, never a deposit."""
+    app = holder.app
+    if app is None or not app.referenced:
+        return denied("ACC_15", "this application is not referenced in the catalogue")
+    if action != "read":
+        return denied("ACC_15", "a catalogue service only reads what the holder chose")
+    categories = app.chosen & app.referenced
+    types = frozenset(t for c in categories for t in DATA_CATEGORY_TYPES[DataCategory(c)])
+    if not types:
+        return denied("ACC_15", "the holder has not let this application see their data")
+    return granted(
+        "ACC_15", "the holder let this application see " + ", ".join(sorted(categories)), types
+    )
+
+
 def _professional(
     actor: Claims,
     action: Action,
     document_type: str | None,
     holder: HolderSettings,
     now: datetime,
+    emergency: bool,
+    purpose: str | None,
+    matrix: Matrix,
 ) -> Decision:
     profession = actor.profession or ""
     if action == "read_history":
         return denied("ACC_03", "only the holder reads the access history")
-    if profession in DEPOSIT_ONLY:
-        allowed = DEPOSIT_ONLY[profession]
-        if action == "deposit" and document_type in allowed:
-            if holder.blocked:
-                return denied("ACC_08", "the holder has blocked this professional")
-            return granted("DOC_10", "administrative deposit", allowed)
-        return denied("DOC_10", "administrative staff may deposit but never consult the dossier")
-    if profession not in MATRIX:
+    row = matrix.row(profession, actor.specialty)
+    if row is None or not (row.read or row.deposit):
         return denied("ACC_10", f"the profession {profession!r} has no access to dossiers")
+    if not row.read:  # deposit-only: an establishment's administrative staff (DOC_10)
+        if action == "deposit" and document_type in row.deposit:
+            if holder.blocked or holder.establishment_blocked:
+                return denied("ACC_08", "the holder has blocked this professional")
+            return granted("DOC_10", "administrative deposit", row.deposit)
+        return denied("DOC_10", "administrative staff may deposit but never consult the dossier")
     if holder.treating_physician:
         # ACC_04: everything, masked documents included; can never be blocked.
         return granted("ACC_04", "the treating physician", frozenset({ALL}), True)
     if holder.blocked:
         return denied("ACC_08", "the holder has blocked this professional")
+    if holder.establishment_blocked:
+        return denied("ACC_08", "the holder has blocked this professional's establishment")
+    if holder.care_team:
+        return _within(row, action, document_type, "ACC_06", "a member of the care team")
     authorization = holder.authorization
-    if authorization is None:
-        return denied("ACC_05", "the holder has not authorized this professional")
-    if not authorization.active(now):
+    consented = authorization is not None and authorization.active(now)
+    if consented and profession in EXPRESS_CONSENT and not authorization.express:  # type: ignore[union-attr]
+        return denied("ACC_11", f"a {profession} needs the holder's express consent")
+    if consented:
+        rule = "ACC_12" if profession in SOCIAL else "ACC_16" if actor.country else "ACC_05"
+        return _within(row, action, document_type, rule, "authorized by the holder")
+    if action == "read" and (
+        emergency
+        or profession == "regulating_physician"
+        or (holder.emergency_until is not None and now < holder.emergency_until)
+    ):
+        return _emergency(profession, row, holder, now, purpose)
+    if authorization is not None:
         return denied("ACC_14", "the holder's time-limited authorization has ended")
-    scope = MATRIX[profession]
-    if action == "deposit" and document_type is not None and not in_scope(document_type, scope):
-        return denied("ACC_07", f"a {profession} does not deposit {document_type} documents")
-    return granted("ACC_05", "authorized by the holder", scope)
+    if profession in EXPRESS_CONSENT:
+        return denied("ACC_11", f"a {profession} needs the holder's express consent")
+    rule = "ACC_12" if profession in SOCIAL else "ACC_05"
+    return denied(rule, "the holder has not authorized this professional")
+
+
+def _emergency(
+    profession: str, row: Row, holder: HolderSettings, now: datetime, purpose: str | None
+) -> Decision:
+    """ACC_09: the regulating physician reads in an emergency, and a carer may break the glass
+    with a stated reason, for 24 hours; never masked documents; never when the holder objected.
+    The holder is told (the decision says it was an emergency)."""
+    if holder.emergency_objection:
+        return denied("ACC_09", "the holder objected to access in an emergency")
+    ongoing = holder.emergency_until is not None and now < holder.emergency_until
+    if profession == "regulating_physician":
+        return granted(
+            "ACC_09", "the regulating physician, in an emergency", row.read, emergency=True
+        )
+    if profession not in EMERGENCY_CARERS:
+        return denied("ACC_09", f"a {profession} cannot break the glass")
+    if not ongoing and not (purpose and purpose.strip()):
+        return denied("ACC_09", "breaking the glass needs a stated reason")
+    return granted("ACC_09", "emergency access (break-the-glass)", row.read, emergency=True)
+
+
+def _within(
+    row: Row, action: Action, document_type: str | None, rule: str, reason: str
+) -> Decision:
+    """ACC_07: within what the matrix gives the profession."""
+    if (
+        action == "deposit"
+        and document_type is not None
+        and not in_scope(document_type, row.deposit)
+    ):
+        return denied("ACC_07", f"this profession does not deposit {document_type} documents")
+    return granted(rule, reason, row.read)
 
 
 def in_scope(document_type: str, scope: frozenset[str] | list[str]) -> bool:

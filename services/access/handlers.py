@@ -7,20 +7,27 @@ from datetime import timedelta
 from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    CareTeamDeclared,
+    CareTeamEnded,
+    CatalogueServiceDereferenced,
+    CatalogueServiceReferenced,
     HolderDeceased,
     ProxyAppointed,
     ProxyEnded,
+    StaffJoined,
+    StaffLeft,
     TreatingPhysicianChanged,
     TreatingPhysicianDeclared,
 )
 from libs.runtime import Runtime
 from services.access import service
+from services.access.settings import AccessSettings
 
 LIFECYCLE_QUEUE = "access.space-lifecycle"
 PEOPLE_QUEUE = "access.people"
 
 
-def register(runtime: Runtime) -> None:
+def register(runtime: Runtime[AccessSettings]) -> None:
     # On a queue of its own, so that decisions never wait behind the holder's commands.
     runtime.handle(
         cmd.Decide,
@@ -33,10 +40,18 @@ def register(runtime: Runtime) -> None:
     runtime.handle(cmd.RevokeAuthorization, service.revoke_authorization)
     runtime.handle(cmd.BlockProfessional, service.block_professional)
     runtime.handle(cmd.UnblockProfessional, service.unblock_professional)
+    runtime.handle(cmd.CollectConsent, service.collect_consent)
+    runtime.handle(cmd.AuthorizeEstablishment, service.authorize_establishment)
+    runtime.handle(cmd.RevokeEstablishmentAuthorization, service.revoke_establishment_authorization)
+    runtime.handle(cmd.BlockEstablishment, service.block_establishment)
+    runtime.handle(cmd.UnblockEstablishment, service.unblock_establishment)
+    runtime.handle(cmd.SetAppAccess, service.set_app_access)
+    runtime.handle(cmd.SetEmergencyObjection, service.set_emergency_objection)
     runtime.handle(cmd.ListPermissions, service.list_permissions)
     runtime.handle(cmd.ListAccessHistory, service.list_access_history)
     runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)
-    # Who may act for whom and who the treating physician is: identity's facts, access's
+    # Who may act for whom, who the treating physician is, who works where and in which care
+    # team, which applications the catalogue references: identity's facts, access's
     # projection of them (the decision stays here).
     runtime.on_events(
         PEOPLE_QUEUE,
@@ -46,5 +61,11 @@ def register(runtime: Runtime) -> None:
             HolderDeceased: service.on_holder_deceased,
             TreatingPhysicianDeclared: service.on_treating_physician,
             TreatingPhysicianChanged: service.on_treating_physician,
+            StaffJoined: service.on_staff_joined,
+            StaffLeft: service.on_staff_left,
+            CareTeamDeclared: service.on_care_team_declared,
+            CareTeamEnded: service.on_care_team_ended,
+            CatalogueServiceReferenced: service.on_catalogue_referenced,
+            CatalogueServiceDereferenced: service.on_catalogue_dereferenced,
         },
     )

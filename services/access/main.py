@@ -11,17 +11,20 @@ from faststream import FastStream
 
 from libs import spaces
 from libs.runtime import Runtime
-from libs.settings import ServiceSettings
-from services.access import handlers
+from services.access import domain, handlers
+from services.access.settings import AccessSettings
 
 NAME = "access"
-Settings = ServiceSettings
+Settings = AccessSettings
 
 
-def build(settings: ServiceSettings | None = None) -> Runtime:
+def build(settings: AccessSettings | None = None) -> Runtime[AccessSettings]:
+    settings = settings or Settings()
+    # A matrix access cannot decide with stops it here, before it serves (ACC_07).
+    domain.load_matrix(settings.access_matrix_file)
     runtime = Runtime(
         NAME,
-        settings or Settings(),
+        settings,
         Path(__file__).parent / "migrations",
         shared_migrations=spaces.MIGRATIONS,
     )

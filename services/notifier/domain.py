@@ -51,6 +51,7 @@ _ACTIONS: Final = {
     "deposit": "a ajouté un document à votre dossier",
     "message": "vous a écrit par la messagerie sécurisée",
     "read_history": "a consulté l'historique des accès à votre dossier",
+    "collect_consent": "a recueilli votre consentement pour un autre professionnel",
 }
 _UNKNOWN_ACTION: Final = "a accédé à votre dossier"
 
@@ -63,7 +64,9 @@ _PROFESSIONS: Final = {
     "physiotherapist": "masseur-kinésithérapeute",
     "occupational_physician": "médecin du travail",
     "regulating_physician": "médecin régulateur",
+    "fire_brigade_physician": "médecin de sapeurs-pompiers",
     "social_worker": "travailleur social",
+    "medico_social_worker": "professionnel médico-social",
     "administrative_staff": "personnel administratif",
 }
 

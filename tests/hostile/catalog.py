@@ -50,6 +50,7 @@ class Target:
 
 _HOLDER = {"ins": HOLDER_INS}
 _PRO = {"ins": HOLDER_INS, "rpps": RPPS}
+_ESTAB = {"ins": HOLDER_INS, "finess": FINESS}
 
 TARGETS: tuple[Target, ...] = (
     Target(
@@ -293,6 +294,39 @@ TARGETS: tuple[Target, ...] = (
     Target("access.commands", "RevokeAuthorization", cmd.RevokeAuthorization, _PRO, "holder"),
     Target("access.commands", "BlockProfessional", cmd.BlockProfessional, _PRO, "holder"),
     Target("access.commands", "UnblockProfessional", cmd.RevokeAuthorization, _PRO, "holder"),
+    Target(
+        "access.commands",
+        "CollectConsent",
+        cmd.CollectConsent,
+        {**_PRO, "reason_code": "referral", "reason": "avis cardiologique"},
+        "professional",
+    ),
+    Target(
+        "access.commands", "AuthorizeEstablishment", cmd.AuthorizeEstablishment, _ESTAB, "holder"
+    ),
+    Target(
+        "access.commands",
+        "RevokeEstablishmentAuthorization",
+        cmd.RevokeEstablishmentAuthorization,
+        _ESTAB,
+        "holder",
+    ),
+    Target("access.commands", "BlockEstablishment", cmd.BlockEstablishment, _ESTAB, "holder"),
+    Target("access.commands", "UnblockEstablishment", cmd.UnblockEstablishment, _ESTAB, "holder"),
+    Target(
+        "access.commands",
+        "SetAppAccess",
+        cmd.SetAppAccess,
+        {**_HOLDER, "service_id": "app-carnet", "categories": ["vaccinations"]},
+        "holder",
+    ),
+    Target(
+        "access.commands",
+        "SetEmergencyObjection",
+        cmd.SetEmergencyObjection,
+        {**_HOLDER, "objected": True},
+        "holder",
+    ),
     Target("access.commands", "ListPermissions", cmd.ListPermissions, _HOLDER, "holder"),
     Target("access.commands", "ListAccessHistory", cmd.ListAccessHistory, _HOLDER, "holder"),
     Target(
@@ -356,6 +390,12 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.HolderDeceased,
         ev.TreatingPhysicianDeclared,
         ev.TreatingPhysicianChanged,
+        ev.StaffJoined,
+        ev.StaffLeft,
+        ev.CareTeamDeclared,
+        ev.CareTeamEnded,
+        ev.CatalogueServiceReferenced,
+        ev.CatalogueServiceDereferenced,
     ),
     "dossier.space-lifecycle": (
         ev.SpaceOpened,

@@ -56,7 +56,7 @@ def sample(event: type[Event], ins: str = HOLDER_INS) -> Event:
             values[name] = NOW
         elif "bool" in annotation:
             values[name] = False
-        elif field.annotation is int:
+        elif field.annotation is int or annotation == "int | None":
             values[name] = 1
         elif name in ("actor_kind", "author_kind", "sender_kind"):
             values[name] = "professional"

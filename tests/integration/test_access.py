@@ -153,9 +153,12 @@ async def test_holder_reads_access_history_newest_first_paginated__ACC_03(
             now=access.now(),
         )
         await decide(deciding, token, ins)
-    first = await client.send(cmd.ListAccessHistory(ins=ins, page=1, page_size=3), token=holder)
-    second = await client.send(cmd.ListAccessHistory(ins=ins, page=2, page_size=3), token=holder)
-    assert first.total == 5
+    first = await client.send(cmd.ListAccessHistory(ins=ins, page_size=3), token=holder)
+    assert first.next_cursor is not None
+    second = await client.send(
+        cmd.ListAccessHistory(ins=ins, page_size=3, cursor=first.next_cursor), token=holder
+    )
+    assert second.next_cursor is None
     assert [t.actor_id for t in first.traces + second.traces] == list(reversed(actors))
     assert all(t.outcome == "denied" and t.rule == "ACC_05" for t in first.traces)
 
