@@ -26,9 +26,15 @@ async def require_access(
     ins: str,
     action: Literal["read", "deposit", "message", "read_history"],
     document_type: str | None = None,
+    *,
+    emergency: bool = False,
+    purpose: str | None = None,
 ) -> cmd.Decision:
-    """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise."""
-    request = cmd.Decide(ins=ins, action=action, document_type=document_type)
+    """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise.
+    `emergency` and `purpose`: a break-the-glass and its stated reason (ACC_09)."""
+    request = cmd.Decide(
+        ins=ins, action=action, document_type=document_type, emergency=emergency, purpose=purpose
+    )
     try:
         decision = await ctx.runtime.rpc.send(
             request,

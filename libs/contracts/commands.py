@@ -1074,6 +1074,10 @@ class ReadDossier(Command[DossierPage]):
     ins: Ins
     cursor: Cursor | None = None
     page_size: int = Field(default=20, ge=1, le=100)
+    # ACC_09: a carer breaking the glass in a life-threatening situation, with the reason (the
+    # holder is told; 24 hours; never the masked documents).
+    emergency: bool = False
+    emergency_reason: Text | None = None
 
 
 class LegacyDocument(Contract):

@@ -344,8 +344,7 @@ def _professional(
     if consented and profession in EXPRESS_CONSENT and not authorization.express:  # type: ignore[union-attr]
         return denied("ACC_11", f"a {profession} needs the holder's express consent")
     if consented:
-        rule = "ACC_12" if profession in SOCIAL else "ACC_16" if actor.country else "ACC_05"
-        return _within(row, action, document_type, rule, "authorized by the holder")
+        return _within(row, action, document_type, _consent_rule(actor), "authorized by the holder")
     if action == "read" and (
         emergency
         or profession == "regulating_physician"
@@ -358,6 +357,15 @@ def _professional(
         return denied("ACC_11", f"a {profession} needs the holder's express consent")
     rule = "ACC_12" if profession in SOCIAL else "ACC_05"
     return denied(rule, "the holder has not authorized this professional")
+
+
+def _consent_rule(actor: Claims) -> str:
+    """The rule a consent decides under, by who the professional is."""
+    if actor.profession in EXPRESS_CONSENT:
+        return "ACC_11"
+    if actor.profession in SOCIAL:
+        return "ACC_12"
+    return "ACC_16" if actor.country else "ACC_05"
 
 
 def _emergency(

@@ -140,7 +140,9 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         # After death the space is closed, and a requester the operator validated may still
         # read it (ACC_13): access judges that one.
         await _refuse_if_closed(ctx, c.ins)
-    decision = await require_access(ctx, c.ins, "read")
+    decision = await require_access(
+        ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
+    )
     scope = domain.Scope.of(decision)
     budget = ctx.runtime.settings.read_reply_budget_bytes
     async with (

@@ -6,23 +6,32 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import jwt
 
-from libs.tokens import AUDIENCE, DEFAULT_ISSUER, current_signing_key, issue_for, public_jwks
+from libs.tokens import (
+    AUDIENCE,
+    DEFAULT_ISSUER,
+    TokenKind,
+    current_signing_key,
+    issue_for,
+    public_jwks,
+)
 
 
 def token_for(
     identity_private: str,
     *,
     sub: str,
-    kind: Literal["holder", "professional", "operator"],
+    kind: TokenKind,
     now: datetime,
     name: str = "Claire Martin",
     profession: str | None = None,
+    **claims: Any,
 ) -> str:
-    """`identity_private`: identity's signing keys (a private JWKS)."""
+    """`identity_private`: identity's signing keys (a private JWKS). `claims`: the others
+    identity may sign (specialty, country, acts_for, role)."""
     return issue_for(
         identity_private,
         sub=sub,
@@ -31,6 +40,7 @@ def token_for(
         profession=profession,
         now=now,
         ttl=timedelta(hours=1),
+        **claims,
     )
 
 
