@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from libs import spaces
@@ -13,11 +17,22 @@ from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    CareTeamDeclared,
+    CareTeamEnded,
+    CatalogueServiceDereferenced,
+    CatalogueServiceReferenced,
+    SpaceClosed,
+    SpaceOpened,
+    StaffJoined,
+    StaffLeft,
+    TreatingPhysicianDeclared,
+)
 from libs.runtime import Runtime
+from services.access import verify_traces
 from tests.support import infra
 from tests.support.bus import EventTap, publish_event
-from tests.support.people import new_nir, new_rpps
+from tests.support.people import new_finess, new_nir, new_rpps
 from tests.support.system import Keys, build_service
 from tests.support.tokens import token_for
 
@@ -243,3 +258,427 @@ async def test_a_decision_is_replayed_for_its_retries_only_never_past_a_revocati
     with pytest.raises(RpcError) as expired:
         await deciding.call("access.decide", "Decide", ask, token=pro, request_id="read-0001")
     assert expired.value.code == "request_id_expired"
+
+
+# --- every actor the law names, with identity's facts published as identity publishes them -----
+
+
+async def tell(access: Runtime, amqp_url: str, event: Any, key: str | None = None) -> None:
+    """Publish identity's fact and wait until access has taken it in (its inbox has it)."""
+    event_id = await publish_event(
+        amqp_url, event, holder_key=key or getattr(event, "ins", ""), occurred_at=access.now()
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with access.pool.acquire() as conn:
+                if await conn.fetchval(
+                    "SELECT true FROM inbox WHERE message_id = $1", event_id
+                ):
+                    return
+            await asyncio.sleep(0.05)
+
+
+def pro_token(
+    access: Runtime, keys: Keys, rpps: str, profession: str = "physician", **c: Any
+) -> str:
+    return token_for(
+        keys.identity_private,
+        sub=rpps,
+        kind="professional",
+        profession=profession,
+        now=access.now(),
+        **c,
+    )
+
+
+async def test_a_care_team_member_reads_while_the_episode_lasts__ACC_06(
+    access: Runtime, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    nurse, outsider = new_rpps(), new_rpps()
+    episode = uuid.uuid4()
+    await tell(
+        access,
+        amqp_url,
+        CareTeamDeclared(
+            episode_id=episode,
+            ins=ins,
+            finess=new_finess(),
+            members=[nurse],
+            starts_at=access.now(),
+            ends_at=None,
+        ),
+    )
+    decision = await decide(deciding, pro_token(access, keys, nurse, "nurse"), ins)
+    assert (decision["granted"], decision["rule"], decision["include_masked"]) == (
+        True,
+        "ACC_06",
+        False,
+    )
+    assert "imaging_report" not in decision["document_types"]  # still the nurse's matrix row
+    other = await decide(deciding, pro_token(access, keys, outsider), ins)
+    assert (other["granted"], other["rule"]) == (False, "ACC_05")  # members by name only
+    await tell(access, amqp_url, CareTeamEnded(episode_id=episode, ins=ins, ended_at=access.now()))
+    after = await decide(deciding, pro_token(access, keys, nurse, "nurse"), ins)
+    assert (after["granted"], after["rule"]) == (False, "ACC_05")
+
+
+async def test_the_holder_lets_an_establishment_in_and_blocks_it__ACC_08__ACC_14(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    finess, doctor, treating = new_finess(), new_rpps(), new_rpps()
+    for rpps in (doctor, treating):
+        await tell(
+            access,
+            amqp_url,
+            StaffJoined(finess=finess, rpps=rpps, at=access.now()),
+            key=f"finess:{finess}",
+        )
+    await tell(
+        access, amqp_url, TreatingPhysicianDeclared(ins=ins, rpps=treating, since=access.now())
+    )
+    until = access.now() + timedelta(days=30)
+    await client.send(cmd.AuthorizeEstablishment(ins=ins, finess=finess, until=until), token=holder)
+    granted = await decide(deciding, pro_token(access, keys, doctor), ins)
+    assert (granted["granted"], granted["rule"]) == (True, "ACC_05")
+
+    await client.send(cmd.BlockEstablishment(ins=ins, finess=finess), token=holder)
+    for action, extra in (("read", {}), ("deposit", {"document_type": "lab_report"})):
+        blocked = await decide(deciding, pro_token(access, keys, doctor), ins, action, **extra)
+        assert (blocked["granted"], blocked["rule"]) == (False, "ACC_08")
+    still = await decide(deciding, pro_token(access, keys, treating), ins)
+    assert (still["granted"], still["rule"]) == (True, "ACC_04")  # never blockable
+
+    await client.send(cmd.UnblockEstablishment(ins=ins, finess=finess), token=holder)
+    assert (await decide(deciding, pro_token(access, keys, doctor), ins))["granted"]
+    await tell(
+        access,
+        amqp_url,
+        StaffLeft(finess=finess, rpps=doctor, at=access.now()),
+        key=f"finess:{finess}",
+    )
+    left = await decide(deciding, pro_token(access, keys, doctor), ins)
+    assert (left["granted"], left["rule"]) == (False, "ACC_05")
+
+
+async def test_the_samu_reads_in_an_emergency_unless_the_holder_objected__ACC_09(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    samu = pro_token(access, keys, new_rpps(), "regulating_physician")
+    async with EventTap(amqp_url, "access.#") as tap:
+        decision = await decide(deciding, samu, ins)
+        logged = await tap.wait_for("AccessLogged", ins=ins)
+    assert (decision["granted"], decision["rule"], decision["emergency"]) == (True, "ACC_09", True)
+    assert not decision["include_masked"]
+    assert logged[0]["payload"]["emergency"] is True  # the holder is told it was an emergency
+
+    await client.send(cmd.SetEmergencyObjection(ins=ins, objected=True), token=holder)
+    refused = await decide(deciding, samu, ins)
+    assert (refused["granted"], refused["rule"]) == (False, "ACC_09")
+    permissions = await client.send(cmd.ListPermissions(ins=ins), token=holder)
+    assert permissions.emergency_objection
+    await client.send(cmd.SetEmergencyObjection(ins=ins, objected=False), token=holder)
+    assert (await decide(deciding, samu, ins))["granted"]
+
+
+async def test_breaking_the_glass_needs_a_reason_opens_24_hours_and_the_holder_sees_why__ACC_09(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    rpps = new_rpps()
+    doctor = pro_token(access, keys, rpps)
+    no_reason = await decide(deciding, doctor, ins, emergency=True)
+    assert (no_reason["granted"], no_reason["rule"]) == (False, "ACC_09")
+    glass = await decide(deciding, doctor, ins, emergency=True, purpose="arrêt cardio-respiratoire")
+    assert (glass["granted"], glass["emergency"], glass["include_masked"]) == (True, True, False)
+    again = await decide(deciding, doctor, ins)  # within the 24 hours, no new reason needed
+    assert (again["granted"], again["rule"]) == (True, "ACC_09")
+    async with access.pool.acquire() as conn:
+        window = await conn.fetchval(
+            "SELECT until - started_at FROM emergency_accesses WHERE ins = $1", ins
+        )
+    assert window == timedelta(hours=24)
+    history = await client.send(cmd.ListAccessHistory(ins=ins), token=holder)
+    assert [t.purpose for t in history.traces if t.emergency] == [None, "arrêt cardio-respiratoire"]
+
+
+async def test_an_occupational_physician_reads_only_with_express_consent__ACC_11(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    rpps = new_rpps()
+    token = pro_token(access, keys, rpps, "occupational_physician")
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
+    plain = await decide(deciding, token, ins)
+    assert (plain["granted"], plain["rule"]) == (False, "ACC_11")
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps, express=True), token=holder)
+    express = await decide(deciding, token, ins)
+    assert (express["granted"], express["rule"]) == (True, "ACC_11")
+    assert "occupational_health" in express["document_types"]
+    assert "lab_report" not in express["document_types"]
+
+
+async def test_a_social_worker_reads_with_consent_and_only_their_part__ACC_12(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    rpps = new_rpps()
+    token = pro_token(access, keys, rpps, "social_worker")
+    assert (await decide(deciding, token, ins))["rule"] == "ACC_12"
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
+    decision = await decide(deciding, token, ins)
+    assert (decision["granted"], decision["rule"]) == (True, "ACC_12")
+    assert sorted(decision["document_types"]) == ["identity", "liaison_letter"]
+
+
+async def test_a_catalogue_app_sees_the_chosen_categories_until_dereferenced__ACC_15(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    service_id = f"carnet-{uuid.uuid4().hex[:8]}"
+    app = token_for(keys.identity_private, sub=service_id, kind="app", now=access.now())
+    unknown = await decide(deciding, app, ins)
+    assert (unknown["granted"], unknown["rule"]) == (False, "ACC_15")
+    await tell(
+        access,
+        amqp_url,
+        CatalogueServiceReferenced(
+            service_id=service_id, categories=["vaccinations", "results"], at=access.now()
+        ),
+        key=f"app:{service_id}",
+    )
+    assert not (await decide(deciding, app, ins))["granted"]  # the holder chose nothing yet
+    await client.send(
+        cmd.SetAppAccess(
+            ins=ins, service_id=service_id, categories=["vaccinations", "prescriptions"]
+        ),
+        token=holder,
+    )
+    decision = await decide(deciding, app, ins)
+    assert (decision["granted"], decision["rule"], decision["document_types"]) == (
+        True,
+        "ACC_15",
+        ["vaccination"],  # prescriptions: chosen, but not what the catalogue references it for
+    )
+    assert not (await decide(deciding, app, ins, "deposit", document_type="vaccination"))["granted"]
+    permissions = await client.send(cmd.ListPermissions(ins=ins), token=holder)
+    assert [(a.service_id, a.referenced) for a in permissions.apps] == [(service_id, True)]
+    await tell(
+        access,
+        amqp_url,
+        CatalogueServiceDereferenced(service_id=service_id, at=access.now()),
+        key=f"app:{service_id}",
+    )
+    gone = await decide(deciding, app, ins)
+    assert (gone["granted"], gone["rule"]) == (False, "ACC_15")
+
+
+async def test_an_eu_professional_is_let_in_under_the_same_rules__ACC_16(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    rpps = f"DE-{uuid.uuid4().hex[:10]}"
+    token = pro_token(access, keys, rpps, country="DE")
+    assert (await decide(deciding, token, ins))["rule"] == "ACC_05"
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
+    granted = await decide(deciding, token, ins)
+    assert (granted["granted"], granted["rule"]) == (True, "ACC_16")
+    await client.send(cmd.BlockProfessional(ins=ins, rpps=rpps), token=holder)
+    assert (await decide(deciding, token, ins))["rule"] == "ACC_08"
+
+
+async def test_a_closed_space_takes_no_command_of_access_from_its_holder__ACC_17(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins, rpps, holder, _ = await space_and_professional(access, keys, amqp_url)
+    await tell(
+        access, amqp_url, SpaceClosed(ins=ins, closed_at=access.now(), requested_by="holder")
+    )
+    for command in (
+        cmd.ListAccessHistory(ins=ins),
+        cmd.ListPermissions(ins=ins),
+        cmd.AuthorizeProfessional(ins=ins, rpps=rpps),
+        cmd.SetEmergencyObjection(ins=ins, objected=True),
+    ):
+        with pytest.raises(RpcError) as refused:
+            await client.send(command, token=holder)
+        assert (refused.value.code, refused.value.rule) == ("space_closed", "ACC_17"), command
+
+
+async def test_the_holder_sees_every_permission_and_changes_it_at_any_time__ACC_02(
+    access: Runtime, client: Client, keys: Keys, amqp_url: str
+) -> None:
+    ins, rpps, holder, _ = await space_and_professional(access, keys, amqp_url)
+    finess, other = new_finess(), new_finess()
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps, express=True), token=holder)
+    await client.send(cmd.AuthorizeEstablishment(ins=ins, finess=finess), token=holder)
+    await client.send(cmd.BlockEstablishment(ins=ins, finess=other), token=holder)
+    await client.send(
+        cmd.SetAppAccess(ins=ins, service_id="agenda", categories=["vaccinations"]), token=holder
+    )
+    await client.send(cmd.SetEmergencyObjection(ins=ins, objected=True), token=holder)
+    seen = await client.send(cmd.ListPermissions(ins=ins), token=holder)
+    assert [(a.rpps, a.express) for a in seen.authorized] == [(rpps, True)]
+    assert [e.finess for e in seen.authorized_establishments] == [finess]
+    assert [e.finess for e in seen.blocked_establishments] == [other]
+    assert [(a.service_id, a.categories, a.referenced) for a in seen.apps] == [
+        ("agenda", ["vaccinations"], False)
+    ]
+    assert seen.emergency_objection
+
+    await client.send(cmd.RevokeEstablishmentAuthorization(ins=ins, finess=finess), token=holder)
+    await client.send(cmd.UnblockEstablishment(ins=ins, finess=other), token=holder)
+    await client.send(cmd.SetAppAccess(ins=ins, service_id="agenda", categories=[]), token=holder)
+    await client.send(cmd.SetEmergencyObjection(ins=ins, objected=False), token=holder)
+    await client.send(cmd.RevokeAuthorization(ins=ins, rpps=rpps), token=holder)
+    assert await client.send(cmd.ListPermissions(ins=ins), token=holder) == cmd.Permissions(
+        authorized=[], blocked=[]
+    )
+    stranger = token_for(keys.identity_private, sub=new_nir(), kind="holder", now=access.now())
+    with pytest.raises(RpcError) as refused:
+        await client.send(cmd.ListPermissions(ins=ins), token=stranger)
+    assert refused.value.code == "forbidden"
+
+
+async def test_a_consent_collected_for_another_professional_shows_who_and_why__ACC_05(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins, gp, holder, gp_token = await space_and_professional(access, keys, amqp_url)
+    cardiologist, stranger = new_rpps(), new_rpps()
+    collect = cmd.CollectConsent(
+        ins=ins, rpps=cardiologist, reason_code="referral", reason="avis cardiologique"
+    )
+    with pytest.raises(RpcError) as refused:  # without access of their own: no
+        await client.send(collect, token=pro_token(access, keys, stranger))
+    assert refused.value.code == "access_denied"
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=gp), token=holder)
+    await client.send(collect, token=gp_token)
+    assert (await decide(deciding, pro_token(access, keys, cardiologist), ins))["granted"]
+    seen = await client.send(cmd.ListPermissions(ins=ins), token=holder)
+    collected = next(a for a in seen.authorized if a.rpps == cardiologist)
+    assert (collected.collected_by, collected.reason_code, collected.reason) == (
+        gp,
+        "referral",
+        "avis cardiologique",
+    )
+    history = await client.send(cmd.ListAccessHistory(ins=ins, actor_id=gp), token=holder)
+    assert [(t.action, t.outcome) for t in history.traces] == [("collect_consent", "granted")]
+
+
+async def test_the_history_comes_by_keyset_by_actor_and_by_period__ACC_03(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    actors = [new_rpps() for _ in range(3)]
+    start = access.now()
+    for _ in range(3):
+        for rpps in actors:
+            await decide(deciding, pro_token(access, keys, rpps, "nurse"), ins)
+    seen: list[cmd.AccessTrace] = []
+    cursor = None
+    while True:
+        page = await client.send(
+            cmd.ListAccessHistory(ins=ins, page_size=4, cursor=cursor), token=holder
+        )
+        seen += page.traces
+        if (cursor := page.next_cursor) is None:
+            break
+    assert len(seen) == 9 and len({t.trace_id for t in seen}) == 9
+    assert [t.at for t in seen] == sorted((t.at for t in seen), reverse=True)
+    mine = await client.send(cmd.ListAccessHistory(ins=ins, actor_id=actors[1]), token=holder)
+    assert [t.actor_id for t in mine.traces] == [actors[1]] * 3
+    none = await client.send(
+        cmd.ListAccessHistory(ins=ins, until=start - timedelta(seconds=1)), token=holder
+    )
+    assert none.traces == []
+    all_since = await client.send(cmd.ListAccessHistory(ins=ins, since=start), token=holder)
+    assert len(all_since.traces) == 9
+    with pytest.raises(RpcError) as bad:
+        await client.send(cmd.ListAccessHistory(ins=ins, cursor="bm90LWEtY3Vyc29y"), token=holder)
+    assert bad.value.code == "invalid_input"
+
+
+async def test_traces_cannot_be_rewritten_and_an_edit_or_deletion_is_found__ACC_03(
+    access: Runtime, deciding: RpcClient, keys: Keys, amqp_url: str, database_url: str
+) -> None:
+    ins = await open_space(access, amqp_url)
+    tokens = [pro_token(access, keys, new_rpps()) for _ in range(4)]
+    # Decisions at once for one holder (as several replicas would take them): one chain.
+    await asyncio.gather(*(decide(deciding, t, ins) for t in tokens * 3))
+    assert await verify_traces.main(["--ins", ins, "--database-url", database_url]) == 0
+    async with access.pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT array_agg(seq ORDER BY seq) FROM traces WHERE ins = $1", ins
+        ) == list(range(1, 13))
+        # The service's own connection cannot change or delete a trace.
+        for statement in (
+            "UPDATE traces SET actor_name = 'X' WHERE ins = $1",
+            "DELETE FROM traces WHERE ins = $1",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement, ins)
+    # Someone with the database's keys goes round the trigger: verification finds them out.
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute("SET session_replication_role = replica")  # triggers off
+        await admin.execute(
+            "UPDATE access.traces SET actor_name = 'Quelqu''un' WHERE ins = $1 AND seq = 5", ins
+        )
+        report = await verify_traces.verify_traces(access.pool, [ins])
+        assert [(b.seq, "altered" in b.problem) for b in report.breaks] == [(5, True)]
+        await admin.execute(
+            "UPDATE access.traces SET actor_name = $2 WHERE ins = $1 AND seq = 5",
+            ins,
+            "Claire Martin",
+        )
+        assert (await verify_traces.verify_traces(access.pool, [ins])).breaks == []
+        await admin.execute("DELETE FROM access.traces WHERE ins = $1 AND seq = 9", ins)
+        report = await verify_traces.verify_traces(access.pool, [ins])
+        assert [(b.seq, "missing" in b.problem) for b in report.breaks] == [(9, True)]
+        assert await verify_traces.main(["--ins", ins, "--database-url", database_url]) == 1
+    finally:
+        await admin.close()
+
+
+async def test_every_decision_leaves_exactly_one_trace_and_one_access_logged__ACC_03__ACC_18(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    """A random mix of actors and relations: as many traces and AccessLogged as decisions."""
+    rng = random.Random(8)
+    ins, rpps, holder, _ = await space_and_professional(access, keys, amqp_url)
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=rpps), token=holder)
+    tokens = [
+        holder,
+        pro_token(access, keys, rpps),
+        pro_token(access, keys, new_rpps(), "regulating_physician"),
+        pro_token(access, keys, new_rpps(), "pharmacist"),
+        pro_token(access, keys, new_rpps(), "administrative_staff"),
+        token_for(keys.identity_private, sub="agenda", kind="app", now=access.now()),
+        token_for(keys.identity_private, sub=new_nir(), kind="holder", now=access.now()),
+    ]
+    asks = [
+        (rng.choice(tokens), rng.choice(["read", "deposit", "message", "read_history"]))
+        for _ in range(30)
+    ]
+    async with EventTap(amqp_url, "access.#") as tap:
+        decisions = await asyncio.gather(
+            *(decide(deciding, t, ins, a, document_type="lab_report") for t, a in asks)
+        )
+        await tap.wait_for("AccessLogged", ins=ins, count=30)
+        await asyncio.sleep(0.5)
+        logged = tap.of_type("AccessLogged", ins=ins)
+    async with access.pool.acquire() as conn:
+        traced = await conn.fetch("SELECT decision_id FROM traces WHERE ins = $1", ins)
+    ids = sorted(d["decision_id"] for d in decisions)
+    assert sorted(str(r["decision_id"]) for r in traced) == ids
+    assert sorted(e["payload"]["decision_id"] for e in logged) == ids
