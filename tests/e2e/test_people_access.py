@@ -12,10 +12,11 @@ import pytest
 
 from libs.bus.rpc import RpcError
 from libs.contracts import commands as cmd
+from libs.tokens import new_keypair
 from services.identity.messages import ACTIVATION_SUBJECT, APPOINTMENT_SUBJECT
 from tests.support.actors import b64, code_mailed_to, sign_in_holder, sign_in_professional
 from tests.support.journey import Cast, Stage
-from tests.support.people import new_professional
+from tests.support.people import new_finess, new_professional
 
 pytestmark = pytest.mark.e2e
 
@@ -166,3 +167,116 @@ async def test_the_former_record_comes_into_the_space_when_the_holder_activates_
     assert [(d.title, d.deposited_at) for d in page.documents] == [
         ("Rappel tétanos 2019", datetime(2019, 3, 4, tzinfo=UTC))
     ]
+
+
+async def test_a_care_team_the_hospital_declared_reads_while_the_episode_lasts__ACC_06(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    await _deposit(stage, cast)
+    operator = await stage.operator()
+    finess = new_finess()
+    await stage.client.send(
+        cmd.RegisterEstablishment(finess=finess, name="CHU", category="hospital"), token=operator
+    )
+    nurse = new_professional("nurse", "Blanc")
+    await stage.client.send(nurse.registration(), token=operator)
+    await stage.client.send(
+        cmd.AddEstablishmentStaff(finess=finess, rpps=nurse.rpps), token=operator
+    )
+    token = await sign_in_professional(stage.client, nurse)
+    with pytest.raises(RpcError) as before:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+    assert before.value.rule == "ACC_05"
+
+    now = datetime.now(UTC)
+    team = await stage.client.send(
+        cmd.DeclareCareTeam(
+            finess=finess, ins=ins, starts_at=now, ends_at=None, members=[nurse.rpps]
+        ),
+        token=token,
+    )
+    page = await stage.read_once_access_knows(ins, token)
+    assert [d.title for d in page.documents] == ["Synthèse"]  # in the nurse's matrix row
+    granted = stage.tap.of_type("AccessGranted", ins=ins, actor_id=nurse.rpps)
+    assert granted[-1]["payload"]["rule"] == "ACC_06"
+
+    await stage.client.send(cmd.EndCareTeam(episode_id=team.episode_id), token=token)
+    await stage.tap.wait_for("CareTeamEnded", ins=ins)
+    for _ in range(50):
+        try:
+            await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+            await asyncio.sleep(0.2)
+        except RpcError as after:
+            assert after.rule == "ACC_05"
+            break
+    else:
+        raise AssertionError("the care team still reads after its episode ended")
+
+
+async def test_a_doctor_breaking_the_glass_reads_no_masked_document_and_sophie_is_told__ACC_09(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    await _deposit(stage, cast)
+    with pytest.raises(RpcError) as without_reason:
+        await stage.client.send(cmd.ReadDossier(ins=ins, emergency=True), token=cast.bernard.token)
+    assert without_reason.value.rule == "ACC_09"
+    page = await stage.client.send(
+        cmd.ReadDossier(ins=ins, emergency=True, emergency_reason="patiente inconsciente"),
+        token=cast.bernard.token,
+    )
+    assert [d.title for d in page.documents] == ["Synthèse"]
+    granted = await stage.tap.wait_for("AccessGranted", ins=ins, actor_id=cast.bernard.pro.rpps)
+    assert (granted[-1]["payload"]["emergency"], granted[-1]["payload"]["include_masked"]) == (
+        True,
+        False,
+    )
+    logged = await stage.tap.wait_for(
+        "AccessLogged", ins=ins, actor_id=cast.bernard.pro.rpps, outcome="granted"
+    )
+    assert logged[-1]["payload"]["emergency"] is True
+    history = await stage.client.send(
+        cmd.ListAccessHistory(ins=ins, actor_id=cast.bernard.pro.rpps), token=cast.sophie.token
+    )
+    assert [(t.outcome, t.purpose) for t in history.traces] == [
+        ("granted", "patiente inconsciente"),
+        ("denied", None),
+    ]
+
+
+async def test_an_app_of_the_catalogue_reads_only_what_sophie_chose__ACC_15(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    await _deposit(stage, cast)  # a medical summary
+    await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins,
+            document_type="vaccination",
+            title="Rappel DTP",
+            media_type="text/plain",
+            content_b64=b64(b"DTP"),
+        ),
+        token=cast.martin.token,
+    )
+    operator = await stage.operator()
+    private, public = new_keypair()
+    app_id = f"carnet-{uuid.uuid4().hex[:8]}"
+    await stage.client.send(
+        cmd.ReferenceCatalogueService(
+            service_id=app_id, name="Carnet", categories=["vaccinations"], public_key=public
+        ),
+        token=operator,
+    )
+    app = (await stage.client.sign_in_with_card("app", app_id, private)).token
+    with pytest.raises(RpcError) as not_chosen:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=app)
+    assert not_chosen.value.rule == "ACC_15"
+    await stage.client.send(
+        cmd.SetAppAccess(ins=ins, service_id=app_id, categories=["vaccinations", "summaries"]),
+        token=cast.sophie.token,
+    )
+    page = await stage.read_once_access_knows(ins, app)
+    # Summaries: chosen by Sophie, but not what the catalogue references the app for.
+    assert [d.title for d in page.documents] == ["Rappel DTP"]

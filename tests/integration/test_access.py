@@ -271,9 +271,7 @@ async def tell(access: Runtime, amqp_url: str, event: Any, key: str | None = Non
     async with asyncio.timeout(10):
         while True:
             async with access.pool.acquire() as conn:
-                if await conn.fetchval(
-                    "SELECT true FROM inbox WHERE message_id = $1", event_id
-                ):
+                if await conn.fetchval("SELECT true FROM inbox WHERE message_id = $1", event_id):
                     return
             await asyncio.sleep(0.05)
 

@@ -8,6 +8,7 @@ alone (`-k ACC_05`) and in any order; only the running services and the event ta
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -113,6 +114,16 @@ class Stage:
             SignedIn(martin, await sign_in_professional(self.client, martin)),
             SignedIn(bernard, await sign_in_professional(self.client, bernard)),
         )
+
+    async def read_once_access_knows(self, ins: str, token: str, **read: object) -> cmd.DossierPage:
+        """Read as soon as access has taken in the fact that lets this reader in (access hears
+        identity on its own queue): a refusal until then, for at most ~10 seconds."""
+        for _ in range(50):
+            try:
+                return await self.client.send(cmd.ReadDossier(ins=ins, **read), token=token)
+            except RpcError:
+                await asyncio.sleep(0.2)
+        return await self.client.send(cmd.ReadDossier(ins=ins, **read), token=token)
 
     async def martin_deposits_the_lab_report(self, cast: Cast) -> cmd.Deposited:
         return await self.client.send(
