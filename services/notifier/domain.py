@@ -130,13 +130,21 @@ def action_words(action: str) -> str:
 
 
 def access_alert(event: AccessLogged) -> AlertText:
-    """Who, when, what: built from the trace's actor, time and action only."""
+    """Who, when, what: built from the trace's actor, time and action only; an emergency
+    access says so (NTF_02, ACC_09), and how to object to them."""
     actor = who(event.actor_name, event.actor_profession, event.actor_kind)
+    emergency = "En situation d'urgence, " if event.emergency else ""
+    objection = (
+        " Vous pouvez aussi vous opposer à l'accès en urgence depuis votre espace."
+        if event.emergency
+        else ""
+    )
     text = (
-        f"{actor} {action_words(event.action)} {paris_time(event.at)} (heure de Paris)."
+        f"{emergency}{actor} {action_words(event.action)} {paris_time(event.at)}"
+        " (heure de Paris)."
         " Le détail de chaque accès figure dans l'historique de votre espace santé ;"
         " si vous ne reconnaissez pas cet accès, vous pouvez bloquer ce professionnel"
-        " depuis votre espace."
+        f" depuis votre espace.{objection}"
     )
     return AlertText(ACCESS, text)
 

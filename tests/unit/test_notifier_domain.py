@@ -77,7 +77,7 @@ def test_alert_text_says_who_when_what_and_no_medical_content__NTF_01() -> None:
     ],
 )
 def test_the_action_is_said_in_plain_words__NTF_01(action: str, words: str) -> None:
-    assert words in domain.access_alert(logged(action=action)).text
+    assert words in domain.domain.access_alert(logged(action=action)).text
 
 
 def test_the_time_is_paris_time_summer_and_winter__NTF_01() -> None:
@@ -143,3 +143,10 @@ def test_retry_backs_off_doubling_up_to_a_cap() -> None:
     delays = [domain.retry_delay(n, 30.0, 3600.0) for n in (1, 2, 3, 4, 10, 1000)]
     assert delays[:4] == [timedelta(seconds=s) for s in (30, 60, 120, 240)]
     assert delays[4] == delays[5] == timedelta(hours=1)
+
+
+def test_an_emergency_access_is_alerted_as_one_with_the_way_to_object__NTF_02__ACC_09() -> None:
+    text = domain.access_alert(logged(emergency=True, actor_profession="regulating_physician")).text
+    assert text.startswith("En situation d'urgence, ")
+    assert "vous opposer à l'accès en urgence" in text
+    assert "urgence" not in domain.access_alert(logged()).text
