@@ -77,7 +77,7 @@ def test_alert_text_says_who_when_what_and_no_medical_content__NTF_01() -> None:
     ],
 )
 def test_the_action_is_said_in_plain_words__NTF_01(action: str, words: str) -> None:
-    assert words in domain.domain.access_alert(logged(action=action)).text
+    assert words in domain.access_alert(logged(action=action)).text
 
 
 def test_the_time_is_paris_time_summer_and_winter__NTF_01() -> None:
