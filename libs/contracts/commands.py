@@ -935,6 +935,22 @@ class SetEmergencyObjection(Command[EmergencyObjection]):
     objected: bool
 
 
+class TreatingPhysicianDelegation(Contract):
+    ins: Ins
+    delegated: bool
+
+
+class DelegateToTreatingPhysician(Command[TreatingPhysicianDelegation]):
+    """ACC_04: at the holder's request, the treating physician may do what the holder may do
+    here (manage who may access, read the history), until the holder lifts it."""
+
+    QUEUE = ACCESS
+    REQUEST_ID = "required"
+
+    ins: Ins
+    delegated: bool
+
+
 class Authorized(Contract):
     rpps: Rpps
     granted_at: datetime
@@ -978,6 +994,7 @@ class Permissions(Contract):
     apps: list[AppChoice] = Field(default_factory=list)
     emergency_objection: bool = False
     treating_physician: str | None = None
+    treating_physician_delegated: bool = False  # ACC_04
 
 
 class ListPermissions(Command[Permissions]):

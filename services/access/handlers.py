@@ -47,6 +47,7 @@ def register(runtime: Runtime[AccessSettings]) -> None:
     runtime.handle(cmd.UnblockEstablishment, service.unblock_establishment)
     runtime.handle(cmd.SetAppAccess, service.set_app_access)
     runtime.handle(cmd.SetEmergencyObjection, service.set_emergency_objection)
+    runtime.handle(cmd.DelegateToTreatingPhysician, service.delegate_to_treating_physician)
     runtime.handle(cmd.ListPermissions, service.list_permissions)
     runtime.handle(cmd.ListAccessHistory, service.list_access_history)
     runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)

@@ -223,6 +223,29 @@ async def is_treating_physician(conn: Conn, ins: str, rpps: str) -> bool:
     return bool(found)
 
 
+async def acts_as_holder(conn: Conn, ins: str, rpps: str) -> bool:
+    """ACC_04: the treating physician, while the holder delegates to them."""
+    found = await conn.fetchval(
+        """SELECT true FROM treating_physicians t JOIN treating_delegations d USING (ins)
+           WHERE t.ins = $1 AND t.rpps = $2""",
+        ins,
+        rpps,
+    )
+    return bool(found)
+
+
+async def set_delegation(conn: Conn, ins: str, delegated: bool, now: datetime) -> None:
+    if delegated:
+        await conn.execute(
+            """INSERT INTO treating_delegations (ins, delegated_at) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING""",
+            ins,
+            now,
+        )
+    else:
+        await conn.execute("DELETE FROM treating_delegations WHERE ins = $1", ins)
+
+
 async def upsert_establishment_authorization(
     conn: Conn, ins: str, finess: str, until: datetime | None, now: datetime, granted_by: str
 ) -> None:
@@ -421,6 +444,7 @@ async def list_permissions(conn: Conn, ins: str) -> dict[str, object]:
         ins,
     )
     objection = await conn.fetchval("SELECT true FROM emergency_objections WHERE ins = $1", ins)
+    delegated = await conn.fetchval("SELECT true FROM treating_delegations WHERE ins = $1", ins)
     treating = await conn.fetchval("SELECT rpps FROM treating_physicians WHERE ins = $1", ins)
     return {
         "authorized": [dict(r) for r in authorized],
@@ -430,6 +454,7 @@ async def list_permissions(conn: Conn, ins: str) -> dict[str, object]:
         "apps": [dict(r) for r in apps],
         "emergency_objection": bool(objection),
         "treating_physician": treating,
+        "treating_physician_delegated": bool(delegated),
     }
 
 

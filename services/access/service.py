@@ -168,8 +168,11 @@ def _proxy_id(actor: Claims) -> uuid.UUID | None:
         return None
 
 
-async def _require_holder_of(ctx: CommandContext, conn: Any, actor: Claims, ins: str) -> None:
-    """The holder, or their representative while appointed (SPC_04, SPC_05)."""
+async def _require_holder_of(
+    ctx: CommandContext, conn: Any, actor: Claims, ins: str, *, delegable: bool = True
+) -> None:
+    """The holder, their representative while appointed (SPC_04, SPC_05), or, where the holder
+    asked for it, their treating physician (ACC_04)."""
     if actor.kind == "holder" and actor.sub == ins:
         return
     proxy_id = _proxy_id(actor)
@@ -177,6 +180,12 @@ async def _require_holder_of(ctx: CommandContext, conn: Any, actor: Claims, ins:
         proxy = await repository.get_proxy(conn, proxy_id)
         if proxy is not None and proxy.acts_for(ins, "representative", ctx.runtime.now()):
             return
+    if (
+        delegable
+        and actor.kind == "professional"
+        and await repository.acts_as_holder(conn, ins, actor.sub)
+    ):
+        return
     raise Forbidden("only the holder (or their representative) manages this (ACC_02)")
 
 
@@ -248,10 +257,13 @@ async def _require_open_space(conn: Any, ins: str) -> None:
         raise Conflict("the space is closed (ACC_17)", code=ErrorCode.SPACE_CLOSED, rule="ACC_17")
 
 
-async def _manage(ctx: CommandContext[Any], conn: Any, ins: str) -> Claims:
-    """The holder or their representative, on a space that is not closed."""
+async def _manage(
+    ctx: CommandContext[Any], conn: Any, ins: str, *, delegable: bool = True
+) -> Claims:
+    """The holder or their representative (or the treating physician they delegated to), on a
+    space that is not closed."""
     actor = ctx.require_actor()
-    await _require_holder_of(ctx, conn, actor, ins)
+    await _require_holder_of(ctx, conn, actor, ins, delegable=delegable)
     await _require_open_space(conn, ins)
     return actor
 
@@ -415,6 +427,16 @@ async def set_emergency_objection(
         await _manage(ctx, uow.conn, c.ins)
         await repository.set_emergency_objection(uow.conn, c.ins, c.objected, ctx.runtime.now())
         return uow.answer(cmd.EmergencyObjection(ins=c.ins, objected=c.objected))
+
+
+async def delegate_to_treating_physician(
+    ctx: CommandContext, c: cmd.DelegateToTreatingPhysician
+) -> cmd.TreatingPhysicianDelegation:
+    """ACC_04: the holder's own request, never the physician's."""
+    async with ctx.unit_of_work() as uow:
+        await _manage(ctx, uow.conn, c.ins, delegable=False)
+        await repository.set_delegation(uow.conn, c.ins, c.delegated, ctx.runtime.now())
+        return uow.answer(cmd.TreatingPhysicianDelegation(ins=c.ins, delegated=c.delegated))
 
 
 async def list_permissions(ctx: CommandContext, c: cmd.ListPermissions) -> cmd.Permissions:

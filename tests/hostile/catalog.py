@@ -327,6 +327,13 @@ TARGETS: tuple[Target, ...] = (
         {**_HOLDER, "objected": True},
         "holder",
     ),
+    Target(
+        "access.commands",
+        "DelegateToTreatingPhysician",
+        cmd.DelegateToTreatingPhysician,
+        {**_HOLDER, "delegated": True},
+        "holder",
+    ),
     Target("access.commands", "ListPermissions", cmd.ListPermissions, _HOLDER, "holder"),
     Target("access.commands", "ListAccessHistory", cmd.ListAccessHistory, _HOLDER, "holder"),
     Target(

@@ -680,3 +680,30 @@ async def test_every_decision_leaves_exactly_one_trace_and_one_access_logged__AC
     ids = sorted(d["decision_id"] for d in decisions)
     assert sorted(str(r["decision_id"]) for r in traced) == ids
     assert sorted(e["payload"]["decision_id"] for e in logged) == ids
+
+
+async def test_at_the_holders_request_the_treating_physician_does_what_the_holder_does__ACC_04(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    ins, gp, holder, gp_token = await space_and_professional(access, keys, amqp_url)
+    await tell(access, amqp_url, TreatingPhysicianDeclared(ins=ins, rpps=gp, since=access.now()))
+    specialist = new_rpps()
+    authorize = cmd.AuthorizeProfessional(ins=ins, rpps=specialist)
+    with pytest.raises(RpcError) as not_yet:
+        await client.send(authorize, token=gp_token)
+    assert not_yet.value.code == "forbidden"
+    with pytest.raises(RpcError) as not_theirs:  # the request is the holder's, never theirs
+        await client.send(cmd.DelegateToTreatingPhysician(ins=ins, delegated=True), token=gp_token)
+    assert not_theirs.value.code == "forbidden"
+
+    await client.send(cmd.DelegateToTreatingPhysician(ins=ins, delegated=True), token=holder)
+    await client.send(authorize, token=gp_token)
+    assert (await decide(deciding, pro_token(access, keys, specialist), ins))["granted"]
+    seen = await client.send(cmd.ListPermissions(ins=ins), token=gp_token)
+    assert (seen.treating_physician, seen.treating_physician_delegated) == (gp, True)
+    assert [a.rpps for a in seen.authorized] == [specialist]
+
+    await client.send(cmd.DelegateToTreatingPhysician(ins=ins, delegated=False), token=holder)
+    with pytest.raises(RpcError) as lifted:
+        await client.send(cmd.ListAccessHistory(ins=ins), token=gp_token)
+    assert lifted.value.code == "forbidden"

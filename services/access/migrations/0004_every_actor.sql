@@ -121,3 +121,10 @@ CREATE TRIGGER traces_append_only BEFORE UPDATE OR DELETE ON traces
     FOR EACH ROW EXECUTE FUNCTION traces_append_only();
 CREATE TRIGGER traces_no_truncate BEFORE TRUNCATE ON traces
     FOR EACH STATEMENT EXECUTE FUNCTION traces_append_only();
+
+-- ACC_04: "at the holder's request the treating physician may do what the holder may do": the
+-- holder's standing request, which they lift at any time.
+CREATE TABLE treating_delegations (
+    ins          text PRIMARY KEY,
+    delegated_at timestamptz NOT NULL
+);
