@@ -501,24 +501,29 @@ async def traces_page(
     since: datetime | None,
     until: datetime | None,
 ) -> list[asyncpg.Record]:
-    """Newest first, from a keyset: an index range scan however many traces the holder has."""
+    """Newest first, from a keyset: an index range scan however many traces the holder has.
+
+    Only the conditions asked are written, so that each shape gets its own plan on its index
+    (`traces_newest`, or `traces_by_actor` for one actor) instead of a generic plan that
+    filters row by row."""
+    where, args = ["ins = $1"], [ins, page_size]
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if after is not None:
+        where.append(f"(at, n) < ({arg(after.at)}, {arg(after.seq)})")
+    if actor_id is not None:
+        where.append(f"actor_id = {arg(actor_id)}")
+    if since is not None:
+        where.append(f"at >= {arg(since)}")
+    if until is not None:
+        where.append(f"at < {arg(until)}")
     return await conn.fetch(
-        f"""SELECT {HISTORY_COLUMNS}
-            FROM traces
-            WHERE ins = $1
-              AND ($3::timestamptz IS NULL OR (at, n) < ($3, $4::bigint))
-              AND ($5::text IS NULL OR actor_id = $5)
-              AND ($6::timestamptz IS NULL OR at >= $6)
-              AND ($7::timestamptz IS NULL OR at < $7)
-            ORDER BY at DESC, n DESC
-            LIMIT $2""",
-        ins,
-        page_size,
-        after.at if after else None,
-        after.seq if after else None,
-        actor_id,
-        since,
-        until,
+        f"""SELECT {HISTORY_COLUMNS} FROM traces WHERE {" AND ".join(where)}
+            ORDER BY at DESC, n DESC LIMIT $2""",
+        *args,
     )
 
 
