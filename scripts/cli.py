@@ -4,7 +4,7 @@
     python -m scripts.cli actors                            # who you can be
     python -m scripts.cli --queue dossier.commands Ping     # is the dossier ready?
     python -m scripts.cli --as martin ReadDossier ins=@sophie
-    python -m scripts.cli --as sophie ListAccessHistory ins=@sophie page_size=5
+    python -m scripts.cli --as sophie ListPermissions ins=@sophie
     python -m scripts.cli --as sophie AuthorizeProfessional ins=@sophie rpps=@bernard
 
 Fields are `name=value` (a value in JSON when it parses as JSON, else a string; `@actor` is that

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faststream import FastStream
 
+from libs import spaces
 from libs.runtime import Runtime
 from services.notifier import handlers
 from services.notifier.mailer import MailWorker
@@ -20,7 +21,13 @@ Settings = NotifierSettings
 
 def build(settings: NotifierSettings | None = None) -> Runtime[NotifierSettings]:
     settings = settings or NotifierSettings()
-    runtime = Runtime(NAME, settings, Path(__file__).parent / "migrations")
+    runtime = Runtime(
+        NAME,
+        settings,
+        Path(__file__).parent / "migrations",
+        # The space's status (libs/spaces.py), so that a closed space's inbox is not read.
+        shared_migrations=spaces.MIGRATIONS,
+    )
     handlers.register(runtime)
     worker = MailWorker(runtime, settings)
     runtime.add_background(worker.start, worker.stop)

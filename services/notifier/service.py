@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import structlog
 
-from libs import outbox
+from libs import outbox, spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AccessLogged,
@@ -19,7 +19,8 @@ from libs.contracts.events import (
     SpaceOpened,
     SpaceReactivated,
 )
-from libs.errors import Forbidden
+from libs.contracts.rpc import ErrorCode
+from libs.errors import Conflict, Forbidden
 from libs.runtime import CommandContext, EventContext
 from services.notifier import domain, repository
 
@@ -87,12 +88,14 @@ async def alert_on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     """NTF_02."""
     await repository.lock_holder(ctx.conn, event.ins)
     await repository.set_opened(ctx.conn, event.ins, event.opened_at)
+    await spaces.on_space_opened(ctx, event)
     await raise_alert(ctx, event.ins, domain.space_opened_alert(event))
 
 
 async def alert_on_space_reactivated(ctx: EventContext, event: SpaceReactivated) -> None:
     await repository.lock_holder(ctx.conn, event.ins)
     await repository.set_opened(ctx.conn, event.ins, event.reactivated_at)
+    await spaces.on_space_reactivated(ctx, event)
     await raise_alert(ctx, event.ins, domain.space_reactivated_alert(event))
 
 
@@ -114,6 +117,7 @@ async def record_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     """RET_05: the closure is recorded; alerts and mails already pending are still delivered."""
     await repository.lock_holder(ctx.conn, event.ins)
     await repository.set_closed(ctx.conn, event.ins, event.closed_at)
+    await spaces.on_space_closed(ctx, event)
 
 
 async def change_contact(ctx: EventContext, changed: ContactChanged | ContactChangedV1) -> None:
@@ -140,5 +144,11 @@ async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> cmd.Alerts:
     actor = ctx.require_actor()
     if not (actor.kind == "holder" and actor.sub == c.ins):
         raise Forbidden("only the holder reads their alerts")
+    async with ctx.runtime.pool.acquire() as conn:
+        # ACC_17: a closed space takes nothing but its closure and reactivation requests.
+        if await spaces.status(conn, c.ins) == "closed":
+            raise Conflict(
+                "the space is closed (ACC_17)", code=ErrorCode.SPACE_CLOSED, rule="ACC_17"
+            )
     rows = await repository.list_alerts(ctx.runtime.pool, c.ins)
     return cmd.Alerts(alerts=[cmd.Alert.model_validate(dict(r)) for r in rows])

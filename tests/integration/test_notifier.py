@@ -26,6 +26,7 @@ from libs.contracts.events import (
     MessageSentV1,
     SpaceClosed,
     SpaceOpened,
+    SpaceReactivated,
 )
 from libs.runtime import Runtime
 from libs.tokens import issue_for
@@ -576,3 +577,28 @@ async def test_finished_mail_rows_are_pruned_after_thirty_days_and_alerts_kept(
     finally:
         await pruner.stop()
     assert len(await alerts_of(notifier, ins)) == 1
+
+
+async def test_a_closed_spaces_inbox_is_not_read_until_reactivated__ACC_17(
+    notifier: Runtime, amqp_url: str, client: Client, keys: Keys
+) -> None:
+    ins = new_nir()
+    await give_contact(amqp_url, notifier, ins, None)
+    opened_at = datetime.now(UTC)
+    await handled(
+        notifier,
+        LIFECYCLE_QUEUE,
+        await publish(amqp_url, SpaceOpened(ins=ins, opened_at=opened_at)),
+    )
+    closed = SpaceClosed(ins=ins, closed_at=opened_at + timedelta(seconds=1), requested_by="holder")
+    await handled(notifier, LIFECYCLE_QUEUE, await publish(amqp_url, closed))
+    token = holder_token(keys, notifier, ins)
+    with pytest.raises(RpcError) as refused:
+        await client.send(cmd.ListAlerts(ins=ins), token=token)
+    assert (refused.value.code, refused.value.rule) == ("space_closed", "ACC_17")
+    reactivated = SpaceReactivated(
+        ins=ins, reactivated_at=opened_at + timedelta(seconds=2), requested_by="holder"
+    )
+    await handled(notifier, LIFECYCLE_QUEUE, await publish(amqp_url, reactivated))
+    listed = await client.send(cmd.ListAlerts(ins=ins), token=token)
+    assert [a.kind for a in listed.alerts] == ["space_reactivated", "space_opened"]
