@@ -694,8 +694,16 @@ async def system(
                     found.append(mail)
             return found
 
+        # The callers take the next index as they finish: without a lock, a slow caller's holder
+        # could be taken again by another, whose new code voids the first's.
+        one_at_a_time = {ins: asyncio.Lock() for ins, _ in everyone}
+
         async def by_code(i: int) -> None:
             ins, email = everyone[i % len(everyone)]
+            async with one_at_a_time[ins]:
+                await sign_in_by_code(ins, email)
+
+        async def sign_in_by_code(ins: str, email: str) -> None:
             seen = len(codes_to(email))
             await client.send(cmd.RequestHolderCode(ins=ins))
             async with asyncio.timeout(30):
