@@ -984,8 +984,19 @@ class AppChoice(Contract):
     referenced: bool
 
 
+class CareTeamInProgress(Contract):
+    """ACC_06: an episode the establishment declared, its members each named."""
+
+    episode_id: UUID
+    finess: Finess
+    members: list[Rpps]
+    starts_at: datetime
+    ends_at: datetime | None
+
+
 class Permissions(Contract):
-    """ACC_02: everything the holder decided about who may access, in one view."""
+    """ACC_02: everything the holder decided about who may access, and who else may (the
+    treating physician, care teams in progress), in one view."""
 
     authorized: list[Authorized]
     blocked: list[Blocked]
@@ -995,6 +1006,7 @@ class Permissions(Contract):
     emergency_objection: bool = False
     treating_physician: str | None = None
     treating_physician_delegated: bool = False  # ACC_04
+    care_teams: list[CareTeamInProgress] = Field(default_factory=list)
 
 
 class ListPermissions(Command[Permissions]):

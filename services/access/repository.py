@@ -418,7 +418,7 @@ async def catalogue_changed(
 # --- the holder's view (ACC_02) ----------------------------------------------------------------
 
 
-async def list_permissions(conn: Conn, ins: str) -> dict[str, object]:
+async def list_permissions(conn: Conn, ins: str, now: datetime) -> dict[str, object]:
     authorized = await conn.fetch(
         """SELECT rpps, granted_at, until, express, collected_by, reason_code, reason
            FROM authorizations WHERE ins = $1 ORDER BY granted_at""",
@@ -446,6 +446,14 @@ async def list_permissions(conn: Conn, ins: str) -> dict[str, object]:
     objection = await conn.fetchval("SELECT true FROM emergency_objections WHERE ins = $1", ins)
     delegated = await conn.fetchval("SELECT true FROM treating_delegations WHERE ins = $1", ins)
     treating = await conn.fetchval("SELECT rpps FROM treating_physicians WHERE ins = $1", ins)
+    teams = await conn.fetch(
+        """SELECT episode_id, finess, members, starts_at, ends_at FROM care_teams
+           WHERE ins = $1 AND ended_at IS NULL AND finess IS NOT NULL
+             AND (ends_at IS NULL OR ends_at > $2)
+           ORDER BY starts_at""",
+        ins,
+        now,
+    )
     return {
         "authorized": [dict(r) for r in authorized],
         "blocked": [dict(r) for r in blocked],
@@ -455,6 +463,7 @@ async def list_permissions(conn: Conn, ins: str) -> dict[str, object]:
         "emergency_objection": bool(objection),
         "treating_physician": treating,
         "treating_physician_delegated": bool(delegated),
+        "care_teams": [dict(r) for r in teams],
     }
 
 

@@ -444,7 +444,7 @@ async def list_permissions(ctx: CommandContext, c: cmd.ListPermissions) -> cmd.P
     emergency objection."""
     async with ctx.runtime.pool.acquire() as conn:
         await _manage(ctx, conn, c.ins)
-        permissions = await repository.list_permissions(conn, c.ins)
+        permissions = await repository.list_permissions(conn, c.ins, ctx.runtime.now())
     return cmd.Permissions.model_validate(permissions)
 
 

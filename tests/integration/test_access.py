@@ -290,7 +290,7 @@ def pro_token(
 
 
 async def test_a_care_team_member_reads_while_the_episode_lasts__ACC_06(
-    access: Runtime, deciding: RpcClient, keys: Keys, amqp_url: str
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:
     ins = await open_space(access, amqp_url)
     nurse, outsider = new_rpps(), new_rpps()
@@ -307,6 +307,9 @@ async def test_a_care_team_member_reads_while_the_episode_lasts__ACC_06(
             ends_at=None,
         ),
     )
+    holder = token_for(keys.identity_private, sub=ins, kind="holder", now=access.now())
+    seen = await client.send(cmd.ListPermissions(ins=ins), token=holder)
+    assert [(t.episode_id, t.members) for t in seen.care_teams] == [(episode, [nurse])]
     decision = await decide(deciding, pro_token(access, keys, nurse, "nurse"), ins)
     assert (decision["granted"], decision["rule"], decision["include_masked"]) == (
         True,
@@ -319,6 +322,7 @@ async def test_a_care_team_member_reads_while_the_episode_lasts__ACC_06(
     await tell(access, amqp_url, CareTeamEnded(episode_id=episode, ins=ins, ended_at=access.now()))
     after = await decide(deciding, pro_token(access, keys, nurse, "nurse"), ins)
     assert (after["granted"], after["rule"]) == (False, "ACC_05")
+    assert (await client.send(cmd.ListPermissions(ins=ins), token=holder)).care_teams == []
 
 
 async def test_the_holder_lets_an_establishment_in_and_blocks_it__ACC_08__ACC_14(
