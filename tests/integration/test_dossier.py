@@ -169,7 +169,12 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
     [asked] = access.for_holder(ins)
     assert asked.command == "Decide"
     assert asked.token == token
-    assert asked.payload == {"ins": ins, "action": "deposit", "document_type": "lab_report"}
+    assert asked.payload == {
+        "ins": ins,
+        "action": "deposit",
+        "document_type": "lab_report",
+        "emergency": False,
+    }
     assert result.rule == "ACC_06"
 
     [row] = await documents_of(db, ins)
@@ -477,7 +482,7 @@ async def test_read_returns_only_the_types_in_scope_newest_first_decrypted__ACC_
         ["lab3", "lab2", "rx", "lab1"],
     )
     asked = [r.payload for r in access.for_holder(ins) if r.payload["action"] == "read"]
-    assert asked and all(p == {"ins": ins, "action": "read"} for p in asked)
+    assert asked and all(p == {"ins": ins, "action": "read", "emergency": False} for p in asked)
 
 
 async def test_a_read_comes_in_pages_newest_first_each_asked_of_access__ACC_03(
