@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -30,6 +32,7 @@ KEY_BYTES = sealing.KEY_BYTES
 # What is sealed, each under its own nonce and with its own associated data.
 CONTENT = "dossier/document-content"
 TITLE = "dossier/document-title"
+DOCUMENT_KEY = "dossier/document-key"
 
 MAX_TITLE_CHARS = 300  # as DepositDocument bounds it
 MAX_MEDIA_TYPE_CHARS = 100
@@ -134,6 +137,104 @@ def seal_title(key: bytes, nonce: bytes, title: str, document_id: UUID, ins: str
 
 def unseal_title(key: bytes, nonce: bytes, sealed: bytes, document_id: UUID, ins: str) -> str:
     return unseal(key, nonce, sealed, document_id, ins, TITLE).decode()
+
+
+# --- a key per document, wrapped by a master key (DOC_11) ------------------------------------
+#
+# Each document's content and title are sealed under a key of its own (a data key); the data
+# key is stored sealed ("wrapped") under a master key named by its id. Rotating the master key
+# re-wraps 32-byte data keys, never the documents: a background pass moves every row to the new
+# master key while both stay readable. Rows written before data keys existed were sealed under
+# the master key itself; re-wrapping them wraps that old master key as their data key.
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    key_id: str
+    nonce: bytes | None  # None: sealed directly under the master key (before data keys)
+    wrapped: bytes | None
+
+
+def new_document_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def wrap_key(
+    master: bytes, key_id: str, data_key: bytes, document_id: UUID, ins: str
+) -> WrappedKey:
+    nonce = sealing.new_nonce()
+    wrapped = seal(master, nonce, data_key, document_id, ins, DOCUMENT_KEY)
+    return WrappedKey(key_id, nonce, wrapped)
+
+
+def unwrap_key(
+    masters: Mapping[str, bytes], wrapped: WrappedKey, document_id: UUID, ins: str
+) -> bytes:
+    """The document's data key; KeyError if its master key is not configured (any more)."""
+    master = masters[wrapped.key_id]
+    if wrapped.wrapped is None or wrapped.nonce is None:
+        return master
+    return unseal(master, wrapped.nonce, wrapped.wrapped, document_id, ins, DOCUMENT_KEY)
+
+
+def rewrap(
+    masters: Mapping[str, bytes],
+    current_id: str,
+    wrapped: WrappedKey,
+    document_id: UUID,
+    ins: str,
+) -> WrappedKey:
+    """The same data key, wrapped under the current master key."""
+    data_key = unwrap_key(masters, wrapped, document_id, ins)
+    return wrap_key(masters[current_id], current_id, data_key, document_id, ins)
+
+
+@dataclass(frozen=True)
+class SealedDocument:
+    """What is stored of a document's content and title: sealed under its data key, which is
+    wrapped under a master key; and the content's size and SHA-256 (of the bytes as deposited,
+    so that "unchanged" is checkable without the key)."""
+
+    key: WrappedKey
+    nonce: bytes
+    content: bytes
+    title_nonce: bytes
+    title: bytes
+    size: int
+    sha256: bytes
+
+
+def seal_document(
+    master: bytes, key_id: str, content: bytes, title: str, document_id: UUID, ins: str
+) -> SealedDocument:
+    data_key = new_document_key()
+    nonce, title_nonce = sealing.new_nonce(), sealing.new_nonce()
+    return SealedDocument(
+        key=wrap_key(master, key_id, data_key, document_id, ins),
+        nonce=nonce,
+        content=seal(data_key, nonce, content, document_id, ins),
+        title_nonce=title_nonce,
+        title=seal_title(data_key, title_nonce, title, document_id, ins),
+        size=len(content),
+        sha256=hashlib.sha256(content).digest(),
+    )
+
+
+def open_document(
+    masters: Mapping[str, bytes], row: Mapping[str, Any], document_id: UUID, ins: str
+) -> tuple[bytes, str | None]:
+    """The content and title of a stored row; InvalidTag if anything was altered or moved,
+    KeyError if its master key is not configured."""
+    data_key = unwrap_key(
+        masters, WrappedKey(row["key_id"], row["key_nonce"], row["wrapped_key"]), document_id, ins
+    )
+    content = unseal(data_key, row["nonce"], row["content"], document_id, ins)
+    title = (
+        None  # deposited before titles were sealed (migration 0002): demo data only
+        if row["title_sealed"] is None
+        else unseal_title(data_key, row["title_nonce"], row["title_sealed"], document_id, ins)
+    )
+    return content, title
 
 
 # --- pages of a read ------------------------------------------------------------------------

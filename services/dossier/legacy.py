@@ -23,13 +23,12 @@ import uuid
 
 import structlog
 
-from libs import sealing
 from libs.contracts import commands as cmd
 from libs.contracts.events import LegacyRecordImported, SpaceActivated
 from libs.errors import Conflict, Forbidden
 from libs.runtime import CommandContext, EventContext
 from services.dossier import domain, repository
-from services.dossier.service import content_key
+from services.dossier.service import current_master_key
 from services.dossier.settings import DossierSettings
 
 log = structlog.get_logger()
@@ -54,7 +53,7 @@ async def import_legacy_record(
         for document in c.documents
     ]
     import_id = uuid.uuid5(_IMPORTS, f"{c.ins}/{c.export_id}")
-    key = content_key(ctx)
+    key_id, master = current_master_key(ctx)
     now = ctx.runtime.now()
     imported = already = 0
     async with ctx.unit_of_work() as uow:
@@ -72,25 +71,23 @@ async def import_legacy_record(
                 already += 1
                 continue
             document_id = uuid.uuid4()
-            nonce, title_nonce = sealing.new_nonce(), sealing.new_nonce()
-            await repository.insert_legacy_document(
+            await repository.insert_document(
                 conn,
                 document_id=document_id,
                 ins=c.ins,
                 document_type=document_type,
-                title_nonce=title_nonce,
-                title_sealed=domain.seal_title(
-                    key, title_nonce, document.title, document_id, c.ins
+                sealed=domain.seal_document(
+                    master, key_id, content, document.title, document_id, c.ins
                 ),
                 media_type=document.media_type,
+                author_kind="legacy",
+                author_id=f"legacy:{c.export_id}",
                 author_name=document.author_name or "DMP (avant 2021)",
-                authored_at=document.authored_at,
-                import_id=import_id,
-                nonce=nonce,
-                content=domain.seal(key, nonce, content, document_id, c.ins),
+                decision_id=import_id,
+                decision_rule="SPC_08",
+                deposited_at=document.authored_at,
                 legacy_id=document.legacy_id,
                 legacy_export=c.export_id,
-                content_sha256=digest,
                 staged=staged,
             )
             imported += 1

@@ -11,7 +11,8 @@ from faststream import FastStream
 
 from libs import spaces
 from libs.runtime import Runtime
-from services.dossier import handlers
+from services.dossier import handlers, service
+from services.dossier.keys import Rewrapper
 from services.dossier.settings import DossierSettings
 
 NAME = "dossier"
@@ -26,6 +27,9 @@ def build(settings: DossierSettings | None = None) -> Runtime[DossierSettings]:
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
+    # DOC_11: after a master key rotation, every document key moves to the new key meanwhile.
+    rewrapper = Rewrapper(runtime, service.master_keys(runtime.settings))
+    runtime.add_background(rewrapper.start, rewrapper.stop)
     return runtime
 
 

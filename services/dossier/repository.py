@@ -9,6 +9,7 @@ import asyncpg
 
 from libs.db import Conn
 from libs.paging import Position
+from services.dossier.domain import SealedDocument
 
 
 async def insert_document(
@@ -17,8 +18,7 @@ async def insert_document(
     document_id: UUID,
     ins: str,
     document_type: str,
-    title_nonce: bytes,
-    title_sealed: bytes,
+    sealed: SealedDocument,
     media_type: str,
     author_kind: str,
     author_id: str,
@@ -26,19 +26,23 @@ async def insert_document(
     decision_id: UUID,
     decision_rule: str,
     deposited_at: datetime,
-    nonce: bytes,
-    content: bytes,
+    legacy_id: str | None = None,
+    legacy_export: str | None = None,
+    staged: bool = False,
 ) -> None:
     await conn.execute(
         """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
                                   media_type, author_kind, author_id, author_name, decision_id,
-                                  decision_rule, deposited_at, nonce, content)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+                                  decision_rule, deposited_at, nonce, content, key_id, key_nonce,
+                                  wrapped_key, content_sha256, size, legacy_id, legacy_export,
+                                  staged)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20, $21, $22)""",
         document_id,
         ins,
         document_type,
-        title_nonce,
-        title_sealed,
+        sealed.title_nonce,
+        sealed.title,
         media_type,
         author_kind,
         author_id,
@@ -46,8 +50,16 @@ async def insert_document(
         decision_id,
         decision_rule,
         deposited_at,
-        nonce,
-        content,
+        sealed.nonce,
+        sealed.content,
+        sealed.key.key_id,
+        sealed.key.nonce,
+        sealed.key.wrapped,
+        sealed.sha256,
+        sealed.size,
+        legacy_id,
+        legacy_export,
+        staged,
     )
 
 
@@ -93,7 +105,8 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
     """The holder's documents among these ids, with their sealed title and content."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
-                  deposited_at, title_nonce, title_sealed, nonce, content
+                  deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
+                  wrapped_key
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,
@@ -113,51 +126,6 @@ async def legacy_hash(conn: Conn, ins: str, legacy_id: str) -> bytes | None:
         legacy_id,
     )
     return found
-
-
-async def insert_legacy_document(
-    conn: Conn,
-    *,
-    document_id: UUID,
-    ins: str,
-    document_type: str,
-    title_nonce: bytes,
-    title_sealed: bytes,
-    media_type: str,
-    author_name: str,
-    authored_at: datetime,
-    import_id: UUID,
-    nonce: bytes,
-    content: bytes,
-    legacy_id: str,
-    legacy_export: str,
-    content_sha256: bytes,
-    staged: bool,
-) -> None:
-    await conn.execute(
-        """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
-                                  media_type, author_kind, author_id, author_name, decision_id,
-                                  decision_rule, deposited_at, nonce, content, legacy_id,
-                                  legacy_export, content_sha256, staged)
-           VALUES ($1, $2, $3, $4, $5, $6, 'legacy', $7, $8, $9, 'SPC_08', $10, $11, $12, $13,
-                   $14, $15, $16)""",
-        document_id,
-        ins,
-        document_type,
-        title_nonce,
-        title_sealed,
-        media_type,
-        f"legacy:{legacy_export}",
-        author_name,
-        import_id,
-        authored_at,
-        nonce,
-        content,
-        legacy_id,
-        legacy_export,
-        content_sha256,
-        staged,
-    )
 
 
 async def is_activated(conn: Conn, ins: str) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import paging, sealing, spaces
+from libs import paging, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, public_name
@@ -45,13 +45,22 @@ from services.dossier.settings import DossierSettings
 log = structlog.get_logger()
 
 
-def content_key(ctx: CommandContext[DossierSettings]) -> bytes:
-    return _decoded_key(ctx.runtime.settings.dossier_content_key)
+def current_master_key(ctx: CommandContext[DossierSettings]) -> tuple[str, bytes]:
+    """The master key new document keys are wrapped with, and its id."""
+    settings = ctx.runtime.settings
+    return settings.dossier_content_key_id, master_keys(settings)[settings.dossier_content_key_id]
+
+
+def master_keys(settings: DossierSettings) -> dict[str, bytes]:
+    readable = tuple(sorted(settings.dossier_readable_keys.items()))
+    return _decoded(settings.dossier_content_key_id, settings.dossier_content_key, readable)
 
 
 @functools.lru_cache(maxsize=4)
-def _decoded_key(text: str) -> bytes:
-    return b64d(text)
+def _decoded(key_id: str, key: str, readable: tuple[tuple[str, str], ...]) -> dict[str, bytes]:
+    keys = {other_id: b64d(text) for other_id, text in readable}
+    keys[key_id] = b64d(key)
+    return keys
 
 
 def _space_closed(ins: str) -> Conflict:
@@ -82,10 +91,8 @@ async def deposit_document(
     decision = await require_access(ctx, c.ins, "deposit", document_type)
 
     document_id = uuid.uuid4()
-    key = content_key(ctx)
-    nonce, title_nonce = sealing.new_nonce(), sealing.new_nonce()
-    sealed = domain.seal(key, nonce, content, document_id, c.ins)
-    sealed_title = domain.seal_title(key, title_nonce, c.title, document_id, c.ins)
+    key_id, master = current_master_key(ctx)
+    sealed = domain.seal_document(master, key_id, content, c.title, document_id, c.ins)
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
         conn = uow.conn
@@ -96,8 +103,7 @@ async def deposit_document(
             document_id=document_id,
             ins=c.ins,
             document_type=document_type,
-            title_nonce=title_nonce,
-            title_sealed=sealed_title,
+            sealed=sealed,
             media_type=c.media_type,
             author_kind=actor.kind,
             author_id=actor.sub,
@@ -105,8 +111,6 @@ async def deposit_document(
             decision_id=decision.decision_id,
             decision_rule=decision.rule,
             deposited_at=now,
-            nonce=nonce,
-            content=sealed,
         )
         # Ids and coarse types only: neither the title nor the content leaves this service.
         await uow.emit(
@@ -166,8 +170,8 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         loaded = await repository.documents_by_id(conn, c.ins, [r["document_id"] for r in page])
     by_id = {row["document_id"]: dict(row) for row in loaded}
     in_order = [by_id[r["document_id"]] for r in page if r["document_id"] in by_id]
-    key = content_key(ctx)
-    documents = [_entry(key, row, c.ins) for row in domain.visible(in_order, scope)]
+    masters = master_keys(ctx.runtime.settings)
+    documents = [_entry(masters, row, c.ins) for row in domain.visible(in_order, scope)]
     last = page[-1] if page else None
     more = last is not None and len(page) < len(candidates)
     return cmd.DossierPage(
@@ -179,15 +183,10 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     )
 
 
-def _entry(key: bytes, row: dict[str, Any], ins: str) -> cmd.Document:
+def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Document:
     document_id = row["document_id"]
     try:
-        content = domain.unseal(key, row["nonce"], row["content"], document_id, ins)
-        title = (
-            None  # deposited before titles were sealed (migration 0002): demo data only
-            if row["title_sealed"] is None
-            else domain.unseal_title(key, row["title_nonce"], row["title_sealed"], document_id, ins)
-        )
+        content, title = domain.open_document(masters, row, document_id, ins)
     except InvalidTag:
         # Altered, moved or sealed with another key: never return it as if it were sound.
         log.error("document_unauthentic", document_id=str(document_id))

@@ -17,6 +17,17 @@ class DossierSettings(ServiceSettings):
     # AES-256 key sealing every document's content and title at rest (DOC_11): 32 bytes,
     # base64url without padding. Kept out of reprs so that it never reaches a log.
     dossier_content_key: str = Field(repr=False)
+    # Its id, stored with every document key it wraps. To rotate without downtime, in two
+    # deploys: (1) add the new key to DOSSIER_READABLE_KEYS under a new id, so that every replica
+    # reads what it will wrap; (2) make it DOSSIER_CONTENT_KEY with its id and move the old one
+    # into DOSSIER_READABLE_KEYS. The dossier re-wraps every document key in the background
+    # (`python -m services.dossier.keys` shows what is left); then the old key can go.
+    dossier_content_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Master keys read, never written with: {"id": "key"}, JSON in the environment.
+    dossier_readable_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    # How long the re-wrapping pass sleeps when nothing is left to re-wrap (it keeps looking:
+    # a replica still on the old settings may wrap with the old key during a rolling deploy).
+    rewrap_idle_seconds: float = Field(default=30.0, gt=0)
     # The largest document accepted, decoded (a deposit over it is refused: invalid_input).
     max_document_bytes: int = Field(default=10 * MiB, ge=1)
     # A read stops adding documents once its reply would pass this many bytes, and returns a
@@ -27,6 +38,19 @@ class DossierSettings(ServiceSettings):
     @classmethod
     def _is_an_aes_256_key(cls, value: str) -> str:
         return sealing.check_key(value, "dossier_content_key")
+
+    @field_validator("dossier_readable_keys")
+    @classmethod
+    def _readable_are_aes_256_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key_id, key in value.items():
+            sealing.check_key(key, f"dossier_readable_keys[{key_id!r}]")
+        return value
+
+    @model_validator(mode="after")
+    def _current_is_not_also_readable(self) -> Self:
+        if self.dossier_content_key_id in self.dossier_readable_keys:
+            raise ValueError("dossier_content_key_id also names a readable key: one id, one key")
+        return self
 
     @model_validator(mode="after")
     def _replies_fit_the_broker(self) -> Self:

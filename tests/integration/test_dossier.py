@@ -190,16 +190,30 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
     assert content not in stored and encoded.encode() not in stored
     assert b"HbA1c" not in stored and b"Bilan" not in stored
     assert "Bilan" not in json.dumps([str(v) for v in row.values()])
-    # ... both AES-256-GCM bound to this document of this holder, under the service's key,
-    # each under its own nonce
-    key = content_key(dossier_values)
-    assert domain.unseal(key, row["nonce"], bytes(row["content"]), row["document_id"], ins) == (
-        content
+    # ... both AES-256-GCM bound to this document of this holder, under a key of its own
+    # (wrapped by the service's master key, named by its id), each under its own nonce
+    master = content_key(dossier_values)
+    assert row["key_id"] == "k1" and master not in bytes(row["wrapped_key"])
+    data_key = domain.unwrap_key(
+        {"k1": master},
+        domain.WrappedKey("k1", row["key_nonce"], row["wrapped_key"]),
+        row["document_id"],
+        ins,
     )
+    assert data_key != master
+    assert domain.unseal(
+        data_key, row["nonce"], bytes(row["content"]), row["document_id"], ins
+    ) == (content)
     assert row["title_nonce"] != row["nonce"]
     assert (
-        domain.unseal_title(key, row["title_nonce"], row["title_sealed"], row["document_id"], ins)
+        domain.unseal_title(
+            data_key, row["title_nonce"], row["title_sealed"], row["document_id"], ins
+        )
         == "Bilan sanguin"
+    )
+    assert (row["size"], bytes(row["content_sha256"])) == (
+        len(content),
+        hashlib.sha256(content).digest(),
     )
 
     [event] = announced

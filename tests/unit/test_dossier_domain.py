@@ -304,3 +304,48 @@ def test_settings_refuse_a_content_key_that_is_not_aes_256__DOC_11() -> None:
         Settings(identity_jwks=public, dossier_content_key=b64e(secrets.token_bytes(16)))
     settings = Settings(identity_jwks=public, dossier_content_key=b64e(secrets.token_bytes(32)))
     assert settings.dossier_content_key not in repr(settings)
+
+
+def test_each_document_has_its_own_key_wrapped_by_the_master_key__DOC_11() -> None:
+    master, ins = secrets.token_bytes(32), "185057512345678"
+    first, second = uuid.uuid4(), uuid.uuid4()
+    a = domain.seal_document(master, "k1", b"same", "t", first, ins)
+    b = domain.seal_document(master, "k1", b"same", "t", second, ins)
+    key_a = domain.unwrap_key({"k1": master}, a.key, first, ins)
+    assert key_a != domain.unwrap_key({"k1": master}, b.key, second, ins) and key_a != master
+    row = {
+        "key_id": a.key.key_id,
+        "key_nonce": a.key.nonce,
+        "wrapped_key": a.key.wrapped,
+        "nonce": a.nonce,
+        "content": a.content,
+        "title_nonce": a.title_nonce,
+        "title_sealed": a.title,
+    }
+    assert domain.open_document({"k1": master}, row, first, ins) == (b"same", "t")
+    with pytest.raises(InvalidTag):  # a wrapped key moved to another document does not open
+        domain.unwrap_key({"k1": master}, a.key, second, ins)
+    with pytest.raises(KeyError):  # its master key is not configured
+        domain.open_document({"k2": master}, row, first, ins)
+
+
+def test_rewrapping_changes_the_master_key_not_the_document__DOC_11() -> None:
+    old, new, ins, document_id = (
+        secrets.token_bytes(32),
+        secrets.token_bytes(32),
+        "1850575123456",
+        uuid.uuid4(),
+    )
+    sealed = domain.seal_document(old, "k1", b"contenu", "titre", document_id, ins)
+    masters = {"k1": old, "k2": new}
+    moved = domain.rewrap(masters, "k2", sealed.key, document_id, ins)
+    assert moved.key_id == "k2"
+    assert domain.unwrap_key({"k2": new}, moved, document_id, ins) == domain.unwrap_key(
+        {"k1": old}, sealed.key, document_id, ins
+    )
+    # A row from before document keys (sealed under the master key itself): its master key
+    # becomes its document key, wrapped under the new one.
+    legacy = domain.WrappedKey("k1", None, None)
+    assert domain.unwrap_key(masters, legacy, document_id, ins) == old
+    wrapped = domain.rewrap(masters, "k2", legacy, document_id, ins)
+    assert domain.unwrap_key({"k2": new}, wrapped, document_id, ins) == old
