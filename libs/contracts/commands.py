@@ -8,7 +8,7 @@ one `runtime.handle(...)` in its service's handlers.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import email_validator
@@ -764,7 +764,7 @@ class Decide(Command[Decision]):
     REQUEST_ID = "optional"
 
     ins: Ins
-    action: Literal["read", "deposit", "message", "read_history"]
+    action: Literal["read", "deposit", "message", "read_history", "copy"]
     document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
     # ACC_09: break-the-glass, with its stated reason in `purpose` (kept in the trace, shown to
     # the holder, never published).
@@ -1107,6 +1107,25 @@ class ReadDossier(Command[DossierPage]):
     # holder is told; 24 hours; never the masked documents).
     emergency: bool = False
     emergency_reason: Text | None = None
+
+
+class DossierCopy(Contract):
+    """DOC_09: a part of the holder's copy, itself a valid FHIR R4 Bundle (JSON); the parts
+    together hold every document the holder sees, each decoding to the bytes deposited."""
+
+    bundle: dict[str, Any]
+    documents: int
+    next_cursor: Cursor | None
+
+
+class CopyDossier(Command[DossierCopy]):
+    """DOC_09: the holder's (or representative's) copy of the whole dossier, in parts small
+    enough for the broker: ask again with `next_cursor` until it is null."""
+
+    QUEUE = DOSSIER
+
+    ins: Ins
+    cursor: Cursor | None = None
 
 
 class LegacyDocument(Contract):

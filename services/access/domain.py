@@ -24,7 +24,7 @@ from libs.contracts.vocabulary import (
 )
 from libs.tokens import Claims
 
-Action = Literal["read", "deposit", "message", "read_history"]
+Action = Literal["read", "deposit", "message", "read_history", "copy"]
 ALL = "*"
 REQUESTER_ROLES: Final = ("heir", "unmarried_partner", "civil_union_partner", "court_expert")
 MATRIX_FILE = Path(__file__).with_name("matrix.toml")
@@ -230,6 +230,8 @@ def decide(
         return denied("ACC_17", "the space is closed: no access to anyone")
     if holder.space_status != "open":
         return denied("SPC_01", "the space is not open yet")
+    if action == "copy" and actor.kind not in ("holder", "representative"):
+        return denied("DOC_09", "only the holder (or their representative) gets a copy")
     if actor.kind == "holder":
         return _holder(actor, ins, action, document_type)
     if actor.kind == "representative":
@@ -286,6 +288,8 @@ def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) 
         if document_type != "holder_document":
             return denied("DOC_05", "the holder adds their own documents, not professional ones")
         return granted("DOC_05", "the holder adds a document", frozenset({"holder_document"}))
+    if action == "copy":
+        return granted("DOC_09", "the holder's copy of their dossier", frozenset({ALL}), True)
     # ACC_01: everything, masked documents included (they are masked from professionals, not
     # from the holder); provisionally inaccessible ones are filtered by the dossier (DOC_07).
     return granted("ACC_01", "the holder accesses their own space", frozenset({ALL}), True)

@@ -106,7 +106,7 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
-                  wrapped_key
+                  wrapped_key, content_sha256
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,

@@ -25,6 +25,7 @@ an unreadable reply) is a denial, never a silent grant. Choices made here:
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from typing import Any
 
@@ -39,7 +40,7 @@ from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict
 from libs.runtime import CommandContext
 from libs.tokens import b64d
-from services.dossier import domain, repository
+from services.dossier import domain, fhir, repository
 from services.dossier.settings import DossierSettings
 
 log = structlog.get_logger()
@@ -147,7 +148,59 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     decision = await require_access(
         ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
     )
-    scope = domain.Scope.of(decision)
+    rows, next_cursor = await _page(ctx, c.ins, domain.Scope.of(decision), after, c.page_size)
+    masters = master_keys(ctx.runtime.settings)
+    return cmd.DossierPage(
+        rule=decision.rule,
+        documents=[_entry(masters, row, c.ins) for row in rows],
+        next_cursor=next_cursor,
+    )
+
+
+async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier) -> cmd.DossierCopy:
+    """DOC_09: a part of the holder's copy, as a FHIR R4 Bundle (services/dossier/fhir.py),
+    as many documents as fit in a reply; each part asks access (a traced action)."""
+    after = None if c.cursor is None else paging.decode_cursor(c.cursor)
+    await _refuse_if_closed(ctx, c.ins)
+    decision = await require_access(ctx, c.ins, "copy")
+    rows, next_cursor = await _page(ctx, c.ins, domain.Scope.of(decision), after, 100)
+    masters = master_keys(ctx.runtime.settings)
+    exported = []
+    for row in rows:
+        content, title = _opened(masters, row, c.ins)
+        exported.append(
+            fhir.ExportedDocument(
+                document_id=row["document_id"],
+                document_type=row["document_type"],
+                title=title or "",
+                media_type=row["media_type"],
+                content=content,
+                # Rows deposited before hashes were kept: the hash of what decrypted (and
+                # authenticated) is the hash of what was deposited.
+                sha256=bytes(row["content_sha256"] or hashlib.sha256(content).digest()),
+                deposited_at=row["deposited_at"],
+                care_date=None,
+                author_id=row["author_id"],
+                author_name=row["author_name"],
+                version=1,
+                replaces=None,
+                current=True,
+                masked=row["masked"],
+            )
+        )
+    bundle = fhir.dossier_bundle(c.ins, None, exported, ctx.runtime.now())
+    return cmd.DossierCopy(bundle=bundle, documents=len(exported), next_cursor=next_cursor)
+
+
+async def _page(
+    ctx: CommandContext[DossierSettings],
+    ins: str,
+    scope: domain.Scope,
+    after: paging.Position | None,
+    page_size: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The stored rows of one page within the scope, newest first, and the next page's cursor:
+    no more documents than `page_size`, and no more bytes than a reply may carry."""
     budget = ctx.runtime.settings.read_reply_budget_bytes
     async with (
         ctx.runtime.pool.acquire() as conn,
@@ -156,41 +209,39 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         # One more than a page, to know whether a cursor is needed.
         candidates = await repository.page_candidates(
             conn,
-            c.ins,
+            ins,
             document_types=None if scope.document_types is None else sorted(scope.document_types),
             include_masked=scope.include_masked,
             after=after,
-            limit=c.page_size + 1,
+            limit=page_size + 1,
         )
         sizes = [
             domain.reply_size(r["content_bytes"], r["title_bytes"], r["text_bytes"])
             for r in candidates
         ]
-        page = candidates[: paging.take_within(sizes, c.page_size, budget)]
-        loaded = await repository.documents_by_id(conn, c.ins, [r["document_id"] for r in page])
+        page = candidates[: paging.take_within(sizes, page_size, budget)]
+        loaded = await repository.documents_by_id(conn, ins, [r["document_id"] for r in page])
     by_id = {row["document_id"]: dict(row) for row in loaded}
     in_order = [by_id[r["document_id"]] for r in page if r["document_id"] in by_id]
-    masters = master_keys(ctx.runtime.settings)
-    documents = [_entry(masters, row, c.ins) for row in domain.visible(in_order, scope)]
     last = page[-1] if page else None
     more = last is not None and len(page) < len(candidates)
-    return cmd.DossierPage(
-        rule=decision.rule,
-        documents=documents,
-        next_cursor=paging.encode_cursor(last["deposited_at"], last["seq"])
-        if more and last is not None
-        else None,
-    )
+    cursor = paging.encode_cursor(last["deposited_at"], last["seq"]) if more and last else None
+    return domain.visible(in_order, scope), cursor
 
 
-def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Document:
+def _opened(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> tuple[bytes, str | None]:
     document_id = row["document_id"]
     try:
-        content, title = domain.open_document(masters, row, document_id, ins)
+        return domain.open_document(masters, row, document_id, ins)
     except InvalidTag:
         # Altered, moved or sealed with another key: never return it as if it were sound.
         log.error("document_unauthentic", document_id=str(document_id))
         raise RuntimeError(f"document {document_id} failed authentication") from None
+
+
+def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Document:
+    document_id = row["document_id"]
+    content, title = _opened(masters, row, ins)
     return cmd.Document(
         document_id=document_id,
         document_type=row["document_type"],

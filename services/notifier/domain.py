@@ -51,6 +51,7 @@ _ACTIONS: Final = {
     "deposit": "a ajouté un document à votre dossier",
     "message": "vous a écrit par la messagerie sécurisée",
     "read_history": "a consulté l'historique des accès à votre dossier",
+    "copy": "a obtenu une copie de votre dossier",
     "collect_consent": "a recueilli votre consentement pour un autre professionnel",
 }
 _UNKNOWN_ACTION: Final = "a accédé à votre dossier"

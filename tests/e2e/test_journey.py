@@ -20,6 +20,7 @@ import pytest
 from libs.bus.rpc import RpcError
 from libs.contracts import commands as cmd
 from libs.runtime import Runtime
+from services.dossier import fhir
 from services.notifier.domain import mail_subject
 from tests.support.actors import b64, code_mailed_to, sign_in_holder
 from tests.support.journey import (
@@ -380,3 +381,21 @@ async def test_no_event_of_the_journey_carries_its_free_text_or_content__MSG_03(
         assert event["version"] == 2
         # The holder's name stays off the bus; a professional's may be shown in an alert.
         assert "Sophie" not in json.dumps(event) and "Leroy" not in json.dumps(event)
+
+
+async def test_sophie_gets_a_copy_of_her_whole_dossier_as_fhir_and_martin_does_not__DOC_09(
+    stage: Stage, cast: Cast
+) -> None:
+    deposited = await stage.martin_deposits_the_lab_report(cast)
+    ins = cast.sophie.ins
+    copy = await stage.client.send(cmd.CopyDossier(ins=ins), token=cast.sophie.token)
+    assert (copy.documents, copy.next_cursor) == (1, None)
+    assert copy.bundle["resourceType"] == "Bundle"
+    assert fhir.documents_in(copy.bundle) == {deposited.document_id: SECRET}
+    patient = next(
+        e["resource"] for e in copy.bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    assert patient["identifier"][0]["value"] == ins
+    with pytest.raises(RpcError) as refused:
+        await stage.client.send(cmd.CopyDossier(ins=ins), token=cast.martin.token)
+    assert refused.value.rule == "DOC_09"

@@ -336,6 +336,7 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target("access.commands", "ListPermissions", cmd.ListPermissions, _HOLDER, "holder"),
     Target("access.commands", "ListAccessHistory", cmd.ListAccessHistory, _HOLDER, "holder"),
+    Target("dossier.commands", "CopyDossier", cmd.CopyDossier, _HOLDER, "holder"),
     Target(
         "dossier.commands",
         "DepositDocument",
