@@ -24,7 +24,7 @@ log = structlog.get_logger()
 async def require_access(
     ctx: CommandContext[Any],
     ins: str,
-    action: Literal["read", "deposit", "message", "read_history", "copy"],
+    action: Literal["read", "deposit", "message", "read_history", "copy", "mask"],
     document_type: str | None = None,
     *,
     emergency: bool = False,

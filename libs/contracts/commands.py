@@ -764,7 +764,7 @@ class Decide(Command[Decision]):
     REQUEST_ID = "optional"
 
     ins: Ins
-    action: Literal["read", "deposit", "message", "read_history", "copy"]
+    action: Literal["read", "deposit", "message", "read_history", "copy", "mask"]
     document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
     # ACC_09: break-the-glass, with its stated reason in `purpose` (kept in the trace, shown to
     # the holder, never published).
@@ -1107,6 +1107,23 @@ class ReadDossier(Command[DossierPage]):
     # holder is told; 24 hours; never the masked documents).
     emergency: bool = False
     emergency_reason: Text | None = None
+
+
+class DocumentMasking(Contract):
+    document_id: UUID
+    masked: bool
+
+
+class MaskDocument(Command[DocumentMasking]):
+    """DOC_06: the holder (or representative) masks a document from professionals, or unmasks
+    it; the treating physician and the author still see it."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_id: UUID
+    masked: bool = True
 
 
 class DossierCopy(Contract):

@@ -24,7 +24,7 @@ from libs.contracts.vocabulary import (
 )
 from libs.tokens import Claims
 
-Action = Literal["read", "deposit", "message", "read_history", "copy"]
+Action = Literal["read", "deposit", "message", "read_history", "copy", "mask"]
 ALL = "*"
 REQUESTER_ROLES: Final = ("heir", "unmarried_partner", "civil_union_partner", "court_expert")
 MATRIX_FILE = Path(__file__).with_name("matrix.toml")
@@ -232,6 +232,8 @@ def decide(
         return denied("SPC_01", "the space is not open yet")
     if action == "copy" and actor.kind not in ("holder", "representative"):
         return denied("DOC_09", "only the holder (or their representative) gets a copy")
+    if action == "mask" and actor.kind not in ("holder", "representative"):
+        return denied("DOC_06", "only the holder (or their representative) masks a document")
     if actor.kind == "holder":
         return _holder(actor, ins, action, document_type)
     if actor.kind == "representative":
@@ -290,6 +292,8 @@ def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) 
         return granted("DOC_05", "the holder adds a document", frozenset({"holder_document"}))
     if action == "copy":
         return granted("DOC_09", "the holder's copy of their dossier", frozenset({ALL}), True)
+    if action == "mask":
+        return granted("DOC_06", "the holder masks or unmasks a document", frozenset({ALL}), True)
     # ACC_01: everything, masked documents included (they are masked from professionals, not
     # from the holder); provisionally inaccessible ones are filtered by the dossier (DOC_07).
     return granted("ACC_01", "the holder accesses their own space", frozenset({ALL}), True)

@@ -91,21 +91,28 @@ class Scope:
 
     document_types: frozenset[str] | None  # None: every type
     include_masked: bool
+    # DOC_06: a masked document stays visible to its author (a professional reading).
+    author: str | None = None
 
     @classmethod
-    def of(cls, decision: Decision) -> Scope:
+    def of(cls, decision: Decision, author: str | None = None) -> Scope:
         types = frozenset(decision.document_types)
-        return cls(None if ALL_TYPES in types else types, decision.include_masked)
+        return cls(None if ALL_TYPES in types else types, decision.include_masked, author)
 
-    def allows(self, document_type: str, masked: bool) -> bool:
-        if masked and not self.include_masked:
+    def allows(self, document_type: str, masked: bool, author_id: str | None = None) -> bool:
+        if masked and not self.include_masked and not (self.author and author_id == self.author):
             return False
         return self.document_types is None or document_type in self.document_types
 
 
 def visible(documents: Iterable[M], scope: Scope) -> list[M]:
-    """The documents (with `document_type` and `masked`) the scope lets through, in order."""
-    return [d for d in documents if scope.allows(d["document_type"], bool(d["masked"]))]
+    """The documents (with `document_type`, `masked`, `author_id`) the scope lets through, in
+    order."""
+    return [
+        d
+        for d in documents
+        if scope.allows(d["document_type"], bool(d["masked"]), d.get("author_id"))
+    ]
 
 
 # --- sealing at rest (DOC_11) ---------------------------------------------------------------

@@ -16,6 +16,7 @@ def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
     runtime.handle(cmd.CopyDossier, service.copy_dossier)
+    runtime.handle(cmd.MaskDocument, service.mask_document)
     runtime.handle(cmd.ImportLegacyRecord, legacy.import_legacy_record)
     runtime.on_events(
         LIFECYCLE_QUEUE, {**spaces.HANDLERS, SpaceActivated: legacy.on_space_activated}

@@ -71,6 +71,7 @@ async def page_candidates(
     include_masked: bool,
     after: Position | None,
     limit: int,
+    author: str | None = None,
 ) -> list[asyncpg.Record]:
     """Up to `limit` of the holder's documents within a scope (None: every type), newest first,
     strictly after `after`: their order, scope fields and stored sizes, no content.
@@ -87,7 +88,7 @@ async def page_candidates(
            FROM documents
            WHERE ins = $1 AND NOT staged  -- a legacy record waits for activation (SPC_08)
              AND ($2::text[] IS NULL OR document_type = ANY($2::text[]))
-             AND ($3 OR NOT masked)
+             AND ($3 OR NOT masked OR author_id = $7)
              AND ($4::timestamptz IS NULL OR (deposited_at, seq) < ($4, $5))
            ORDER BY deposited_at DESC, seq DESC
            LIMIT $6""",
@@ -97,8 +98,21 @@ async def page_candidates(
         None if after is None else after.at,
         None if after is None else after.seq,
         limit,
+        author,
     )
     return rows
+
+
+async def set_masked(conn: Conn, ins: str, document_id: UUID, masked: bool) -> bool:
+    """DOC_06; False if the holder has no such document."""
+    found = await conn.fetchval(
+        "UPDATE documents SET masked = $3 WHERE ins = $1 AND document_id = $2 AND NOT staged"
+        " RETURNING true",
+        ins,
+        document_id,
+        masked,
+    )
+    return bool(found)
 
 
 async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> list[asyncpg.Record]:

@@ -37,7 +37,7 @@ from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import DocumentDeposited, public_name
 from libs.contracts.rpc import ErrorCode
-from libs.errors import Conflict
+from libs.errors import Conflict, NotFound
 from libs.runtime import CommandContext
 from libs.tokens import b64d
 from services.dossier import domain, fhir, repository
@@ -148,7 +148,10 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     decision = await require_access(
         ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
     )
-    rows, next_cursor = await _page(ctx, c.ins, domain.Scope.of(decision), after, c.page_size)
+    # DOC_06: a professional still sees the documents they wrote, masked or not.
+    author = actor.sub if actor.kind == "professional" else None
+    scope = domain.Scope.of(decision, author)
+    rows, next_cursor = await _page(ctx, c.ins, scope, after, c.page_size)
     masters = master_keys(ctx.runtime.settings)
     return cmd.DossierPage(
         rule=decision.rule,
@@ -192,6 +195,20 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
     return cmd.DossierCopy(bundle=bundle, documents=len(exported), next_cursor=next_cursor)
 
 
+async def mask_document(
+    ctx: CommandContext[DossierSettings], c: cmd.MaskDocument
+) -> cmd.DocumentMasking:
+    """DOC_06: the holder (or representative) masks or unmasks a document at any time; access
+    decides who may (action `mask`, traced), the dossier applies it."""
+    await _refuse_if_closed(ctx, c.ins)
+    await require_access(ctx, c.ins, "mask")
+    async with ctx.unit_of_work() as uow:
+        if not await repository.set_masked(uow.conn, c.ins, c.document_id, c.masked):
+            raise NotFound(f"no document {c.document_id} in this dossier")
+        log.info("document_masking", document_id=str(c.document_id), masked=c.masked)
+        return uow.answer(cmd.DocumentMasking(document_id=c.document_id, masked=c.masked))
+
+
 async def _page(
     ctx: CommandContext[DossierSettings],
     ins: str,
@@ -214,6 +231,7 @@ async def _page(
             include_masked=scope.include_masked,
             after=after,
             limit=page_size + 1,
+            author=scope.author,
         )
         sizes = [
             domain.reply_size(r["content_bytes"], r["title_bytes"], r["text_bytes"])

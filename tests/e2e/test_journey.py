@@ -399,3 +399,28 @@ async def test_sophie_gets_a_copy_of_her_whole_dossier_as_fhir_and_martin_does_n
     with pytest.raises(RpcError) as refused:
         await stage.client.send(cmd.CopyDossier(ins=ins), token=cast.martin.token)
     assert refused.value.rule == "DOC_09"
+
+
+async def test_sophie_masks_a_document_from_all_but_its_author_and_unmasks_it__DOC_06(
+    stage: Stage, cast: Cast
+) -> None:
+    deposited = await stage.martin_deposits_the_lab_report(cast)
+    ins, sophie = cast.sophie.ins, cast.sophie.token
+    await stage.client.send(
+        cmd.AuthorizeProfessional(ins=ins, rpps=cast.bernard.pro.rpps), token=sophie
+    )
+    mask = cmd.MaskDocument(ins=ins, document_id=deposited.document_id)
+    with pytest.raises(RpcError) as not_his:
+        await stage.client.send(mask, token=cast.bernard.token)
+    assert not_his.value.rule == "DOC_06"
+    assert (await stage.client.send(mask, token=sophie)).masked
+
+    async def titles(token: str) -> list[str | None]:
+        page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+        return [d.title for d in page.documents]
+
+    assert await titles(cast.bernard.token) == []  # masked from professionals...
+    assert await titles(cast.martin.token) == [TITLE]  # ...but not from its author
+    assert await titles(sophie) == [TITLE]  # nor from her
+    await stage.client.send(mask.model_copy(update={"masked": False}), token=sophie)
+    assert await titles(cast.bernard.token) == [TITLE]

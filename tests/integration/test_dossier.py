@@ -473,9 +473,10 @@ async def test_read_returns_only_the_types_in_scope_newest_first_decrypted__ACC_
             token=author,
         )
         ids[done.document_id] = name
-    # No command masks yet (a later issue): the holder's masking is written as it will be.
     lab2 = next(document_id for document_id, name in ids.items() if name == "lab2")
-    await db.execute("UPDATE dossier.documents SET masked = true WHERE document_id = $1", lab2)
+    holder = token_for(dossier.runtime, keys, sub=ins, kind="holder")
+    await client.send(cmd.MaskDocument(ins=ins, document_id=lab2), token=holder)
+    assert access.requests[-1].payload["action"] == "mask"  # access decided it
 
     async def read(policy: Policy) -> tuple[str, list[str]]:
         access.policy = policy

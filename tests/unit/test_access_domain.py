@@ -551,7 +551,7 @@ def situations(draw: st.DrawFn) -> tuple[Claims, HolderSettings, str, str | None
             )
         ),
     )
-    action = draw(st.sampled_from(("read", "deposit", "message", "read_history", "copy")))
+    action = draw(st.sampled_from(("read", "deposit", "message", "read_history", "copy", "mask")))
     document_type = draw(st.sampled_from((None, "lab_report", "holder_document", "administrative")))
     return actor, settings, action, document_type, draw(st.booleans())
 
