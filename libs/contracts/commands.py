@@ -1103,8 +1103,27 @@ class ReadDossier(Command[DossierPage]):
     ins: Ins
     cursor: Cursor | None = None
     page_size: int = Field(default=20, ge=1, le=100)
+    # Filters, all optional: these types only (within what the reader may see), deposited in
+    # [since, until), by this author.
+    document_types: list[DocumentType] | None = Field(default=None, max_length=40)
+    since: datetime | None = None
+    until: datetime | None = None
+    author_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     # ACC_09: a carer breaking the glass in a life-threatening situation, with the reason (the
     # holder is told; 24 hours; never the masked documents).
+    emergency: bool = False
+    emergency_reason: Text | None = None
+
+
+class GetDocument(Command[Document]):
+    """One document, with its content, if the reader may see it (not_found otherwise: whether
+    it exists is not told to someone who may not see it)."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "optional"
+
+    ins: Ins
+    document_id: UUID
     emergency: bool = False
     emergency_reason: Text | None = None
 

@@ -15,6 +15,7 @@ LIFECYCLE_QUEUE = "dossier.space-lifecycle"
 def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
+    runtime.handle(cmd.GetDocument, service.get_document)
     runtime.handle(cmd.CopyDossier, service.copy_dossier)
     runtime.handle(cmd.MaskDocument, service.mask_document)
     runtime.handle(cmd.ImportLegacyRecord, legacy.import_legacy_record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -63,6 +64,20 @@ async def insert_document(
     )
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What a reader asked to narrow a listing to (within their scope)."""
+
+    document_types: list[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    author_id: str | None = None
+    document_id: UUID | None = None
+
+
+NO_FILTERS = Filters()
+
+
 async def page_candidates(
     conn: Conn,
     ins: str,
@@ -72,33 +87,50 @@ async def page_candidates(
     after: Position | None,
     limit: int,
     author: str | None = None,
+    filters: Filters = NO_FILTERS,
 ) -> list[asyncpg.Record]:
-    """Up to `limit` of the holder's documents within a scope (None: every type), newest first,
-    strictly after `after`: their order, scope fields and stored sizes, no content.
+    """Up to `limit` of the holder's documents within a scope (None: every type) and the
+    filters, newest first, strictly after `after`: their order, scope fields and stored sizes,
+    no content.
 
     The scope is applied here so that content outside it is never even loaded; the caller
-    applies it again with the domain's rule.
+    applies it again with the domain's rule. Only the conditions that apply are written, so
+    each shape of listing gets a plan on the holder's index, never a generic one.
     """
+    where = ["ins = $1", "NOT staged"]  # a legacy record waits for activation (SPC_08)
+    args: list[object] = [ins, limit]
+
+    def arg(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if document_types is not None:
+        where.append(f"document_type = ANY({arg(document_types)}::text[])")
+    if filters.document_types is not None:
+        where.append(f"document_type = ANY({arg(filters.document_types)}::text[])")
+    if not include_masked:
+        where.append(f"(NOT masked OR author_id = {arg(author)})" if author else "NOT masked")
+    if after is not None:
+        where.append(f"(deposited_at, seq) < ({arg(after.at)}, {arg(after.seq)})")
+    if filters.since is not None:
+        where.append(f"deposited_at >= {arg(filters.since)}")
+    if filters.until is not None:
+        where.append(f"deposited_at < {arg(filters.until)}")
+    if filters.author_id is not None:
+        where.append(f"author_id = {arg(filters.author_id)}")
+    if filters.document_id is not None:
+        where.append(f"document_id = {arg(filters.document_id)}")
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT document_id, seq, deposited_at, document_type, masked,
-                  octet_length(content) AS content_bytes,
-                  coalesce(octet_length(title_sealed), 0) AS title_bytes,
-                  octet_length(author_id) + octet_length(author_name)
-                      + octet_length(media_type) AS text_bytes
-           FROM documents
-           WHERE ins = $1 AND NOT staged  -- a legacy record waits for activation (SPC_08)
-             AND ($2::text[] IS NULL OR document_type = ANY($2::text[]))
-             AND ($3 OR NOT masked OR author_id = $7)
-             AND ($4::timestamptz IS NULL OR (deposited_at, seq) < ($4, $5))
-           ORDER BY deposited_at DESC, seq DESC
-           LIMIT $6""",
-        ins,
-        document_types,
-        include_masked,
-        None if after is None else after.at,
-        None if after is None else after.seq,
-        limit,
-        author,
+        f"""SELECT document_id, seq, deposited_at, document_type, masked,
+                   octet_length(content) AS content_bytes,
+                   coalesce(octet_length(title_sealed), 0) AS title_bytes,
+                   octet_length(author_id) + octet_length(author_name)
+                       + octet_length(media_type) AS text_bytes
+            FROM documents
+            WHERE {" AND ".join(where)}
+            ORDER BY deposited_at DESC, seq DESC
+            LIMIT $2""",
+        *args,
     )
     return rows
 

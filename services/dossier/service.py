@@ -151,7 +151,13 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     # DOC_06: a professional still sees the documents they wrote, masked or not.
     author = actor.sub if actor.kind == "professional" else None
     scope = domain.Scope.of(decision, author)
-    rows, next_cursor = await _page(ctx, c.ins, scope, after, c.page_size)
+    filters = repository.Filters(
+        document_types=None if c.document_types is None else sorted(set(c.document_types)),
+        since=c.since,
+        until=c.until,
+        author_id=c.author_id,
+    )
+    rows, next_cursor = await _page(ctx, c.ins, scope, after, c.page_size, filters)
     masters = master_keys(ctx.runtime.settings)
     return cmd.DossierPage(
         rule=decision.rule,
@@ -195,6 +201,21 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
     return cmd.DossierCopy(bundle=bundle, documents=len(exported), next_cursor=next_cursor)
 
 
+async def get_document(ctx: CommandContext[DossierSettings], c: cmd.GetDocument) -> cmd.Document:
+    """One document with its content, within the reader's scope (an access decision)."""
+    actor = ctx.require_actor()
+    if actor.kind != "requester":
+        await _refuse_if_closed(ctx, c.ins)
+    decision = await require_access(
+        ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
+    )
+    scope = domain.Scope.of(decision, actor.sub if actor.kind == "professional" else None)
+    rows, _ = await _page(ctx, c.ins, scope, None, 1, repository.Filters(document_id=c.document_id))
+    if not rows:
+        raise NotFound(f"no document {c.document_id} that you may see in this dossier")
+    return _entry(master_keys(ctx.runtime.settings), rows[0], c.ins)
+
+
 async def mask_document(
     ctx: CommandContext[DossierSettings], c: cmd.MaskDocument
 ) -> cmd.DocumentMasking:
@@ -215,6 +236,7 @@ async def _page(
     scope: domain.Scope,
     after: paging.Position | None,
     page_size: int,
+    filters: repository.Filters = repository.NO_FILTERS,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The stored rows of one page within the scope, newest first, and the next page's cursor:
     no more documents than `page_size`, and no more bytes than a reply may carry."""
@@ -232,6 +254,7 @@ async def _page(
             after=after,
             limit=page_size + 1,
             author=scope.author,
+            filters=filters,
         )
         sizes = [
             domain.reply_size(r["content_bytes"], r["title_bytes"], r["text_bytes"])

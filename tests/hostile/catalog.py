@@ -339,6 +339,13 @@ TARGETS: tuple[Target, ...] = (
     Target("dossier.commands", "CopyDossier", cmd.CopyDossier, _HOLDER, "holder"),
     Target(
         "dossier.commands",
+        "GetDocument",
+        cmd.GetDocument,
+        {**_HOLDER, "document_id": PROXY},
+        "professional",
+    ),
+    Target(
+        "dossier.commands",
         "MaskDocument",
         cmd.MaskDocument,
         {**_HOLDER, "document_id": PROXY},

@@ -860,3 +860,47 @@ async def test_only_the_operator_imports_a_former_record_and_bad_input_writes_no
             )
         assert refused.value.code == "invalid_input", document
     assert await documents_of(db, ins) == []
+
+
+async def test_a_listing_filters_by_type_period_and_author_and_one_document_is_fetched__ACC_07(
+    client: Client, dossier: Running, access: AccessStandIn, keys: Keys
+) -> None:
+    ins = new_nir()
+    martin, bernard = new_rpps(), new_rpps()
+    by = {
+        martin: token_for(dossier.runtime, keys, sub=martin, name="Martin"),
+        bernard: token_for(dossier.runtime, keys, sub=bernard, name="Bernard"),
+    }
+    ids: dict[str, Any] = {}
+    start = dossier.runtime.now()
+    for name, document_type, author in (
+        ("lab", "lab_report", martin),
+        ("rx", "prescription", bernard),
+        ("img", "imaging_report", martin),
+    ):
+        done = await client.send(
+            cmd.DepositDocument(
+                ins=ins, document_type=document_type, title=name, content_b64=b64(sensitive(name))
+            ),
+            token=by[author],
+        )
+        ids[name] = done.document_id
+    reader = token_for(dossier.runtime, keys)
+    access.policy = grant(["lab_report", "prescription"])
+
+    async def titles(**filters: Any) -> list[str | None]:
+        page = await client.send(cmd.ReadDossier(ins=ins, **filters), token=reader)
+        return [d.title for d in page.documents]
+
+    assert await titles() == ["rx", "lab"]
+    assert await titles(document_types=["lab_report", "imaging_report"]) == ["lab"]  # in scope only
+    assert await titles(author_id=bernard) == ["rx"]
+    assert await titles(since=start) == ["rx", "lab"]
+    assert await titles(until=start) == []
+
+    one = await client.send(cmd.GetDocument(ins=ins, document_id=ids["lab"]), token=reader)
+    assert (one.title, base64.b64decode(one.content_b64)[:12]) == ("lab", sensitive("lab")[:12])
+    for hidden in (ids["img"], uuid.uuid4()):  # out of scope, or no such document: the same
+        with pytest.raises(RpcError) as refused:
+            await client.send(cmd.GetDocument(ins=ins, document_id=hidden), token=reader)
+        assert refused.value.code == "not_found"
