@@ -25,3 +25,15 @@ def add_calendar_years(moment: datetime, years: int) -> datetime:
 def archive_ends_at(closed_at: datetime) -> datetime:
     """RET_01: when a closed space's archive ends (the purge; no reactivation from then)."""
     return add_calendar_years(closed_at, ARCHIVE_YEARS)
+
+
+def add_calendar_month(moment: datetime) -> datetime:
+    """The same date and time a month later; the month's last day when it has no such day
+    (31 January -> 28 or 29 February): the period never runs longer than a month (DOC_07)."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    for day in (moment.day, 30, 29, 28):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("every month has 28 days")

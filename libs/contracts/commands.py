@@ -754,6 +754,8 @@ class Decision(Contract):
     include_masked: bool = False
     emergency: bool = False  # ACC_09: granted as an emergency access (the holder is told)
     matrix_version: str | None = None  # ACC_07: the matrix that decided
+    # DOC_07: held-back documents too (professionals); never for the holder's side.
+    include_held_back: bool = False
 
 
 class Decide(Command[Decision]):
@@ -1072,6 +1074,9 @@ class DepositDocument(Command[Deposited]):
     title: Text
     content_b64: str
     media_type: MediaType = "application/pdf"
+    # DOC_07: a professional makes it provisionally inaccessible to the holder until an
+    # announcement consultation (a month at most).
+    held_back: bool = False
 
 
 class Document(Contract):
@@ -1083,6 +1088,8 @@ class Document(Contract):
     author_name: str
     deposited_at: datetime
     content_b64: str
+    masked: bool = False  # DOC_06
+    held_back: bool = False  # DOC_07: not yet accessible to the holder
 
 
 class DossierPage(Contract):
@@ -1126,6 +1133,22 @@ class GetDocument(Command[Document]):
     document_id: UUID
     emergency: bool = False
     emergency_reason: Text | None = None
+
+
+class Release(Contract):
+    document_id: UUID
+    released_at: datetime
+
+
+class RecordAnnouncementConsultation(Command[Release]):
+    """DOC_07: a professional who has access records the announcement consultation: the
+    held-back document is accessible to the holder at once, and its deadlines are off."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_id: UUID
 
 
 class DocumentMasking(Contract):

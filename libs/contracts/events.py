@@ -317,6 +317,30 @@ class DocumentDeposited(Event):
 
 
 @register
+class DocumentHeldBack(Event):
+    """DOC_07: a document is provisionally inaccessible to the holder until an announcement
+    consultation (at most a month). Its id only."""
+
+    OWNER = "dossier"
+    TYPE = "DocumentHeldBack"
+    document_id: UUID
+    ins: str
+    held_at: datetime
+
+
+@register
+class DocumentReleased(Event):
+    """DOC_07: the held-back document is accessible to the holder from now on."""
+
+    OWNER = "dossier"
+    TYPE = "DocumentReleased"
+    document_id: UUID
+    ins: str
+    released_at: datetime
+    reason: Literal["consultation", "one_month"]
+
+
+@register
 class LegacyRecordImported(Event):
     """SPC_08: documents of the former DMP were brought into the dossier (counted, never
     described: no title, no content)."""
@@ -474,6 +498,31 @@ class SpacePurgeDue(Event):
     OWNER = "retention"
     TYPE = "SpacePurgeDue"
     ins: str
+    deadline_id: UUID
+    due_at: datetime
+
+
+@register
+class HeldBackNoticeDue(Event):
+    """DOC_07: two weeks after a held-back deposit with no announcement consultation yet: the
+    holder is to be told their dossier was updated and invited to see a professional."""
+
+    OWNER = "retention"
+    TYPE = "HeldBackNoticeDue"
+    ins: str
+    document_id: UUID
+    deadline_id: UUID
+    due_at: datetime
+
+
+@register
+class HeldBackReleaseDue(Event):
+    """DOC_07: a month after a held-back deposit: the document becomes accessible."""
+
+    OWNER = "retention"
+    TYPE = "HeldBackReleaseDue"
+    ins: str
+    document_id: UUID
     deadline_id: UUID
     due_at: datetime
 

@@ -193,6 +193,7 @@ class Decision:
     document_types: list[str] = field(default_factory=list)
     include_masked: bool = False
     emergency: bool = False
+    include_held_back: bool = False  # DOC_07: professionals only
 
 
 def granted(
@@ -240,7 +241,9 @@ def decide(
         return _representative(actor, ins, action, document_type, holder, now)
     if actor.kind == "app":
         return _app(action, document_type, holder)
-    return _professional(actor, action, document_type, holder, now, emergency, purpose, matrix)
+    decision = _professional(actor, action, document_type, holder, now, emergency, purpose, matrix)
+    # DOC_07: a held-back document waits for its announcement to the holder, not for care.
+    return replace(decision, include_held_back=decision.granted)
 
 
 def _representative(

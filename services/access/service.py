@@ -60,6 +60,7 @@ async def decide(ctx: CommandContext[AccessSettings], c: cmd.Decide) -> cmd.Deci
                 include_masked=decision.include_masked,
                 emergency=decision.emergency,
                 matrix_version=version,
+                include_held_back=decision.include_held_back,
             )
         )
 

@@ -93,14 +93,29 @@ class Scope:
     include_masked: bool
     # DOC_06: a masked document stays visible to its author (a professional reading).
     author: str | None = None
+    # DOC_07: held-back documents, not yet released to the holder (professionals only).
+    include_held_back: bool = False
 
     @classmethod
     def of(cls, decision: Decision, author: str | None = None) -> Scope:
         types = frozenset(decision.document_types)
-        return cls(None if ALL_TYPES in types else types, decision.include_masked, author)
+        return cls(
+            None if ALL_TYPES in types else types,
+            decision.include_masked,
+            author,
+            decision.include_held_back,
+        )
 
-    def allows(self, document_type: str, masked: bool, author_id: str | None = None) -> bool:
+    def allows(
+        self,
+        document_type: str,
+        masked: bool,
+        author_id: str | None = None,
+        withheld: bool = False,
+    ) -> bool:
         if masked and not self.include_masked and not (self.author and author_id == self.author):
+            return False
+        if withheld and not self.include_held_back:
             return False
         return self.document_types is None or document_type in self.document_types
 
@@ -111,7 +126,12 @@ def visible(documents: Iterable[M], scope: Scope) -> list[M]:
     return [
         d
         for d in documents
-        if scope.allows(d["document_type"], bool(d["masked"]), d.get("author_id"))
+        if scope.allows(
+            d["document_type"],
+            bool(d["masked"]),
+            d.get("author_id"),
+            bool(d.get("held_back")) and d.get("released_at") is None,
+        )
     ]
 
 

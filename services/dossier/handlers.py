@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libs import spaces
 from libs.contracts import commands as cmd
-from libs.contracts.events import SpaceActivated
+from libs.contracts.events import HeldBackReleaseDue, SpaceActivated
 from libs.runtime import Runtime
 from services.dossier import legacy, service
 from services.dossier.settings import DossierSettings
@@ -18,7 +18,13 @@ def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.GetDocument, service.get_document)
     runtime.handle(cmd.CopyDossier, service.copy_dossier)
     runtime.handle(cmd.MaskDocument, service.mask_document)
+    runtime.handle(cmd.RecordAnnouncementConsultation, service.record_announcement_consultation)
     runtime.handle(cmd.ImportLegacyRecord, legacy.import_legacy_record)
     runtime.on_events(
-        LIFECYCLE_QUEUE, {**spaces.HANDLERS, SpaceActivated: legacy.on_space_activated}
+        LIFECYCLE_QUEUE,
+        {
+            **spaces.HANDLERS,
+            SpaceActivated: legacy.on_space_activated,
+            HeldBackReleaseDue: service.on_release_due,  # DOC_07
+        },
     )

@@ -30,15 +30,16 @@ async def insert_document(
     legacy_id: str | None = None,
     legacy_export: str | None = None,
     staged: bool = False,
+    held_back: bool = False,
 ) -> None:
     await conn.execute(
         """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
                                   media_type, author_kind, author_id, author_name, decision_id,
                                   decision_rule, deposited_at, nonce, content, key_id, key_nonce,
                                   wrapped_key, content_sha256, size, legacy_id, legacy_export,
-                                  staged)
+                                  staged, held_back)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22)""",
+                   $18, $19, $20, $21, $22, $23)""",
         document_id,
         ins,
         document_type,
@@ -61,6 +62,7 @@ async def insert_document(
         legacy_id,
         legacy_export,
         staged,
+        held_back,
     )
 
 
@@ -88,6 +90,7 @@ async def page_candidates(
     limit: int,
     author: str | None = None,
     filters: Filters = NO_FILTERS,
+    include_held_back: bool = True,
 ) -> list[asyncpg.Record]:
     """Up to `limit` of the holder's documents within a scope (None: every type) and the
     filters, newest first, strictly after `after`: their order, scope fields and stored sizes,
@@ -110,6 +113,8 @@ async def page_candidates(
         where.append(f"document_type = ANY({arg(filters.document_types)}::text[])")
     if not include_masked:
         where.append(f"(NOT masked OR author_id = {arg(author)})" if author else "NOT masked")
+    if not include_held_back:
+        where.append("(NOT held_back OR released_at IS NOT NULL)")
     if after is not None:
         where.append(f"(deposited_at, seq) < ({arg(after.at)}, {arg(after.seq)})")
     if filters.since is not None:
@@ -135,6 +140,27 @@ async def page_candidates(
     return rows
 
 
+async def release(
+    conn: Conn, ins: str, document_id: UUID, at: datetime, reason: str
+) -> tuple[bool, bool]:
+    """DOC_07: (the document exists, it was released now); releasing twice changes nothing."""
+    released = await conn.fetchval(
+        """UPDATE documents SET released_at = $3, release_reason = $4
+           WHERE ins = $1 AND document_id = $2 AND held_back AND released_at IS NULL
+           RETURNING true""",
+        ins,
+        document_id,
+        at,
+        reason,
+    )
+    if released:
+        return True, True
+    exists = await conn.fetchval(
+        "SELECT true FROM documents WHERE ins = $1 AND document_id = $2", ins, document_id
+    )
+    return bool(exists), False
+
+
 async def set_masked(conn: Conn, ins: str, document_id: UUID, masked: bool) -> bool:
     """DOC_06; False if the holder has no such document."""
     found = await conn.fetchval(
@@ -152,7 +178,7 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
-                  wrapped_key, content_sha256
+                  wrapped_key, content_sha256, held_back, released_at
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,

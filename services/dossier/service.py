@@ -32,13 +32,19 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 
-from libs import paging, spaces
+from libs import outbox, paging, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
-from libs.contracts.events import DocumentDeposited, public_name
+from libs.contracts.events import (
+    DocumentDeposited,
+    DocumentHeldBack,
+    DocumentReleased,
+    HeldBackReleaseDue,
+    public_name,
+)
 from libs.contracts.rpc import ErrorCode
-from libs.errors import Conflict, NotFound
-from libs.runtime import CommandContext
+from libs.errors import Conflict, Forbidden, InvalidInput, NotFound
+from libs.runtime import CommandContext, EventContext
 from libs.tokens import b64d
 from services.dossier import domain, fhir, repository
 from services.dossier.settings import DossierSettings
@@ -87,6 +93,8 @@ async def deposit_document(
     """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish that it was deposited."""
     actor = ctx.require_actor()
     document_type = domain.check_document_type(c.document_type)
+    if c.held_back and actor.kind != "professional":
+        raise InvalidInput("only a professional holds a document back for its announcement")
     content = domain.decode_content(c.content_b64, ctx.runtime.settings.max_document_bytes)
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "deposit", document_type)
@@ -112,7 +120,10 @@ async def deposit_document(
             decision_id=decision.decision_id,
             decision_rule=decision.rule,
             deposited_at=now,
+            held_back=c.held_back,
         )
+        if c.held_back:  # DOC_07: retention times the notice and the release
+            await uow.emit(DocumentHeldBack(document_id=document_id, ins=c.ins, held_at=now))
         # Ids and coarse types only: neither the title nor the content leaves this service.
         await uow.emit(
             DocumentDeposited(
@@ -216,6 +227,53 @@ async def get_document(ctx: CommandContext[DossierSettings], c: cmd.GetDocument)
     return _entry(master_keys(ctx.runtime.settings), rows[0], c.ins)
 
 
+async def record_announcement_consultation(
+    ctx: CommandContext[DossierSettings], c: cmd.RecordAnnouncementConsultation
+) -> cmd.Release:
+    """DOC_07: a professional who has access (access decides, and traces the read) records the
+    consultation: the document is the holder's at once."""
+    actor = ctx.require_actor()
+    if actor.kind != "professional":
+        raise Forbidden("a professional records the announcement consultation (DOC_07)")
+    await _refuse_if_closed(ctx, c.ins)
+    await require_access(ctx, c.ins, "read")
+    now = ctx.runtime.now()
+    async with ctx.unit_of_work() as uow:
+        exists, released = await repository.release(
+            uow.conn, c.ins, c.document_id, now, "consultation"
+        )
+        if not exists:
+            raise NotFound(f"no document {c.document_id} in this dossier")
+        if released:
+            await uow.emit(
+                DocumentReleased(
+                    document_id=c.document_id, ins=c.ins, released_at=now, reason="consultation"
+                )
+            )
+        return uow.answer(cmd.Release(document_id=c.document_id, released_at=now))
+
+
+async def on_release_due(ctx: EventContext[DossierSettings], event: HeldBackReleaseDue) -> None:
+    """DOC_07: a month on, the document is the holder's (unless released already)."""
+    _, released = await repository.release(
+        ctx.conn, event.ins, event.document_id, event.due_at, "one_month"
+    )
+    if released:
+        await outbox.add_event(
+            ctx.conn,
+            DocumentReleased(
+                document_id=event.document_id,
+                ins=event.ins,
+                released_at=event.due_at,
+                reason="one_month",
+            ),
+            holder_key=event.ins,
+            occurred_at=ctx.runtime.now(),
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.causation_id,
+        )
+
+
 async def mask_document(
     ctx: CommandContext[DossierSettings], c: cmd.MaskDocument
 ) -> cmd.DocumentMasking:
@@ -255,6 +313,7 @@ async def _page(
             limit=page_size + 1,
             author=scope.author,
             filters=filters,
+            include_held_back=scope.include_held_back,
         )
         sizes = [
             domain.reply_size(r["content_bytes"], r["title_bytes"], r["text_bytes"])
@@ -284,6 +343,8 @@ def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Docu
     document_id = row["document_id"]
     content, title = _opened(masters, row, ins)
     return cmd.Document(
+        masked=bool(row.get("masked")),
+        held_back=bool(row.get("held_back")) and row.get("released_at") is None,
         document_id=document_id,
         document_type=row["document_type"],
         title=title,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from libs.contracts.events import (
     AccessLogged,
+    HeldBackNoticeDue,
     HolderCameOfAge,
     MessageSent,
     SpaceOpened,
@@ -29,6 +30,7 @@ SPACE_OPENED = "space_opened"
 SPACE_REACTIVATED = "space_reactivated"
 CAME_OF_AGE = "came_of_age"
 NEW_MESSAGE = "new_message"
+DOSSIER_UPDATED = "dossier_updated"
 
 _MONTHS: Final = (
     "janvier",
@@ -77,6 +79,7 @@ _SUBJECTS: Final = {
     SPACE_OPENED: "Mon espace santé : votre espace est ouvert",
     SPACE_REACTIVATED: "Mon espace santé : votre espace est réactivé",
     CAME_OF_AGE: "Mon espace santé : vous gérez désormais votre espace",
+    DOSSIER_UPDATED: "Mon espace santé : votre dossier a été mis à jour",
     NEW_MESSAGE: "Mon espace santé : vous avez un nouveau message",
 }
 
@@ -180,6 +183,17 @@ def came_of_age_alert(event: HolderCameOfAge) -> AlertText:
         " pendant votre minorité."
     )
     return AlertText(CAME_OF_AGE, text)
+
+
+def held_back_notice_alert(event: HeldBackNoticeDue) -> AlertText:
+    """DOC_07 / NTF_03: two weeks after a document was held back for its announcement: the
+    holder learns that the dossier was updated and is invited to see a professional; nothing
+    about the document (neither its type nor its author)."""
+    text = (
+        "Votre dossier médical a été mis à jour. Nous vous invitons à prendre contact avec un"
+        " professionnel de santé (votre médecin traitant, par exemple) pour en parler avec lui."
+    )
+    return AlertText(DOSSIER_UPDATED, text)
 
 
 def message_alert(event: MessageSent) -> AlertText:

@@ -7,6 +7,7 @@ from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
     ContactChangedV1,
+    HeldBackNoticeDue,
     HolderCameOfAge,
     MessageSent,
     MessageSentV1,
@@ -34,6 +35,7 @@ def register(runtime: Runtime[NotifierSettings]) -> None:
             SpaceClosed: service.record_space_closed,
             SpaceReactivated: service.alert_on_space_reactivated,
             HolderCameOfAge: service.alert_on_came_of_age,
+            HeldBackNoticeDue: service.alert_on_held_back_notice,
         },
     )
     runtime.on_events(

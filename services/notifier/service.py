@@ -11,6 +11,7 @@ from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
     ContactChangedV1,
+    HeldBackNoticeDue,
     HolderAlerted,
     HolderCameOfAge,
     MessageSent,
@@ -103,6 +104,11 @@ async def alert_on_came_of_age(ctx: EventContext, event: HolderCameOfAge) -> Non
     """SPC_04: the person, now eighteen, is told they manage their space (to their own
     contact: identity answers GetAlertContact with it from now on)."""
     await raise_alert(ctx, event.ins, domain.came_of_age_alert(event))
+
+
+async def alert_on_held_back_notice(ctx: EventContext, event: HeldBackNoticeDue) -> None:
+    """NTF_03: the two-week notice of DOC_07."""
+    await raise_alert(ctx, event.ins, domain.held_back_notice_alert(event))
 
 
 async def alert_on_message(ctx: EventContext, sent: MessageSent | MessageSentV1) -> None:

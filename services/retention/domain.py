@@ -4,6 +4,8 @@
 - RET_01: from closure, the space is archived for ten years, then purged.
 - SPC_04 / SPC_05: a proxy's appointment ends by itself at its end (a minor's eighteenth
   birthday, a protection measure's end date).
+- DOC_07: two weeks after a held-back deposit the holder is told; a month after it the document
+  is released (both cancelled by the announcement consultation).
 
 The ten years of RET_01 are counted by `libs.periods` (calendar years), as identity counts them
 for reactivation.
@@ -16,15 +18,26 @@ from typing import Literal
 from uuid import UUID
 
 from libs.contracts.envelope import Event
-from libs.contracts.events import ProxyEndDue, SpaceOpeningDue, SpacePurgeDue
-from libs.periods import archive_ends_at
+from libs.contracts.events import (
+    HeldBackNoticeDue,
+    HeldBackReleaseDue,
+    ProxyEndDue,
+    SpaceOpeningDue,
+    SpacePurgeDue,
+)
+from libs.periods import add_calendar_month, archive_ends_at
 
-DeadlineKind = Literal["space_opening", "space_purge", "proxy_end"]
+DeadlineKind = Literal[
+    "space_opening", "space_purge", "proxy_end", "held_back_notice", "held_back_release"
+]
 DeadlineStatus = Literal["pending", "fired", "cancelled"]
 
 SPACE_OPENING: DeadlineKind = "space_opening"
 SPACE_PURGE: DeadlineKind = "space_purge"
 PROXY_END: DeadlineKind = "proxy_end"
+HELD_BACK_NOTICE: DeadlineKind = "held_back_notice"
+HELD_BACK_RELEASE: DeadlineKind = "held_back_release"
+HELD_BACK: tuple[DeadlineKind, ...] = (HELD_BACK_NOTICE, HELD_BACK_RELEASE)
 
 # What a lifecycle event cancels, among the deadlines started before it. An opening ends the
 # wait for it and, after a closure, is a reactivation: the purge is off (RET_01, the holder may
@@ -34,6 +47,8 @@ CANCELLED_BY_CLOSURE: tuple[DeadlineKind, ...] = ("space_opening",)
 
 # SPC_01: six weeks between the announcement and the opening.
 OPENING_PERIOD = timedelta(weeks=6)
+# DOC_07: two weeks from a held-back deposit to the notice.
+HELD_BACK_NOTICE_PERIOD = timedelta(weeks=2)
 
 
 def opening_due_at(announced_at: datetime) -> datetime:
@@ -44,6 +59,16 @@ def opening_due_at(announced_at: datetime) -> datetime:
 def purge_due_at(closed_at: datetime) -> datetime:
     """RET_01: when a closed space's archive is deleted."""
     return archive_ends_at(closed_at)
+
+
+def held_back_notice_at(held_at: datetime) -> datetime:
+    """DOC_07: when the holder is told a document waits for an announcement consultation."""
+    return held_at + HELD_BACK_NOTICE_PERIOD
+
+
+def held_back_release_at(held_at: datetime) -> datetime:
+    """DOC_07: when a held-back document becomes accessible to the holder by itself."""
+    return add_calendar_month(held_at)
 
 
 def is_due(due_at: datetime, now: datetime) -> bool:
@@ -68,4 +93,12 @@ def due_event(
         return SpacePurgeDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
     if kind == PROXY_END:
         return ProxyEndDue(ins=ins, proxy_id=UUID(subject), deadline_id=deadline_id, due_at=due_at)
+    if kind == HELD_BACK_NOTICE:
+        return HeldBackNoticeDue(
+            ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at
+        )
+    if kind == HELD_BACK_RELEASE:
+        return HeldBackReleaseDue(
+            ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at
+        )
     raise ValueError(f"no event for deadline kind {kind!r}")

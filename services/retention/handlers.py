@@ -9,6 +9,8 @@ import structlog
 
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    DocumentHeldBack,
+    DocumentReleased,
     ProxyAppointed,
     ProxyEnded,
     SpaceAnnounced,
@@ -23,6 +25,7 @@ from services.retention.settings import RetentionSettings
 log = structlog.get_logger()
 
 LIFECYCLE_QUEUE = "retention.space-lifecycle"
+DOCUMENTS_QUEUE = "retention.documents"
 
 
 class Sweeper:
@@ -84,6 +87,15 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             SpaceReactivated: service.on_space_reactivated,
             ProxyAppointed: service.on_proxy_appointed,
             ProxyEnded: service.on_proxy_ended,
+        },
+    )
+    # DOC_07's deadlines, on a queue of their own: a backlog of deposits never delays a space's
+    # lifecycle.
+    runtime.on_events(
+        DOCUMENTS_QUEUE,
+        {
+            DocumentHeldBack: service.on_document_held_back,
+            DocumentReleased: service.on_document_released,
         },
     )
     runtime.handle(cmd.ListDeadlines, service.list_deadlines)

@@ -14,6 +14,8 @@ import structlog
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    DocumentHeldBack,
+    DocumentReleased,
     ProxyAppointed,
     ProxyEnded,
     SpaceAnnounced,
@@ -91,6 +93,28 @@ async def on_proxy_ended(ctx: EventContext, event: ProxyEnded) -> None:
         started_by=event.ended_at,
         now=ctx.runtime.now(),
         subject=str(event.proxy_id),
+    )
+
+
+async def on_document_held_back(ctx: EventContext, event: DocumentHeldBack) -> None:
+    """DOC_07: the two-week notice and the one-month release, each by itself (RET_04)."""
+    subject = str(event.document_id)
+    for kind, due_at in (
+        (domain.HELD_BACK_NOTICE, domain.held_back_notice_at(event.held_at)),
+        (domain.HELD_BACK_RELEASE, domain.held_back_release_at(event.held_at)),
+    ):
+        await _record(ctx, event.ins, kind, event.held_at, due_at, subject=subject)
+
+
+async def on_document_released(ctx: EventContext, event: DocumentReleased) -> None:
+    """Released (by the consultation, or by the release itself): nothing left to wait for."""
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        domain.HELD_BACK,
+        started_by=event.released_at,
+        now=ctx.runtime.now(),
+        subject=str(event.document_id),
     )
 
 

@@ -12,12 +12,13 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from libs.bus.rpc import RpcError
+from libs.clock import advance
 from libs.contracts import commands as cmd
 from libs.runtime import Runtime
 from services.dossier import fhir
@@ -424,3 +425,90 @@ async def test_sophie_masks_a_document_from_all_but_its_author_and_unmasks_it__D
     assert await titles(sophie) == [TITLE]  # nor from her
     await stage.client.send(mask.model_copy(update={"masked": False}), token=sophie)
     assert await titles(cast.bernard.token) == [TITLE]
+
+
+async def _held_back_by_martin(stage: Stage, cast: Cast) -> cmd.Deposited:
+    return await stage.client.send(
+        cmd.DepositDocument(
+            ins=cast.sophie.ins,
+            document_type="lab_report",
+            title=TITLE,
+            content_b64=b64(SECRET),
+            held_back=True,
+        ),
+        token=cast.martin.token,
+    )
+
+
+async def _sophie_sees(stage: Stage, cast: Cast, token: str | None = None) -> list[str | None]:
+    page = await stage.client.send(
+        cmd.ReadDossier(ins=cast.sophie.ins), token=token or cast.sophie.token
+    )
+    return [d.title for d in page.documents]
+
+
+async def test_a_held_back_result_is_announced_in_two_weeks_and_hers_in_a_month__DOC_07__NTF_03(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    held = await _held_back_by_martin(stage, cast)
+    assert await _sophie_sees(stage, cast) == []
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.martin.token)
+    assert [(d.title, d.held_back) for d in page.documents] == [(TITLE, True)]
+    with pytest.raises(RpcError):  # only a professional holds back
+        await stage.client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="holder_document",
+                title="x",
+                content_b64=b64(b"x"),
+                held_back=True,
+            ),
+            token=cast.sophie.token,
+        )
+
+    await advance(stage.database_url, timedelta(weeks=2, minutes=1))
+    notice = await stage.tap.wait_for("HeldBackNoticeDue", ins=ins, timeout=30)
+    assert notice[0]["payload"]["document_id"] == str(held.document_id)
+    alerted = await stage.tap.wait_for("HolderAlerted", ins=ins, kind="dossier_updated")
+    assert alerted
+    # Two weeks on, her token of then has expired: she signs in again.
+    sophie = await sign_in_holder(stage.client, stage.mailbox, ins, cast.sophie.email)
+    assert await _sophie_sees(stage, cast, sophie) == []  # told, not yet shown
+
+    await advance(stage.database_url, timedelta(days=17))
+    released = await stage.tap.wait_for("DocumentReleased", ins=ins, timeout=30)
+    assert released[0]["payload"]["reason"] == "one_month"
+    sophie = await sign_in_holder(stage.client, stage.mailbox, ins, cast.sophie.email)
+    assert await _sophie_sees(stage, cast, sophie) == [TITLE]
+
+
+async def test_the_announcement_consultation_releases_at_once_and_ends_the_deadlines__DOC_07(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    held = await _held_back_by_martin(stage, cast)
+    await stage.tap.wait_for("DocumentHeldBack", ins=ins)
+    with pytest.raises(RpcError) as bernard:  # not authorized: no access, no release
+        await stage.client.send(
+            cmd.RecordAnnouncementConsultation(ins=ins, document_id=held.document_id),
+            token=cast.bernard.token,
+        )
+    assert bernard.value.rule == "ACC_05"
+    await stage.client.send(
+        cmd.RecordAnnouncementConsultation(ins=ins, document_id=held.document_id),
+        token=cast.martin.token,
+    )
+    assert await _sophie_sees(stage, cast) == [TITLE]
+    await stage.tap.wait_for("DocumentReleased", ins=ins, reason="consultation")
+    operator = await stage.operator()
+    for _ in range(50):
+        deadlines = await stage.client.send(cmd.ListDeadlines(ins=ins), token=operator)
+        held_back = [d for d in deadlines.deadlines if d.kind.startswith("held_back")]
+        if len(held_back) == 2 and all(d.status == "cancelled" for d in held_back):
+            break
+        await asyncio.sleep(0.2)
+    assert sorted((d.kind, d.status) for d in held_back) == [
+        ("held_back_notice", "cancelled"),
+        ("held_back_release", "cancelled"),
+    ]

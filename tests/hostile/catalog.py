@@ -339,6 +339,13 @@ TARGETS: tuple[Target, ...] = (
     Target("dossier.commands", "CopyDossier", cmd.CopyDossier, _HOLDER, "holder"),
     Target(
         "dossier.commands",
+        "RecordAnnouncementConsultation",
+        cmd.RecordAnnouncementConsultation,
+        {**_HOLDER, "document_id": PROXY},
+        "professional",
+    ),
+    Target(
+        "dossier.commands",
         "GetDocument",
         cmd.GetDocument,
         {**_HOLDER, "document_id": PROXY},
@@ -424,6 +431,7 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceReactivated,
         ev.SpaceClosed,
         ev.SpaceActivated,
+        ev.HeldBackReleaseDue,
     ),
     "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
     "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
@@ -435,6 +443,7 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceClosed,
         ev.SpaceReactivated,
         ev.HolderCameOfAge,
+        ev.HeldBackNoticeDue,
     ),
     "notifier.messages": (ev.MessageSent, ev.MessageSentV1),
     "retention.space-lifecycle": (
@@ -445,6 +454,7 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.ProxyAppointed,
         ev.ProxyEnded,
     ),
+    "retention.documents": (ev.DocumentHeldBack, ev.DocumentReleased),
 }
 
 

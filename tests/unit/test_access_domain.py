@@ -590,6 +590,9 @@ def test_no_decision_breaks_the_laws_invariants__ACC_10__ACC_08__ACC_17__DOC_06(
     # (the author sees their own through the dossier).
     if d.include_masked:
         assert actor.kind in ("holder", "representative") or d.rule == "ACC_04"
+    # Held-back documents (DOC_07) are for professionals, never the holder's side.
+    if d.include_held_back:
+        assert actor.kind == "professional"
     # An emergency access never shows masked documents, and never against an objection.
     if d.emergency:
         assert not d.include_masked and not holder_settings.emergency_objection
