@@ -1073,7 +1073,12 @@ class DepositDocument(Command[Deposited]):
     document_type: DocumentType
     title: Text
     content_b64: str
-    media_type: MediaType = "application/pdf"
+    # Checked against the content's signature where it has one (PDF, PNG, JPEG, GIF, ZIP);
+    # left out, it is recognised from the content (application/octet-stream otherwise).
+    media_type: MediaType | None = None
+    # DOC_01: what the sender says of the bytes, checked (a corrupted transfer is refused).
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    size: int | None = Field(default=None, ge=1)
     # DOC_07: a professional makes it provisionally inaccessible to the holder until an
     # announcement consultation (a month at most).
     held_back: bool = False

@@ -78,6 +78,38 @@ def decode_content(content_b64: str, max_bytes: int) -> bytes:
     return content
 
 
+# DOC_01: a document is what it claims. The media types whose bytes announce themselves are
+# checked by their signature; others (text, XML, CDA) are taken as declared.
+_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "application/zip": (b"PK\x03\x04",),
+}
+
+
+def check_claims(
+    content: bytes, media_type: str | None, sha256_hex: str | None, size: int | None
+) -> str:
+    """The document's media type; InvalidInput when the content is not what the deposit says:
+    its size, its SHA-256 (the sender's, so that a corrupted transfer is refused), its media
+    type's signature. Not said, the media type is recognised from the signature."""
+    if size is not None and size != len(content):
+        raise InvalidInput(f"the document has {len(content)} bytes, not the {size} declared")
+    if sha256_hex is not None and hashlib.sha256(content).hexdigest() != sha256_hex.lower():
+        raise InvalidInput("the document's SHA-256 is not the one declared: it was altered")
+    if media_type is None:
+        return next(
+            (known for known, marks in _SIGNATURES.items() if content.startswith(marks)),
+            "application/octet-stream",
+        )
+    signatures = _SIGNATURES.get(media_type.lower())
+    if signatures is not None and not content.startswith(signatures):
+        raise InvalidInput(f"the content is not {media_type}: its first bytes say otherwise")
+    return media_type
+
+
 def encode_content(content: bytes) -> str:
     return base64.b64encode(content).decode()
 

@@ -96,6 +96,7 @@ async def deposit_document(
     if c.held_back and actor.kind != "professional":
         raise InvalidInput("only a professional holds a document back for its announcement")
     content = domain.decode_content(c.content_b64, ctx.runtime.settings.max_document_bytes)
+    media_type = domain.check_claims(content, c.media_type, c.sha256, c.size)
     await _refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "deposit", document_type)
 
@@ -113,7 +114,7 @@ async def deposit_document(
             ins=c.ins,
             document_type=document_type,
             sealed=sealed,
-            media_type=c.media_type,
+            media_type=media_type,
             author_kind=actor.kind,
             author_id=actor.sub,
             author_name=actor.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import uuid
@@ -349,3 +350,20 @@ def test_rewrapping_changes_the_master_key_not_the_document__DOC_11() -> None:
     assert domain.unwrap_key(masters, legacy, document_id, ins) == old
     wrapped = domain.rewrap(masters, "k2", legacy, document_id, ins)
     assert domain.unwrap_key({"k2": new}, wrapped, document_id, ins) == old
+
+
+def test_a_document_is_refused_when_it_is_not_what_it_claims__DOC_01() -> None:
+    pdf = b"%PDF-1.7 resultat"
+    assert domain.check_claims(pdf, "application/pdf", None, None) == "application/pdf"
+    assert domain.check_claims(pdf, None, None, None) == "application/pdf"  # recognised
+    assert domain.check_claims(b"texte", None, None, None) == "application/octet-stream"
+    assert domain.check_claims(b"texte", "text/plain", None, None) == "text/plain"
+    digest = hashlib.sha256(pdf).hexdigest()
+    assert domain.check_claims(pdf, "application/pdf", digest.upper(), len(pdf))
+    for media_type, sha256, size, complaint in (
+        ("image/png", None, None, "not image/png"),
+        ("application/pdf", "0" * 64, None, "SHA-256"),
+        ("application/pdf", None, len(pdf) + 1, "declared"),
+    ):
+        with pytest.raises(InvalidInput, match=complaint):
+            domain.check_claims(pdf, media_type, sha256, size)
