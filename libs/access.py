@@ -24,7 +24,9 @@ log = structlog.get_logger()
 async def require_access(
     ctx: CommandContext[Any],
     ins: str,
-    action: Literal["read", "deposit", "message", "read_history", "copy", "mask"],
+    action: Literal[
+        "read", "deposit", "message", "read_history", "copy", "mask", "request_deletion"
+    ],
     document_type: str | None = None,
     *,
     emergency: bool = False,

@@ -766,7 +766,9 @@ class Decide(Command[Decision]):
     REQUEST_ID = "optional"
 
     ins: Ins
-    action: Literal["read", "deposit", "message", "read_history", "copy", "mask"]
+    action: Literal[
+        "read", "deposit", "message", "read_history", "copy", "mask", "request_deletion"
+    ]
     document_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
     # ACC_09: break-the-glass, with its stated reason in `purpose` (kept in the trace, shown to
     # the holder, never published).
@@ -1082,6 +1084,9 @@ class DepositDocument(Command[Deposited]):
     # DOC_07: a professional makes it provisionally inaccessible to the holder until an
     # announcement consultation (a month at most).
     held_back: bool = False
+    # A new version of a document of the same author (the holder's corrections of what they
+    # entered, DOC_05): it replaces the old one visibly, which is kept.
+    replaces: UUID | None = None
 
 
 class Document(Contract):
@@ -1095,6 +1100,9 @@ class Document(Contract):
     content_b64: str
     masked: bool = False  # DOC_06
     held_back: bool = False  # DOC_07: not yet accessible to the holder
+    version: int = 1
+    replaces: UUID | None = None
+    replaced_by: UUID | None = None  # set on an old version (listed with all_versions)
 
 
 class DossierPage(Contract):
@@ -1121,6 +1129,8 @@ class ReadDossier(Command[DossierPage]):
     since: datetime | None = None
     until: datetime | None = None
     author_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # Older versions too (replaced ones say by which).
+    all_versions: bool = False
     # ACC_09: a carer breaking the glass in a life-threatening situation, with the reason (the
     # holder is told; 24 hours; never the masked documents).
     emergency: bool = False
@@ -1138,6 +1148,47 @@ class GetDocument(Command[Document]):
     document_id: UUID
     emergency: bool = False
     emergency_reason: Text | None = None
+
+
+class DeletionRequest(Contract):
+    document_id: UUID
+    ins: Ins
+    status: Literal["pending", "deleted", "kept"]
+    requested_at: datetime
+    decided_at: datetime | None = None
+
+
+class RequestDocumentDeletion(Command[DeletionRequest]):
+    """DOC_05: the holder (or representative) asks the author to delete a document; their own
+    documents are deleted at once, a professional's only if the author accepts (DOC_04: the
+    holder never deletes a professional's document)."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_id: UUID
+
+
+class DeletionRequests(Contract):
+    requests: list[DeletionRequest]
+
+
+class ListDeletionRequests(Command[DeletionRequests]):
+    """DOC_05: a professional's pending requests, for the documents they wrote."""
+
+    QUEUE = DOSSIER
+
+
+class DecideDocumentDeletion(Command[DeletionRequest]):
+    """DOC_05: the author accepts (the document and its versions are deleted) or refuses."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_id: UUID
+    accept: bool
 
 
 class Release(Contract):

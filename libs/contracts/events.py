@@ -341,6 +341,18 @@ class DocumentReleased(Event):
 
 
 @register
+class DocumentDeleted(Event):
+    """DOC_05: a document (and its versions) was deleted, its author accepting the holder's
+    request (or the holder deleting their own)."""
+
+    OWNER = "dossier"
+    TYPE = "DocumentDeleted"
+    document_id: UUID
+    ins: str
+    deleted_at: datetime
+
+
+@register
 class LegacyRecordImported(Event):
     """SPC_08: documents of the former DMP were brought into the dossier (counted, never
     described: no title, no content)."""

@@ -24,7 +24,13 @@ from libs.contracts.vocabulary import (
 )
 from libs.tokens import Claims
 
-Action = Literal["read", "deposit", "message", "read_history", "copy", "mask"]
+Action = Literal["read", "deposit", "message", "read_history", "copy", "mask", "request_deletion"]
+# What only the holder (or their representative) does to the dossier, and the rule of each.
+HOLDERS_ACTIONS: Final = {
+    "copy": ("DOC_09", "the holder's copy of their dossier"),
+    "mask": ("DOC_06", "the holder masks or unmasks a document"),
+    "request_deletion": ("DOC_05", "the holder asks for a document's deletion"),
+}
 ALL = "*"
 REQUESTER_ROLES: Final = ("heir", "unmarried_partner", "civil_union_partner", "court_expert")
 MATRIX_FILE = Path(__file__).with_name("matrix.toml")
@@ -38,6 +44,8 @@ SOCIAL: Final = frozenset({"social_worker", "medico_social_worker"})
 # reads in an emergency without breaking anything).
 EMERGENCY_CARERS: Final = frozenset({"physician", "midwife", "nurse"})
 EMERGENCY_WINDOW: Final = timedelta(hours=24)
+CARE_HISTORY: Final = "care_history"
+CARE: Final = frozenset({CARE_HISTORY})
 
 
 class MatrixError(ValueError):
@@ -220,7 +228,7 @@ def decide(
 ) -> Decision:
     if document_type is not None and document_type not in DOCUMENT_TYPES:
         return denied("DOC_01", f"unknown document type {document_type!r}")
-    if actor.kind == "operator":
+    if actor.kind == "operator" and not (action == "deposit" and document_type == CARE_HISTORY):
         # The health insurance runs the space but never reads a dossier (ACC_10, DOC_08).
         return denied("ACC_10", "the operator cannot access the content of a dossier")
     if holder.space_status == "unknown":
@@ -231,10 +239,11 @@ def decide(
         return denied("ACC_17", "the space is closed: no access to anyone")
     if holder.space_status != "open":
         return denied("SPC_01", "the space is not open yet")
-    if action == "copy" and actor.kind not in ("holder", "representative"):
-        return denied("DOC_09", "only the holder (or their representative) gets a copy")
-    if action == "mask" and actor.kind not in ("holder", "representative"):
-        return denied("DOC_06", "only the holder (or their representative) masks a document")
+    if action in HOLDERS_ACTIONS and actor.kind not in ("holder", "representative"):
+        rule, what = HOLDERS_ACTIONS[action]
+        return denied(rule, f"only the holder (or their representative) may: {what}")
+    if actor.kind == "operator":  # DOC_08: it feeds the care history, and nothing else
+        return granted("DOC_08", "the health insurance feeds the care history", CARE)
     if actor.kind == "holder":
         return _holder(actor, ins, action, document_type)
     if actor.kind == "representative":
@@ -293,10 +302,9 @@ def _holder(actor: Claims, ins: str, action: Action, document_type: str | None) 
         if document_type != "holder_document":
             return denied("DOC_05", "the holder adds their own documents, not professional ones")
         return granted("DOC_05", "the holder adds a document", frozenset({"holder_document"}))
-    if action == "copy":
-        return granted("DOC_09", "the holder's copy of their dossier", frozenset({ALL}), True)
-    if action == "mask":
-        return granted("DOC_06", "the holder masks or unmasks a document", frozenset({ALL}), True)
+    if action in HOLDERS_ACTIONS:
+        rule, what = HOLDERS_ACTIONS[action]
+        return granted(rule, what, frozenset({ALL}), True)
     # ACC_01: everything, masked documents included (they are masked from professionals, not
     # from the holder); provisionally inaccessible ones are filtered by the dossier (DOC_07).
     return granted("ACC_01", "the holder accesses their own space", frozenset({ALL}), True)

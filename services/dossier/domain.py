@@ -110,6 +110,23 @@ def check_claims(
     return media_type
 
 
+def check_replacement(
+    replaced: Mapping[str, Any] | None, author_id: str, document_type: str
+) -> int:
+    """The new version's number; InvalidInput/NotFound-worthy reasons otherwise: a document is
+    replaced only by its own author (the holder corrects what they entered, DOC_05), with the
+    same type, and only its current version."""
+    if replaced is None:
+        raise InvalidInput("replaces: no such document in this dossier")
+    if replaced["author_id"] != author_id:
+        raise InvalidInput("replaces: only the author of a document deposits a new version")
+    if replaced["document_type"] != document_type:
+        raise InvalidInput("replaces: a new version keeps the document's type")
+    if replaced["replaced_by"] is not None:
+        raise InvalidInput("replaces: this version was already replaced; replace the newest")
+    return int(replaced["version"]) + 1
+
+
 def encode_content(content: bytes) -> str:
     return base64.b64encode(content).decode()
 

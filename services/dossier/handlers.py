@@ -18,6 +18,9 @@ def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.GetDocument, service.get_document)
     runtime.handle(cmd.CopyDossier, service.copy_dossier)
     runtime.handle(cmd.MaskDocument, service.mask_document)
+    runtime.handle(cmd.RequestDocumentDeletion, service.request_document_deletion)
+    runtime.handle(cmd.ListDeletionRequests, service.list_deletion_requests)
+    runtime.handle(cmd.DecideDocumentDeletion, service.decide_document_deletion)
     runtime.handle(cmd.RecordAnnouncementConsultation, service.record_announcement_consultation)
     runtime.handle(cmd.ImportLegacyRecord, legacy.import_legacy_record)
     runtime.on_events(

@@ -31,15 +31,17 @@ async def insert_document(
     legacy_export: str | None = None,
     staged: bool = False,
     held_back: bool = False,
+    version: int = 1,
+    replaces: UUID | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
                                   media_type, author_kind, author_id, author_name, decision_id,
                                   decision_rule, deposited_at, nonce, content, key_id, key_nonce,
                                   wrapped_key, content_sha256, size, legacy_id, legacy_export,
-                                  staged, held_back)
+                                  staged, held_back, version, replaces)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23)""",
+                   $18, $19, $20, $21, $22, $23, $24, $25)""",
         document_id,
         ins,
         document_type,
@@ -63,7 +65,13 @@ async def insert_document(
         legacy_export,
         staged,
         held_back,
+        version,
+        replaces,
     )
+    if replaces is not None:
+        await conn.execute(
+            "UPDATE documents SET replaced_by = $2 WHERE document_id = $1", replaces, document_id
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,9 @@ class Filters:
     until: datetime | None = None
     author_id: str | None = None
     document_id: UUID | None = None
+    all_versions: bool = False
+    # DOC_08: the care history is shown for its last 24 months only.
+    care_history_since: datetime | None = None
 
 
 NO_FILTERS = Filters()
@@ -125,6 +136,11 @@ async def page_candidates(
         where.append(f"author_id = {arg(filters.author_id)}")
     if filters.document_id is not None:
         where.append(f"document_id = {arg(filters.document_id)}")
+    elif not filters.all_versions:
+        where.append("replaced_by IS NULL")
+    if filters.care_history_since is not None:
+        since = arg(filters.care_history_since)
+        where.append(f"(document_type <> 'care_history' OR deposited_at >= {since})")
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""SELECT document_id, seq, deposited_at, document_type, masked,
                    octet_length(content) AS content_bytes,
@@ -136,6 +152,92 @@ async def page_candidates(
             ORDER BY deposited_at DESC, seq DESC
             LIMIT $2""",
         *args,
+    )
+    return rows
+
+
+async def current_version(conn: Conn, ins: str, document_id: UUID) -> asyncpg.Record | None:
+    """The document a new version would replace, locked until the new version is in."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT author_id, document_type, version, replaced_by FROM documents
+           WHERE ins = $1 AND document_id = $2 FOR UPDATE""",
+        ins,
+        document_id,
+    )
+    return row
+
+
+async def author_of(conn: Conn, ins: str, document_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT author_kind, author_id FROM documents WHERE ins = $1 AND document_id = $2",
+        ins,
+        document_id,
+    )
+    return row
+
+
+async def delete_lineage(conn: Conn, ins: str, document_id: UUID) -> int:
+    """DOC_05: the document and every version of it, content and metadata."""
+    status: str = await conn.execute(
+        """WITH RECURSIVE older(document_id) AS (
+               SELECT $2::uuid
+               UNION SELECT d.replaces FROM documents d JOIN older o USING (document_id)
+               WHERE d.replaces IS NOT NULL),
+           newer(document_id) AS (
+               SELECT $2::uuid
+               UNION SELECT d.replaced_by FROM documents d JOIN newer n USING (document_id)
+               WHERE d.replaced_by IS NOT NULL)
+           DELETE FROM documents WHERE ins = $1
+             AND document_id IN (SELECT document_id FROM older
+                                 UNION SELECT document_id FROM newer)""",
+        ins,
+        document_id,
+    )
+    return int(status.split()[-1])
+
+
+async def insert_deletion_request(
+    conn: Conn, ins: str, document_id: UUID, author_id: str, at: datetime, by: str
+) -> asyncpg.Record:
+    """One request per document; asking again returns the first."""
+    await conn.execute(
+        """INSERT INTO deletion_requests (document_id, ins, author_id, requested_at, requested_by)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        document_id,
+        ins,
+        author_id,
+        at,
+        by,
+    )
+    return await deletion_request(conn, ins, document_id)  # type: ignore[return-value]
+
+
+async def deletion_request(conn: Conn, ins: str, document_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT document_id, ins, requested_at, decided_at, accepted, author_id
+           FROM deletion_requests WHERE ins = $1 AND document_id = $2 FOR UPDATE""",
+        ins,
+        document_id,
+    )
+    return row
+
+
+async def decide_deletion_request(
+    conn: Conn, document_id: UUID, accepted: bool, at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE deletion_requests SET decided_at = $2, accepted = $3 WHERE document_id = $1",
+        document_id,
+        at,
+        accepted,
+    )
+
+
+async def pending_deletion_requests(conn: Conn, author_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT document_id, ins, requested_at, decided_at, accepted FROM deletion_requests
+           WHERE author_id = $1 AND decided_at IS NULL ORDER BY requested_at LIMIT 500""",
+        author_id,
     )
     return rows
 
@@ -178,7 +280,8 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
-                  wrapped_key, content_sha256, held_back, released_at
+                  wrapped_key, content_sha256, held_back, released_at, version, replaces,
+                  replaced_by
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -36,6 +37,7 @@ from libs import outbox, paging, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    DocumentDeleted,
     DocumentDeposited,
     DocumentHeldBack,
     DocumentReleased,
@@ -44,8 +46,10 @@ from libs.contracts.events import (
 )
 from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, Forbidden, InvalidInput, NotFound
+from libs.periods import add_calendar_years
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import b64d
+from libs.uow import UnitOfWork
 from services.dossier import domain, fhir, repository
 from services.dossier.settings import DossierSettings
 
@@ -108,8 +112,16 @@ async def deposit_document(
         conn = uow.conn
         if await spaces.status(conn, c.ins, lock=True) == "closed":
             raise _space_closed(c.ins)
+        version = 1
+        if c.replaces is not None:
+            replaced = await repository.current_version(conn, c.ins, c.replaces)
+            version = domain.check_replacement(
+                None if replaced is None else dict(replaced), actor.sub, document_type
+            )
         await repository.insert_document(
             conn,
+            version=version,
+            replaces=c.replaces,
             document_id=document_id,
             ins=c.ins,
             document_type=document_type,
@@ -168,6 +180,8 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         since=c.since,
         until=c.until,
         author_id=c.author_id,
+        all_versions=c.all_versions,
+        care_history_since=_care_history_since(ctx),
     )
     rows, next_cursor = await _page(ctx, c.ins, scope, after, c.page_size, filters)
     masters = master_keys(ctx.runtime.settings)
@@ -213,6 +227,11 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
     return cmd.DossierCopy(bundle=bundle, documents=len(exported), next_cursor=next_cursor)
 
 
+def _care_history_since(ctx: CommandContext[DossierSettings]) -> datetime:
+    """DOC_08: the care history is shown for its last 24 months."""
+    return add_calendar_years(ctx.runtime.now(), -2)
+
+
 async def get_document(ctx: CommandContext[DossierSettings], c: cmd.GetDocument) -> cmd.Document:
     """One document with its content, within the reader's scope (an access decision)."""
     actor = ctx.require_actor()
@@ -222,7 +241,10 @@ async def get_document(ctx: CommandContext[DossierSettings], c: cmd.GetDocument)
         ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
     )
     scope = domain.Scope.of(decision, actor.sub if actor.kind == "professional" else None)
-    rows, _ = await _page(ctx, c.ins, scope, None, 1, repository.Filters(document_id=c.document_id))
+    only = repository.Filters(
+        document_id=c.document_id, care_history_since=_care_history_since(ctx)
+    )
+    rows, _ = await _page(ctx, c.ins, scope, None, 1, only)
     if not rows:
         raise NotFound(f"no document {c.document_id} that you may see in this dossier")
     return _entry(master_keys(ctx.runtime.settings), rows[0], c.ins)
@@ -273,6 +295,85 @@ async def on_release_due(ctx: EventContext[DossierSettings], event: HeldBackRele
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
         )
+
+
+async def request_document_deletion(
+    ctx: CommandContext[DossierSettings], c: cmd.RequestDocumentDeletion
+) -> cmd.DeletionRequest:
+    """DOC_05: access decides that the holder (or representative) asks (action
+    request_deletion); the holder's own document goes at once, a professional's waits for its
+    author (DOC_04: never deleted over the author's head)."""
+    actor = ctx.require_actor()
+    await _refuse_if_closed(ctx, c.ins)
+    await require_access(ctx, c.ins, "request_deletion")
+    now = ctx.runtime.now()
+    async with ctx.unit_of_work() as uow:
+        author = await repository.author_of(uow.conn, c.ins, c.document_id)
+        if author is None:
+            raise NotFound(f"no document {c.document_id} in this dossier")
+        if author["author_kind"] in ("holder", "representative"):
+            await _delete(uow, c.ins, c.document_id, now)
+            return uow.answer(
+                cmd.DeletionRequest(
+                    document_id=c.document_id,
+                    ins=c.ins,
+                    status="deleted",
+                    requested_at=now,
+                    decided_at=now,
+                )
+            )
+        request = await repository.insert_deletion_request(
+            uow.conn, c.ins, c.document_id, author["author_id"], now, actor.sub
+        )
+        return uow.answer(_deletion_request(request))
+
+
+async def list_deletion_requests(
+    ctx: CommandContext[DossierSettings], c: cmd.ListDeletionRequests
+) -> cmd.DeletionRequests:
+    """DOC_05: what holders asked the calling professional to delete."""
+    actor = ctx.require_actor()
+    if actor.kind != "professional":
+        raise Forbidden("a professional lists the deletion requests for their documents")
+    async with ctx.runtime.pool.acquire() as conn:
+        rows = await repository.pending_deletion_requests(conn, actor.sub)
+    return cmd.DeletionRequests(requests=[_deletion_request(r) for r in rows])
+
+
+async def decide_document_deletion(
+    ctx: CommandContext[DossierSettings], c: cmd.DecideDocumentDeletion
+) -> cmd.DeletionRequest:
+    """DOC_05: the author, and only the author, decides."""
+    actor = ctx.require_actor()
+    now = ctx.runtime.now()
+    async with ctx.unit_of_work() as uow:
+        request = await repository.deletion_request(uow.conn, c.ins, c.document_id)
+        if request is None or request["decided_at"] is not None:
+            raise NotFound(f"no pending deletion request for document {c.document_id}")
+        if actor.kind != "professional" or request["author_id"] != actor.sub:
+            raise Forbidden("only the document's author decides on its deletion (DOC_05)")
+        await repository.decide_deletion_request(uow.conn, c.document_id, c.accept, now)
+        if c.accept:
+            await _delete(uow, c.ins, c.document_id, now)
+        decided = await repository.deletion_request(uow.conn, c.ins, c.document_id)
+        return uow.answer(_deletion_request(decided))
+
+
+async def _delete(uow: UnitOfWork, ins: str, document_id: uuid.UUID, now: datetime) -> None:
+    deleted = await repository.delete_lineage(uow.conn, ins, document_id)
+    await uow.emit(DocumentDeleted(document_id=document_id, ins=ins, deleted_at=now))
+    log.info("document_deleted", document_id=str(document_id), versions=deleted)
+
+
+def _deletion_request(row: Any) -> cmd.DeletionRequest:
+    status = "pending" if row["decided_at"] is None else "deleted" if row["accepted"] else "kept"
+    return cmd.DeletionRequest(
+        document_id=row["document_id"],
+        ins=row["ins"],
+        status=status,
+        requested_at=row["requested_at"],
+        decided_at=row["decided_at"],
+    )
 
 
 async def mask_document(
@@ -344,6 +445,9 @@ def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Docu
     document_id = row["document_id"]
     content, title = _opened(masters, row, ins)
     return cmd.Document(
+        version=row.get("version") or 1,
+        replaces=row.get("replaces"),
+        replaced_by=row.get("replaced_by"),
         masked=bool(row.get("masked")),
         held_back=bool(row.get("held_back")) and row.get("released_at") is None,
         document_id=document_id,

@@ -55,6 +55,7 @@ _ACTIONS: Final = {
     "read_history": "a consulté l'historique des accès à votre dossier",
     "copy": "a obtenu une copie de votre dossier",
     "mask": "a masqué ou démasqué un document de votre dossier",
+    "request_deletion": "a demandé la suppression d'un document de votre dossier",
     "collect_consent": "a recueilli votre consentement pour un autre professionnel",
 }
 _UNKNOWN_ACTION: Final = "a accédé à votre dossier"

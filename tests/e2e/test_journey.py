@@ -512,3 +512,134 @@ async def test_the_announcement_consultation_releases_at_once_and_ends_the_deadl
         ("held_back_notice", "cancelled"),
         ("held_back_release", "cancelled"),
     ]
+
+
+async def test_a_new_version_replaces_the_old_visibly_and_only_its_author_makes_one__DOC_01(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    first = await stage.martin_deposits_the_lab_report(cast)
+    second = await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins,
+            document_type="lab_report",
+            title=TITLE + " (corrigé)",
+            content_b64=b64(SECRET + b" v2"),
+            replaces=first.document_id,
+        ),
+        token=cast.martin.token,
+    )
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.sophie.token)
+    assert [(d.document_id, d.version, d.replaces) for d in page.documents] == [
+        (second.document_id, 2, first.document_id)
+    ]
+    every = await stage.client.send(
+        cmd.ReadDossier(ins=ins, all_versions=True), token=cast.sophie.token
+    )
+    assert [(d.version, d.replaced_by) for d in every.documents] == [
+        (2, None),
+        (1, second.document_id),
+    ]
+    with pytest.raises(RpcError) as not_hers:
+        await stage.client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="holder_document",
+                title="x",
+                content_b64=b64(b"x"),
+                replaces=second.document_id,
+            ),
+            token=cast.sophie.token,
+        )
+    assert not_hers.value.code == "invalid_input"
+
+
+async def test_sophie_corrects_her_own_document_and_deletes_it_at_once__DOC_05(
+    stage: Stage, cast: Cast
+) -> None:
+    ins, sophie = cast.sophie.ins, cast.sophie.token
+    mine = await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins, document_type="holder_document", title="Mes vaccins", content_b64=b64(b"v1")
+        ),
+        token=sophie,
+    )
+    corrected = await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins,
+            document_type="holder_document",
+            title="Mes vaccins",
+            content_b64=b64(b"v2"),
+            replaces=mine.document_id,
+        ),
+        token=sophie,
+    )
+    gone = await stage.client.send(
+        cmd.RequestDocumentDeletion(ins=ins, document_id=corrected.document_id), token=sophie
+    )
+    assert gone.status == "deleted"
+    every = await stage.client.send(cmd.ReadDossier(ins=ins, all_versions=True), token=sophie)
+    assert every.documents == []  # both versions
+
+
+async def test_sophie_asks_martin_to_delete_his_document_and_he_alone_decides__DOC_05__DOC_04(
+    stage: Stage, cast: Cast
+) -> None:
+    ins, sophie = cast.sophie.ins, cast.sophie.token
+    kept = await stage.martin_deposits_the_lab_report(cast)
+    dropped = await stage.martin_deposits_the_lab_report(cast)
+    for document in (kept, dropped):
+        asked = await stage.client.send(
+            cmd.RequestDocumentDeletion(ins=ins, document_id=document.document_id), token=sophie
+        )
+        assert asked.status == "pending"  # DOC_04: a professional's document is not hers to delete
+    with pytest.raises(RpcError) as not_holder:
+        await stage.client.send(
+            cmd.RequestDocumentDeletion(ins=ins, document_id=kept.document_id),
+            token=cast.martin.token,
+        )
+    assert not_holder.value.rule == "DOC_05"
+    pending = await stage.client.send(cmd.ListDeletionRequests(), token=cast.martin.token)
+    assert {r.document_id for r in pending.requests} >= {kept.document_id, dropped.document_id}
+    decide = cmd.DecideDocumentDeletion(ins=ins, document_id=dropped.document_id, accept=True)
+    with pytest.raises(RpcError) as not_author:
+        await stage.client.send(decide, token=cast.bernard.token)
+    assert not_author.value.code == "forbidden"
+    assert (await stage.client.send(decide, token=cast.martin.token)).status == "deleted"
+    refused = await stage.client.send(
+        cmd.DecideDocumentDeletion(ins=ins, document_id=kept.document_id, accept=False),
+        token=cast.martin.token,
+    )
+    assert refused.status == "kept"
+    await stage.tap.wait_for("DocumentDeleted", ins=ins, document_id=str(dropped.document_id))
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=sophie)
+    assert [d.document_id for d in page.documents] == [kept.document_id]
+
+
+async def test_the_health_insurance_feeds_the_care_history_and_never_reads__DOC_08(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    operator = await stage.operator()
+    await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins,
+            document_type="care_history",
+            title="Historique des remboursements",
+            content_b64=b64(b"%PDF-1.4 soins 2026"),
+        ),
+        token=operator,
+    )
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.sophie.token)
+    assert [d.document_type for d in page.documents] == ["care_history"]
+    with pytest.raises(RpcError) as never:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=operator)
+    assert never.value.rule == "ACC_10"
+    with pytest.raises(RpcError) as only_care_history:
+        await stage.client.send(
+            cmd.DepositDocument(
+                ins=ins, document_type="lab_report", title="x", content_b64=b64(b"x")
+            ),
+            token=operator,
+        )
+    assert only_care_history.value.rule == "ACC_10"

@@ -339,6 +339,23 @@ TARGETS: tuple[Target, ...] = (
     Target("dossier.commands", "CopyDossier", cmd.CopyDossier, _HOLDER, "holder"),
     Target(
         "dossier.commands",
+        "RequestDocumentDeletion",
+        cmd.RequestDocumentDeletion,
+        {**_HOLDER, "document_id": PROXY},
+        "holder",
+    ),
+    Target(
+        "dossier.commands", "ListDeletionRequests", cmd.ListDeletionRequests, {}, "professional"
+    ),
+    Target(
+        "dossier.commands",
+        "DecideDocumentDeletion",
+        cmd.DecideDocumentDeletion,
+        {**_HOLDER, "document_id": PROXY, "accept": True},
+        "professional",
+    ),
+    Target(
+        "dossier.commands",
         "RecordAnnouncementConsultation",
         cmd.RecordAnnouncementConsultation,
         {**_HOLDER, "document_id": PROXY},

@@ -904,3 +904,31 @@ async def test_a_listing_filters_by_type_period_and_author_and_one_document_is_f
         with pytest.raises(RpcError) as refused:
             await client.send(cmd.GetDocument(ins=ins, document_id=hidden), token=reader)
         assert refused.value.code == "not_found"
+
+
+async def test_the_care_history_is_shown_for_its_last_24_months__DOC_08(
+    client: Client, dossier: Running, access: AccessStandIn, db: asyncpg.Connection, keys: Keys
+) -> None:
+    ins = new_nir()
+    token = token_for(dossier.runtime, keys)
+    ids = []
+    for title in ("recent", "old"):
+        done = await client.send(
+            cmd.DepositDocument(
+                ins=ins, document_type="care_history", title=title, content_b64=b64(b"soins")
+            ),
+            token=token,
+        )
+        ids.append(done.document_id)
+    now = dossier.runtime.now()
+    for document_id, age in zip(ids, (timedelta(days=700), timedelta(days=745)), strict=True):
+        await db.execute(
+            "UPDATE dossier.documents SET deposited_at = $2 WHERE document_id = $1",
+            document_id,
+            now - age,
+        )
+    page = await client.send(cmd.ReadDossier(ins=ins), token=token)
+    assert [d.title for d in page.documents] == ["recent"]
+    with pytest.raises(RpcError) as old:
+        await client.send(cmd.GetDocument(ins=ins, document_id=ids[1]), token=token)
+    assert old.value.code == "not_found"

@@ -552,7 +552,9 @@ def situations(draw: st.DrawFn) -> tuple[Claims, HolderSettings, str, str | None
         ),
     )
     action = draw(st.sampled_from(("read", "deposit", "message", "read_history", "copy", "mask")))
-    document_type = draw(st.sampled_from((None, "lab_report", "holder_document", "administrative")))
+    document_type = draw(
+        st.sampled_from((None, "lab_report", "holder_document", "administrative", "care_history"))
+    )
     return actor, settings, action, document_type, draw(st.booleans())
 
 
@@ -575,8 +577,10 @@ def test_no_decision_breaks_the_laws_invariants__ACC_10__ACC_08__ACC_17__DOC_06(
     assert d.rule, "every decision names its rule (ACC_18)"
     if not d.granted:
         return
-    # Outsiders, the operator and unknown professions are never let in, whatever consent.
-    assert actor.kind != "operator"
+    # Outsiders, the operator and unknown professions are never let in, whatever consent (the
+    # health insurance only feeds the care history, DOC_08).
+    if actor.kind == "operator":
+        assert (action, document_type, d.rule) == ("deposit", "care_history", "DOC_08")
     if actor.kind == "professional":
         assert actor.profession in PROFESSIONS
         # A blocked professional (or one of a blocked establishment) only as treating physician.
@@ -596,3 +600,16 @@ def test_no_decision_breaks_the_laws_invariants__ACC_10__ACC_08__ACC_17__DOC_06(
     # An emergency access never shows masked documents, and never against an objection.
     if d.emergency:
         assert not d.include_masked and not holder_settings.emergency_objection
+
+
+def test_the_health_insurance_feeds_the_care_history_and_reads_nothing__DOC_08__ACC_10() -> None:
+    d = decide(operator(), INS, "deposit", "care_history", OPEN, NOW)
+    assert (d.granted, d.rule, d.document_types) == (True, "DOC_08", ["care_history"])
+    for action, document_type in (
+        ("read", None),
+        ("deposit", "lab_report"),
+        ("read", "care_history"),
+    ):
+        assert decide(operator(), INS, action, document_type, OPEN, NOW).rule == "ACC_10"
+    closed = HolderSettings(space_status="closed")
+    assert not decide(operator(), INS, "deposit", "care_history", closed, NOW).granted
