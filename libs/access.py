@@ -31,11 +31,17 @@ async def require_access(
     *,
     emergency: bool = False,
     purpose: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> cmd.Decision:
     """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise.
     `emergency` and `purpose`: a break-the-glass and its stated reason (ACC_09)."""
     request = cmd.Decide(
-        ins=ins, action=action, document_type=document_type, emergency=emergency, purpose=purpose
+        ins=ins,
+        action=action,
+        document_type=document_type,
+        emergency=emergency,
+        purpose=purpose,
+        on_behalf_of=on_behalf_of,
     )
     try:
         decision = await ctx.runtime.rpc.send(

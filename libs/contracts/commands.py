@@ -774,6 +774,8 @@ class Decide(Command[Decision]):
     # the holder, never published).
     emergency: bool = False
     purpose: Text | None = None
+    # DOC_03: a deposit on behalf of this professional (the author), by the token's bearer.
+    on_behalf_of: ProfessionalId | None = None
 
 
 # --- access.commands ------------------------------------------------------------------------
@@ -1087,6 +1089,9 @@ class DepositDocument(Command[Deposited]):
     # A new version of a document of the same author (the holder's corrections of what they
     # entered, DOC_05): it replaces the old one visibly, which is kept.
     replaces: UUID | None = None
+    # DOC_03: deposited on behalf of this professional (the author), who must be authorized;
+    # the document names both.
+    on_behalf_of: ProfessionalId | None = None
 
 
 class Document(Contract):
@@ -1103,6 +1108,7 @@ class Document(Contract):
     version: int = 1
     replaces: UUID | None = None
     replaced_by: UUID | None = None  # set on an old version (listed with all_versions)
+    deposited_by: str | None = None  # DOC_03: who deposited on the author's behalf
 
 
 class DossierPage(Contract):

@@ -225,7 +225,10 @@ def decide(
     emergency: bool = False,
     purpose: str | None = None,
     matrix: Matrix = MATRIX,
+    on_behalf_of: HolderSettings | None = None,
 ) -> Decision:
+    """`on_behalf_of`: for a deposit on behalf of another professional (DOC_03), what is known
+    of that professional's relation to the holder."""
     if document_type is not None and document_type not in DOCUMENT_TYPES:
         return denied("DOC_01", f"unknown document type {document_type!r}")
     if actor.kind == "operator" and not (action == "deposit" and document_type == CARE_HISTORY):
@@ -250,6 +253,8 @@ def decide(
         return _representative(actor, ins, action, document_type, holder, now)
     if actor.kind == "app":
         return _app(action, document_type, holder)
+    if on_behalf_of is not None:
+        return _on_behalf(actor, action, document_type, holder, on_behalf_of, now, matrix)
     decision = _professional(actor, action, document_type, holder, now, emergency, purpose, matrix)
     # DOC_07: a held-back document waits for its announcement to the holder, not for care.
     return replace(decision, include_held_back=decision.granted)
@@ -376,6 +381,34 @@ def _professional(
         return denied("ACC_11", f"a {profession} needs the holder's express consent")
     rule = "ACC_12" if profession in SOCIAL else "ACC_05"
     return denied(rule, "the holder has not authorized this professional")
+
+
+def _on_behalf(
+    actor: Claims,
+    action: Action,
+    document_type: str | None,
+    holder: HolderSettings,
+    author: HolderSettings,
+    now: datetime,
+    matrix: Matrix,
+) -> Decision:
+    """DOC_03: someone of the practice (a professional, a medical secretary) deposits on behalf
+    of a professional who may deposit: the author's relation decides, the depositor must be a
+    registered profession and not blocked themselves; only deposits."""
+    if actor.kind != "professional" or matrix.row(actor.profession, actor.specialty) is None:
+        return denied("ACC_10", f"the profession {actor.profession!r} has no access to dossiers")
+    if action != "deposit":
+        return denied("DOC_03", "only a deposit is made on another professional's behalf")
+    if holder.blocked or holder.establishment_blocked:
+        return denied("ACC_08", "the holder has blocked the one who deposits")
+    if author.treating_physician:
+        return granted("DOC_03", "on behalf of the treating physician", frozenset({ALL}))
+    if author.blocked or author.establishment_blocked:
+        return denied("ACC_08", "the holder has blocked the professional on whose behalf")
+    consented = author.authorization is not None and author.authorization.active(now)
+    if not (consented or author.care_team):
+        return denied("DOC_03", "the professional on whose behalf is not authorized")
+    return granted("DOC_03", "on behalf of an authorized professional", frozenset({ALL}))
 
 
 def _consent_rule(actor: Claims) -> str:

@@ -48,7 +48,15 @@ async def decide(ctx: CommandContext[AccessSettings], c: cmd.Decide) -> cmd.Deci
     actor = ctx.require_actor()
     async with ctx.unit_of_work() as uow:
         decision_id, decision, version = await _decide_and_trace(
-            ctx, uow, actor, c.ins, c.action, c.document_type, c.emergency, c.purpose
+            ctx,
+            uow,
+            actor,
+            c.ins,
+            c.action,
+            c.document_type,
+            c.emergency,
+            c.purpose,
+            on_behalf_of=c.on_behalf_of,
         )
         return uow.answer(
             cmd.Decision(
@@ -76,6 +84,7 @@ async def _decide_and_trace(
     purpose: str | None = None,
     *,
     traced_as: str | None = None,
+    on_behalf_of: str | None = None,
 ) -> tuple[uuid.UUID, domain.Decision, str]:
     """One decision: its trace chained to the holder's (ACC_03), `AccessGranted` or
     `AccessDenied` and `AccessLogged`, in the caller's unit of work."""
@@ -90,6 +99,11 @@ async def _decide_and_trace(
         proxy_id=_proxy_id(actor),
         app_id=actor.sub if actor.kind == "app" else None,
     )
+    author = (
+        None
+        if on_behalf_of is None
+        else await repository.holder_settings(uow.conn, ins, now, rpps=on_behalf_of)
+    )
     decision = domain.decide(
         actor,
         ins,
@@ -100,6 +114,7 @@ async def _decide_and_trace(
         emergency=emergency,
         purpose=purpose,
         matrix=matrix,
+        on_behalf_of=author,
     )
     outcome = "granted" if decision.granted else "denied"
     about: dict[str, Any] = {
@@ -120,7 +135,8 @@ async def _decide_and_trace(
             "actor_profession": actor.profession,
             "document_type": document_type,
             "outcome": outcome,
-            "reason": decision.reason,
+            "reason": decision.reason
+            + ("" if on_behalf_of is None else f" (on behalf of {on_behalf_of})"),
             "matrix_version": matrix.version,
             "emergency": decision.emergency,
             "purpose": purpose,

@@ -33,15 +33,17 @@ async def insert_document(
     held_back: bool = False,
     version: int = 1,
     replaces: UUID | None = None,
+    deposited_by: tuple[str, str] | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
                                   media_type, author_kind, author_id, author_name, decision_id,
                                   decision_rule, deposited_at, nonce, content, key_id, key_nonce,
                                   wrapped_key, content_sha256, size, legacy_id, legacy_export,
-                                  staged, held_back, version, replaces)
+                                  staged, held_back, version, replaces, deposited_by_id,
+                                  deposited_by_name)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25)""",
+                   $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)""",
         document_id,
         ins,
         document_type,
@@ -67,6 +69,8 @@ async def insert_document(
         held_back,
         version,
         replaces,
+        None if deposited_by is None else deposited_by[0],
+        None if deposited_by is None else deposited_by[1],
     )
     if replaces is not None:
         await conn.execute(
@@ -281,7 +285,7 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
                   wrapped_key, content_sha256, held_back, released_at, version, replaces,
-                  replaced_by
+                  replaced_by, deposited_by_name
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,

@@ -102,7 +102,14 @@ async def deposit_document(
     content = domain.decode_content(c.content_b64, ctx.runtime.settings.max_document_bytes)
     media_type = domain.check_claims(content, c.media_type, c.sha256, c.size)
     await _refuse_if_closed(ctx, c.ins)
-    decision = await require_access(ctx, c.ins, "deposit", document_type)
+    if c.on_behalf_of is not None and c.on_behalf_of == actor.sub:
+        raise InvalidInput("on_behalf_of names someone else than the one who deposits")
+    decision = await require_access(
+        ctx, c.ins, "deposit", document_type, on_behalf_of=c.on_behalf_of
+    )
+    # DOC_03: the author is the professional on whose behalf; the one who deposited is kept.
+    author_id = c.on_behalf_of or actor.sub
+    author_name = f"RPPS {c.on_behalf_of}" if c.on_behalf_of else actor.name
 
     document_id = uuid.uuid4()
     key_id, master = current_master_key(ctx)
@@ -116,7 +123,7 @@ async def deposit_document(
         if c.replaces is not None:
             replaced = await repository.current_version(conn, c.ins, c.replaces)
             version = domain.check_replacement(
-                None if replaced is None else dict(replaced), actor.sub, document_type
+                None if replaced is None else dict(replaced), author_id, document_type
             )
         await repository.insert_document(
             conn,
@@ -128,12 +135,13 @@ async def deposit_document(
             sealed=sealed,
             media_type=media_type,
             author_kind=actor.kind,
-            author_id=actor.sub,
-            author_name=actor.name,
+            author_id=author_id,
+            author_name=author_name,
             decision_id=decision.decision_id,
             decision_rule=decision.rule,
             deposited_at=now,
             held_back=c.held_back,
+            deposited_by=None if c.on_behalf_of is None else (actor.sub, actor.name),
         )
         if c.held_back:  # DOC_07: retention times the notice and the release
             await uow.emit(DocumentHeldBack(document_id=document_id, ins=c.ins, held_at=now))
@@ -144,8 +152,8 @@ async def deposit_document(
                 ins=c.ins,
                 document_type=document_type,
                 author_kind=actor.kind,
-                author_id=actor.sub,
-                author_name=public_name(actor.kind, actor.name),
+                author_id=author_id,
+                author_name=None if c.on_behalf_of else public_name(actor.kind, actor.name),
                 deposited_at=now,
             )
         )
@@ -448,6 +456,7 @@ def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Docu
         version=row.get("version") or 1,
         replaces=row.get("replaces"),
         replaced_by=row.get("replaced_by"),
+        deposited_by=row.get("deposited_by_name"),
         masked=bool(row.get("masked")),
         held_back=bool(row.get("held_back")) and row.get("released_at") is None,
         document_id=document_id,

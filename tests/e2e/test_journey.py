@@ -23,7 +23,7 @@ from libs.contracts import commands as cmd
 from libs.runtime import Runtime
 from services.dossier import fhir
 from services.notifier.domain import mail_subject
-from tests.support.actors import b64, code_mailed_to, sign_in_holder
+from tests.support.actors import b64, code_mailed_to, sign_in_holder, sign_in_professional
 from tests.support.journey import (
     DOCTOR_BODY,
     DOCTOR_SUBJECT,
@@ -35,7 +35,7 @@ from tests.support.journey import (
     Stage,
     sophie,
 )
-from tests.support.people import new_nir
+from tests.support.people import new_nir, new_professional
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
@@ -643,3 +643,36 @@ async def test_the_health_insurance_feeds_the_care_history_and_never_reads__DOC_
             token=operator,
         )
     assert only_care_history.value.rule == "ACC_10"
+
+
+async def test_martins_secretary_deposits_on_his_behalf_and_no_one_elses__DOC_03(
+    stage: Stage, cast: Cast
+) -> None:
+    ins = cast.sophie.ins
+    operator = await stage.operator()
+    secretary = new_professional("administrative_staff", "Secrétaire")
+    await stage.client.send(secretary.registration(), token=operator)
+    token = await sign_in_professional(stage.client, secretary)
+    deposit = cmd.DepositDocument(
+        ins=ins,
+        document_type="lab_report",
+        title=TITLE,
+        content_b64=b64(SECRET),
+        on_behalf_of=cast.martin.pro.rpps,
+    )
+    done = await stage.client.send(deposit, token=token)
+    assert done.rule == "DOC_03"
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.sophie.token)
+    [document] = page.documents
+    assert (document.author_id, document.deposited_by) == (
+        cast.martin.pro.rpps,
+        "Claire Secrétaire",
+    )
+    with pytest.raises(RpcError) as not_authorized:  # Dr Bernard may not deposit
+        await stage.client.send(
+            deposit.model_copy(update={"on_behalf_of": cast.bernard.pro.rpps}), token=token
+        )
+    assert not_authorized.value.rule == "DOC_03"
+    with pytest.raises(RpcError) as never_reads:
+        await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
+    assert never_reads.value.rule == "DOC_10"

@@ -613,3 +613,29 @@ def test_the_health_insurance_feeds_the_care_history_and_reads_nothing__DOC_08__
         assert decide(operator(), INS, action, document_type, OPEN, NOW).rule == "ACC_10"
     closed = HolderSettings(space_status="closed")
     assert not decide(operator(), INS, "deposit", "care_history", closed, NOW).granted
+
+
+def test_a_deposit_on_behalf_of_a_professional_is_decided_by_that_ones_relation__DOC_03() -> None:
+    secretary = pro("administrative_staff")
+    for author, rule in (
+        (AUTHORIZED, "DOC_03"),
+        (HolderSettings(space_status="open", care_team=True), "DOC_03"),
+        (HolderSettings(space_status="open", treating_physician=True, blocked=True), "DOC_03"),
+    ):
+        d = decide(secretary, INS, "deposit", "lab_report", OPEN, NOW, on_behalf_of=author)
+        assert (d.granted, d.rule) == (True, rule)
+    for author, depositor, rule in (
+        (OPEN, OPEN, "DOC_03"),  # the author is not authorized
+        (
+            HolderSettings(space_status="open", authorization=Authorization(), blocked=True),
+            OPEN,
+            "ACC_08",
+        ),
+        (AUTHORIZED, HolderSettings(space_status="open", blocked=True), "ACC_08"),
+    ):
+        d = decide(secretary, INS, "deposit", "lab_report", depositor, NOW, on_behalf_of=author)
+        assert (d.granted, d.rule) == (False, rule)
+    assert not decide(secretary, INS, "read", None, OPEN, NOW, on_behalf_of=AUTHORIZED).granted
+    assert not decide(
+        pro("banker"), INS, "deposit", "lab_report", OPEN, NOW, on_behalf_of=AUTHORIZED
+    ).granted
