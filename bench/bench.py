@@ -718,6 +718,16 @@ async def system(
         report.add(section_sign_in, f"code sign-ins/s ({len(everyone)})", n_codes / elapsed)
         report.add(section_sign_in, "code p50 latency", statistics.median(latencies), "ms")
         report.add(section_sign_in, "code p99 latency", percentile(latencies, 99), "ms")
+
+        await dossier_section(
+            report,
+            client,
+            alerts_db,
+            values["dossier_content_key"],
+            depositors,
+            pro_tokens,
+            running.get("dossier"),
+        )
     finally:
         await alerts_db.close()
         await rpc.close()
@@ -728,6 +738,133 @@ async def system(
         if running:
             processes.stop(running)
         smtp.__exit__()
+
+
+def _peak_rss_mb(process: Any) -> float | None:
+    """The process's peak resident memory so far (VmHWM), in MB; None in-process."""
+    if process is None:
+        return None
+    with open(f"/proc/{process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+async def dossier_section(
+    report: Report,
+    client: Any,
+    db: asyncpg.Connection,
+    content_key: str,
+    depositors: list[tuple[str, str]],
+    pro_tokens: list[str],
+    dossier_process: Any,
+) -> None:
+    """Deposits of 10 kB and of 5 MB, a listing in a dossier of 5,000 documents, and the
+    dossier's peak memory around the largest deposit its settings allow (issue 9)."""
+    from libs.contracts import commands as cmd
+    from libs.tokens import b64d
+    from services.dossier import domain as dossier_domain
+    from services.dossier import repository as dossier_repository
+    from tests.support.actors import b64
+
+    section = "system dossier"
+    for label, size, n, in_flight in (
+        ("10 kB", 10_000, 300, IN_FLIGHT),
+        ("5 MB", 5_000_000, 16, 4),
+    ):
+        content = b64(os.urandom(size))
+
+        async def deposit(i: int, content: str = content) -> None:
+            await client.send(
+                cmd.DepositDocument(
+                    ins=depositors[i % len(depositors)][0],
+                    document_type="lab_report",
+                    title=f"Bilan {i}",
+                    content_b64=content,
+                ),
+                token=pro_tokens[i % len(pro_tokens)],
+            )
+
+        elapsed, latencies = await run_in_flight(n, in_flight, deposit)
+        report.add(section, f"{label} deposits/s ({in_flight} in flight)", n / elapsed)
+        report.add(section, f"{label} p99 deposit latency", percentile(latencies, 99), "ms")
+        report.add(section, f"{label} MB/s deposited", n * size / elapsed / 1e6)
+
+    # A dossier of 5,000 documents, sealed as the dossier seals them, loaded with COPY.
+    ins = depositors[0][0]
+    master = b64d(content_key)
+    rows = []
+    now = datetime.now(UTC)
+    for i in range(5_000):
+        document_id = uuid.uuid4()
+        body = os.urandom(1_000)
+        sealed = dossier_domain.seal_document(master, "k1", body, f"Doc {i}", document_id, ins)
+        rows.append(
+            (
+                document_id, ins, "lab_report", sealed.title_nonce, sealed.title,
+                "application/octet-stream", "professional", "10000000000", "Bench",
+                uuid.uuid4(), "ACC_05", now - timedelta(minutes=i), sealed.nonce,
+                sealed.content, "k1", sealed.key.nonce, sealed.key.wrapped, sealed.sha256,
+                len(body),
+            )
+        )  # fmt: skip
+    await db.copy_records_to_table(
+        "documents",
+        schema_name="dossier",
+        records=rows,
+        columns=[
+            "document_id", "ins", "document_type", "title_nonce", "title_sealed", "media_type",
+            "author_kind", "author_id", "author_name", "decision_id", "decision_rule",
+            "deposited_at", "nonce", "content", "key_id", "key_nonce", "wrapped_key",
+            "content_sha256", "size",
+        ],
+    )  # fmt: skip
+    await db.execute("ANALYZE dossier.documents")
+    total = await db.fetchval("SELECT count(*) FROM dossier.documents WHERE ins = $1", ins)
+    token = pro_tokens[0]
+    times: list[float] = []
+    page = await client.send(cmd.ReadDossier(ins=ins), token=token)
+    for _ in range(200):
+        started = time.perf_counter()
+        page = await client.send(
+            cmd.ReadDossier(ins=ins, cursor=page.next_cursor if len(times) % 10 else None),
+            token=token,
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    report.add(
+        section, f"listing, 20 of {total} docs, p50 (bus + access)", percentile(times, 50), "ms"
+    )
+    report.add(
+        section, f"listing, 20 of {total} docs, p99 (bus + access)", percentile(times, 99), "ms"
+    )
+    await db.execute("SET search_path TO dossier")
+    query_times = []
+    for _ in range(500):
+        started = time.perf_counter()
+        await dossier_repository.page_candidates(
+            db, ins, document_types=None, include_masked=False, after=None, limit=21
+        )
+        query_times.append((time.perf_counter() - started) * 1000)
+    await db.execute("SET search_path TO public")
+    report.add(section, "listing query alone p99 (database)", percentile(query_times, 99), "ms")
+
+    # Peak memory of the dossier process around the largest deposit it accepts.
+    before = _peak_rss_mb(dossier_process)
+    if before is not None:
+        big = 10 * 2**20 - 1024  # the default cap (max_document_bytes, 10 MiB)
+        await client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="imaging_report",
+                title="IRM",
+                content_b64=b64(os.urandom(big)),
+            ),
+            token=token,
+        )
+        after = _peak_rss_mb(dossier_process)
+        report.add(section, "dossier peak RSS before a 10 MiB deposit", before, "MB")
+        report.add(section, "dossier peak RSS after it", after or 0.0, "MB")
 
 
 async def _retry(action: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
