@@ -347,16 +347,45 @@ async def test_a_person_who_objects_within_six_weeks_gets_no_space__SPC_01__SPC_
     assert not stage.tap.of_type("SpaceOpened", ins=nir)
 
 
-async def test_no_event_of_the_journey_carries_its_free_text_or_content__MSG_03(
+async def test_no_event_of_the_journey_carries_its_free_text_or_content__MSG_03__DOC_01(
     stage: Stage, cast: Cast
 ) -> None:
     """Every event of the journey, as any tap on `dmp.events` saw it: ids and coarse types,
-    never a title, a subject, a body or a document's content."""
+    never a title, a subject, a body, a document's content, a break-the-glass reason or a
+    collected consent's reason."""
     ins = cast.sophie.ins
-    await stage.martin_deposits_the_lab_report(cast)
+    deposited = await stage.martin_deposits_the_lab_report(cast)
     await stage.martin_reads(cast)
     await stage.bernard_is_refused_reading(cast)
     await stage.sophie_and_martin_write_to_each_other(cast)
+    held = await stage.client.send(
+        cmd.DepositDocument(
+            ins=ins,
+            document_type="lab_report",
+            title="Charge virale VIH",
+            content_b64=b64(b"%PDF-1.4 charge virale indetectable"),
+            held_back=True,
+            replaces=deposited.document_id,
+        ),
+        token=cast.martin.token,
+    )
+    await stage.client.send(
+        cmd.MaskDocument(ins=ins, document_id=held.document_id), token=cast.sophie.token
+    )
+    await stage.client.send(
+        cmd.ReadDossier(ins=ins, emergency=True, emergency_reason="coma hypoglycemique"),
+        token=cast.bernard.token,
+    )
+    await stage.client.send(
+        cmd.CollectConsent(
+            ins=ins,
+            rpps=new_professional().rpps,
+            reason_code="referral",
+            reason="suspicion de cancer du sein",
+        ),
+        token=cast.martin.token,
+    )
+    await stage.tap.wait_for("DocumentHeldBack", ins=ins)
     await stage.tap.wait_for("MessageSent", ins=ins, count=3)
     await stage.tap.wait_for("HolderAlerted", ins=ins, kind="new_message", count=2, timeout=30)
     secrets_ = [
@@ -371,6 +400,11 @@ async def test_no_event_of_the_journey_carries_its_free_text_or_content__MSG_03(
         DOCTOR_BODY,
         "sérologie",
         "Aucun nouveau prélèvement",
+        "Charge virale",
+        "VIH",
+        "charge virale indetectable",
+        "coma hypoglycemique",
+        "cancer du sein",
     ]
     assert len([e for e in stage.tap.events if e["payload"].get("ins") == ins]) > 20
     for event in stage.tap.events:
