@@ -32,6 +32,7 @@ async def require_access(
     emergency: bool = False,
     purpose: str | None = None,
     on_behalf_of: str | None = None,
+    request_id: str | None = None,
 ) -> cmd.Decision:
     """The granted decision; Forbidden (`access_denied` / `access_undecided`) otherwise.
     `emergency` and `purpose`: a break-the-glass and its stated reason (ACC_09)."""
@@ -52,7 +53,9 @@ async def require_access(
             # and the deposit must not be stored after they were told it timed out.
             timeout=ctx.remaining(ctx.runtime.rpc.timeout),
             # A retried deposit asks again under the same id: one decision, one trace, one alert.
-            request_id=ctx.derived_request_id(f"decide-{action}-{document_type or 'any'}"),
+            # `request_id`: the caller's own, for decisions several requests share.
+            request_id=request_id
+            or ctx.derived_request_id(f"decide-{action}-{document_type or 'any'}"),
         )
     except RpcError as exc:
         log.warning("access_undecided", action=action, code=exc.code, reason=exc.message)

@@ -1109,6 +1109,10 @@ class Document(Contract):
     replaces: UUID | None = None
     replaced_by: UUID | None = None  # set on an old version (listed with all_versions)
     deposited_by: str | None = None  # DOC_03: who deposited on the author's behalf
+    size: int | None = None
+    # A document uploaded in parts comes in parts too: `content_b64` is empty and each part is
+    # asked with GetDocumentPart (0 to parts - 1).
+    parts: int | None = None
 
 
 class DossierPage(Contract):
@@ -1211,6 +1215,78 @@ class RecordAnnouncementConsultation(Command[Release]):
 
     ins: Ins
     document_id: UUID
+
+
+class Upload(Contract):
+    upload_id: UUID  # the document's id, once complete
+    parts: int
+    part_bytes: int
+    expires_at: datetime
+
+
+class BeginDocumentUpload(Command[Upload]):
+    """A document too large for one message (over the single-message cap, up to the upload
+    cap): declared whole here (size, SHA-256, type, title...), sent in parts of `part_bytes`
+    (UploadDocumentPart), then deposited by CompleteDocumentUpload, which asks access. No part
+    is ever readable before that."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    ins: Ins
+    document_type: DocumentType
+    title: Text
+    media_type: MediaType | None = None
+    size: int = Field(ge=1)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+    held_back: bool = False
+    replaces: UUID | None = None
+    on_behalf_of: ProfessionalId | None = None
+
+
+class UploadProgress(Contract):
+    upload_id: UUID
+    received: int
+    parts: int
+
+
+class UploadDocumentPart(Command[UploadProgress]):
+    """One part, `index` from 0; every part has `part_bytes` but the last. Sending a part again
+    with the same bytes changes nothing; with other bytes it is refused."""
+
+    QUEUE = DOSSIER
+
+    upload_id: UUID
+    index: int = Field(ge=0)
+    content_b64: str
+
+
+class CompleteDocumentUpload(Command[Deposited]):
+    """Every part received and the whole matching its SHA-256: access decides the deposit, as
+    for DepositDocument."""
+
+    QUEUE = DOSSIER
+    REQUEST_ID = "required"
+
+    upload_id: UUID
+
+
+class DocumentPart(Contract):
+    document_id: UUID
+    index: int
+    parts: int
+    content_b64: str
+
+
+class GetDocumentPart(Command[DocumentPart]):
+    """A part of a document stored in parts, within the reader's scope. The parts a reader
+    fetches within a few minutes are one access (one decision, one trace, one alert)."""
+
+    QUEUE = DOSSIER
+
+    ins: Ins
+    document_id: UUID
+    index: int = Field(ge=0)
 
 
 class DocumentMasking(Contract):

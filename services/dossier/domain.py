@@ -272,12 +272,13 @@ class SealedDocument:
     so that "unchanged" is checkable without the key)."""
 
     key: WrappedKey
-    nonce: bytes
-    content: bytes
+    nonce: bytes | None  # None: stored in parts
+    content: bytes | None
     title_nonce: bytes
     title: bytes
     size: int
     sha256: bytes
+    parts: int | None = None
 
 
 def seal_document(
@@ -304,13 +305,47 @@ def open_document(
     data_key = unwrap_key(
         masters, WrappedKey(row["key_id"], row["key_nonce"], row["wrapped_key"]), document_id, ins
     )
-    content = unseal(data_key, row["nonce"], row["content"], document_id, ins)
+    content = (
+        b""  # stored in parts: each is opened on its own (open_part)
+        if row["content"] is None
+        else unseal(data_key, row["nonce"], row["content"], document_id, ins)
+    )
     title = (
         None  # deposited before titles were sealed (migration 0002): demo data only
         if row["title_sealed"] is None
         else unseal_title(data_key, row["title_nonce"], row["title_sealed"], document_id, ins)
     )
     return content, title
+
+
+def part_purpose(index: int) -> str:
+    """Each part is bound to its place, so that parts cannot be swapped or moved."""
+    return f"dossier/document-part/{index}"
+
+
+def seal_part(
+    data_key: bytes, part: bytes, index: int, document_id: UUID, ins: str
+) -> tuple[bytes, bytes]:
+    nonce = sealing.new_nonce()
+    return nonce, seal(data_key, nonce, part, document_id, ins, part_purpose(index))
+
+
+def open_part(
+    data_key: bytes, nonce: bytes, sealed: bytes, index: int, document_id: UUID, ins: str
+) -> bytes:
+    return unseal(data_key, nonce, sealed, document_id, ins, part_purpose(index))
+
+
+def part_count(size: int, part_bytes: int) -> int:
+    return -(-size // part_bytes)
+
+
+def expected_part_size(size: int, part_bytes: int, index: int) -> int:
+    """Every part is `part_bytes` long but the last, which has the rest."""
+    parts = part_count(size, part_bytes)
+    if index >= parts:
+        raise InvalidInput(f"index {index} is past the last part ({parts - 1})")
+    return part_bytes if index < parts - 1 else size - part_bytes * (parts - 1)
 
 
 # --- pages of a read ------------------------------------------------------------------------

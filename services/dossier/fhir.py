@@ -61,10 +61,19 @@ class ExportedDocument:
     replaces: UUID | None
     current: bool  # False once a later version superseded it
     masked: bool
+    # A document stored in parts is not copied inline (no message could hold it): its
+    # attachment names it (`parts_url`) with its size and SHA-256, and the holder's app fetches
+    # its parts (GetDocumentPart); `content` is empty then.
+    parts: int | None = None
+    size: int | None = None
 
 
 def urn(uuid: UUID) -> str:
     return f"urn:uuid:{uuid}"
+
+
+def parts_url(document_id: UUID, parts: int) -> str:
+    return f"urn:dmp:document:{document_id}:parts:{parts}"
 
 
 def named_information(sha256: bytes) -> str:
@@ -102,6 +111,8 @@ def dossier_bundle(
                 resource=_document_reference(document, patient_id, binary_id, present),
             )
         )
+        if document.parts is not None:
+            continue
         entries.append(
             BundleEntry(
                 fullUrl=urn(binary_id),
@@ -152,6 +163,8 @@ def documents_in(bundle: Mapping[str, Any]) -> dict[UUID, bytes]:
         attachment = reference.content[0].attachment
         # Url may parse to AnyUrl; the fullUrl it names is compared as text.
         url = str(attachment.url)
+        if url.startswith("urn:dmp:document:"):
+            continue  # in parts: fetched part by part, checked against its SHA-256
         if url not in binaries:
             raise ValueError(f"document {reference.id}: its content is not in the bundle")
         content = binaries[url]
@@ -170,11 +183,32 @@ def documents_in(bundle: Mapping[str, Any]) -> dict[UUID, bytes]:
 def _check(document: ExportedDocument) -> None:
     if document.document_type not in DOCUMENT_TYPES:
         raise ValueError(f"document {document.document_id}: unknown type")
+    if document.parts is not None:
+        if document.size is None:
+            raise ValueError(f"document {document.document_id}: in parts, its size is needed")
+        return
     if hashlib.sha256(document.content).digest() != document.sha256:
         raise ValueError(
             f"document {document.document_id}: its content does not match the SHA-256 recorded"
             " at deposit"
         )
+
+
+def _attachment(document: ExportedDocument, binary_id: UUID) -> dict[str, Any]:
+    if document.parts is not None:
+        return {
+            "contentType": document.media_type,
+            "size": document.size,
+            "title": document.title,
+            "url": parts_url(document.document_id, document.parts),
+        }
+    return {
+        "contentType": document.media_type,
+        "size": len(document.content),
+        "hash": base64.b64encode(hashlib.sha1(document.content).digest()),
+        "title": document.title,
+        "url": urn(binary_id),
+    }
 
 
 def _binary_id(document_id: UUID) -> UUID:
@@ -220,15 +254,5 @@ def _document_reference(
         context=(
             {"period": {"start": document.care_date}} if document.care_date is not None else None
         ),
-        content=[
-            {
-                "attachment": {
-                    "contentType": document.media_type,
-                    "size": len(document.content),
-                    "hash": base64.b64encode(hashlib.sha1(document.content).digest()),
-                    "title": document.title,
-                    "url": urn(binary_id),
-                }
-            }
-        ],
+        content=[{"attachment": _attachment(document, binary_id)}],
     )

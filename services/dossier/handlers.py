@@ -6,7 +6,7 @@ from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import HeldBackReleaseDue, SpaceActivated
 from libs.runtime import Runtime
-from services.dossier import legacy, service
+from services.dossier import legacy, parts, service
 from services.dossier.settings import DossierSettings
 
 LIFECYCLE_QUEUE = "dossier.space-lifecycle"
@@ -16,6 +16,10 @@ def register(runtime: Runtime[DossierSettings]) -> None:
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
     runtime.handle(cmd.GetDocument, service.get_document)
+    runtime.handle(cmd.BeginDocumentUpload, parts.begin_upload)
+    runtime.handle(cmd.UploadDocumentPart, parts.upload_part)
+    runtime.handle(cmd.CompleteDocumentUpload, parts.complete_upload)
+    runtime.handle(cmd.GetDocumentPart, parts.get_document_part)
     runtime.handle(cmd.CopyDossier, service.copy_dossier)
     runtime.handle(cmd.MaskDocument, service.mask_document)
     runtime.handle(cmd.RequestDocumentDeletion, service.request_document_deletion)

@@ -35,15 +35,16 @@ async def insert_document(
     replaces: UUID | None = None,
     deposited_by: tuple[str, str] | None = None,
 ) -> None:
+    """`sealed.parts`: the content is in `document_parts` already (uploaded in parts)."""
     await conn.execute(
         """INSERT INTO documents (document_id, ins, document_type, title_nonce, title_sealed,
                                   media_type, author_kind, author_id, author_name, decision_id,
                                   decision_rule, deposited_at, nonce, content, key_id, key_nonce,
                                   wrapped_key, content_sha256, size, legacy_id, legacy_export,
                                   staged, held_back, version, replaces, deposited_by_id,
-                                  deposited_by_name)
+                                  deposited_by_name, parts)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)""",
+                   $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)""",
         document_id,
         ins,
         document_type,
@@ -71,6 +72,7 @@ async def insert_document(
         replaces,
         None if deposited_by is None else deposited_by[0],
         None if deposited_by is None else deposited_by[1],
+        sealed.parts,
     )
     if replaces is not None:
         await conn.execute(
@@ -147,7 +149,7 @@ async def page_candidates(
         where.append(f"(document_type <> 'care_history' OR deposited_at >= {since})")
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""SELECT document_id, seq, deposited_at, document_type, masked,
-                   octet_length(content) AS content_bytes,
+                   coalesce(octet_length(content), 0) AS content_bytes,
                    coalesce(octet_length(title_sealed), 0) AS title_bytes,
                    octet_length(author_id) + octet_length(author_name)
                        + octet_length(media_type) AS text_bytes
@@ -181,21 +183,23 @@ async def author_of(conn: Conn, ins: str, document_id: UUID) -> asyncpg.Record |
 
 
 async def delete_lineage(conn: Conn, ins: str, document_id: UUID) -> int:
-    """DOC_05: the document and every version of it, content and metadata."""
-    status: str = await conn.execute(
+    """DOC_05: the document and every version of it, content (parts too) and metadata."""
+    ids = await conn.fetch(
         """WITH RECURSIVE older(document_id) AS (
-               SELECT $2::uuid
+               SELECT $1::uuid
                UNION SELECT d.replaces FROM documents d JOIN older o USING (document_id)
                WHERE d.replaces IS NOT NULL),
            newer(document_id) AS (
-               SELECT $2::uuid
+               SELECT $1::uuid
                UNION SELECT d.replaced_by FROM documents d JOIN newer n USING (document_id)
                WHERE d.replaced_by IS NOT NULL)
-           DELETE FROM documents WHERE ins = $1
-             AND document_id IN (SELECT document_id FROM older
-                                 UNION SELECT document_id FROM newer)""",
-        ins,
+           SELECT document_id FROM older UNION SELECT document_id FROM newer""",
         document_id,
+    )
+    lineage = [r["document_id"] for r in ids]
+    await conn.execute("DELETE FROM document_parts WHERE document_id = ANY($1::uuid[])", lineage)
+    status: str = await conn.execute(
+        "DELETE FROM documents WHERE ins = $1 AND document_id = ANY($2::uuid[])", ins, lineage
     )
     return int(status.split()[-1])
 
@@ -285,7 +289,7 @@ async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> lis
         """SELECT document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
                   wrapped_key, content_sha256, held_back, released_at, version, replaces,
-                  replaced_by, deposited_by_name
+                  replaced_by, deposited_by_name, size, parts
            FROM documents
            WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
         ins,
@@ -322,3 +326,78 @@ async def record_activation(conn: Conn, ins: str, at: datetime) -> int:
         "UPDATE documents SET staged = false WHERE ins = $1 AND staged", ins
     )
     return int(status.split()[-1])
+
+
+# --- documents in parts -----------------------------------------------------------------------
+
+
+async def insert_upload(conn: Conn, upload: dict[str, object]) -> None:
+    columns = list(upload)
+    await conn.execute(
+        f"INSERT INTO uploads ({', '.join(columns)})"
+        f" VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
+        *upload.values(),
+    )
+
+
+async def upload(conn: Conn, upload_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM uploads WHERE upload_id = $1" + (" FOR UPDATE" if lock else ""),
+        upload_id,
+    )
+    return row
+
+
+async def part_hash(conn: Conn, document_id: UUID, index: int) -> bytes | None:
+    found: bytes | None = await conn.fetchval(
+        "SELECT sha256 FROM document_parts WHERE document_id = $1 AND index = $2",
+        document_id,
+        index,
+    )
+    return found
+
+
+async def insert_part(
+    conn: Conn, document_id: UUID, index: int, nonce: bytes, sealed: bytes, sha256: bytes
+) -> None:
+    await conn.execute(
+        """INSERT INTO document_parts (document_id, index, nonce, sealed, sha256)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        document_id,
+        index,
+        nonce,
+        sealed,
+        sha256,
+    )
+
+
+async def parts_received(conn: Conn, document_id: UUID) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM document_parts WHERE document_id = $1", document_id
+        )
+    )
+
+
+async def part(conn: Conn, document_id: UUID, index: int) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT nonce, sealed FROM document_parts WHERE document_id = $1 AND index = $2",
+        document_id,
+        index,
+    )
+    return row
+
+
+async def delete_upload(conn: Conn, upload_id: UUID, *, with_parts: bool) -> None:
+    await conn.execute("DELETE FROM uploads WHERE upload_id = $1", upload_id)
+    if with_parts:
+        await conn.execute("DELETE FROM document_parts WHERE document_id = $1", upload_id)
+
+
+async def prune_uploads(conn: Conn, now: datetime) -> int:
+    """Uploads past their expiry go, with their parts."""
+    expired = await conn.fetch("DELETE FROM uploads WHERE expires_at < $1 RETURNING upload_id", now)
+    ids = [r["upload_id"] for r in expired]
+    if ids:
+        await conn.execute("DELETE FROM document_parts WHERE document_id = ANY($1::uuid[])", ids)
+    return len(ids)

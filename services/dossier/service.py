@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +49,7 @@ from libs.contracts.rpc import ErrorCode
 from libs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.periods import add_calendar_years
 from libs.runtime import CommandContext, EventContext
-from libs.tokens import b64d
+from libs.tokens import Claims, b64d
 from libs.uow import UnitOfWork
 from services.dossier import domain, fhir, repository
 from services.dossier.settings import DossierSettings
@@ -82,7 +83,7 @@ def _space_closed(ins: str) -> Conflict:
     )
 
 
-async def _refuse_if_closed(ctx: CommandContext[DossierSettings], ins: str) -> None:
+async def refuse_if_closed(ctx: CommandContext[DossierSettings], ins: str) -> None:
     async with ctx.runtime.pool.acquire() as conn:
         if await spaces.status(conn, ins) == "closed":
             raise _space_closed(ins)
@@ -97,75 +98,115 @@ async def deposit_document(
     """DOC_01/DOC_02/DOC_11: store a document, sealed, and publish that it was deposited."""
     actor = ctx.require_actor()
     document_type = domain.check_document_type(c.document_type)
-    if c.held_back and actor.kind != "professional":
-        raise InvalidInput("only a professional holds a document back for its announcement")
+    check_depositor(actor, c.held_back, c.on_behalf_of)
     content = domain.decode_content(c.content_b64, ctx.runtime.settings.max_document_bytes)
     media_type = domain.check_claims(content, c.media_type, c.sha256, c.size)
-    await _refuse_if_closed(ctx, c.ins)
-    if c.on_behalf_of is not None and c.on_behalf_of == actor.sub:
-        raise InvalidInput("on_behalf_of names someone else than the one who deposits")
+    await refuse_if_closed(ctx, c.ins)
     decision = await require_access(
         ctx, c.ins, "deposit", document_type, on_behalf_of=c.on_behalf_of
     )
-    # DOC_03: the author is the professional on whose behalf; the one who deposited is kept.
-    author_id = c.on_behalf_of or actor.sub
-    author_name = f"RPPS {c.on_behalf_of}" if c.on_behalf_of else actor.name
-
     document_id = uuid.uuid4()
     key_id, master = current_master_key(ctx)
     sealed = domain.seal_document(master, key_id, content, c.title, document_id, c.ins)
-    now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
-        conn = uow.conn
-        if await spaces.status(conn, c.ins, lock=True) == "closed":
-            raise _space_closed(c.ins)
-        version = 1
-        if c.replaces is not None:
-            replaced = await repository.current_version(conn, c.ins, c.replaces)
-            version = domain.check_replacement(
-                None if replaced is None else dict(replaced), author_id, document_type
+        return uow.answer(
+            await store_deposit(
+                ctx,
+                uow,
+                actor,
+                decision,
+                Deposit(
+                    c.ins, document_id, document_type, media_type, c.held_back, c.replaces,
+                    c.on_behalf_of,
+                ),
+                sealed,
             )
-        await repository.insert_document(
-            conn,
-            version=version,
-            replaces=c.replaces,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """What a deposit says of its document besides its sealed content and title."""
+
+    ins: str
+    document_id: uuid.UUID
+    document_type: str
+    media_type: str
+    held_back: bool
+    replaces: uuid.UUID | None
+    on_behalf_of: str | None
+
+
+def check_depositor(actor: Claims, held_back: bool, on_behalf_of: str | None) -> None:
+    if held_back and actor.kind != "professional":
+        raise InvalidInput("only a professional holds a document back for its announcement")
+    if on_behalf_of is not None and on_behalf_of == actor.sub:
+        raise InvalidInput("on_behalf_of names someone else than the one who deposits")
+
+
+async def store_deposit(
+    ctx: CommandContext[DossierSettings],
+    uow: UnitOfWork,
+    actor: Claims,
+    decision: cmd.Decision,
+    deposit: Deposit,
+    sealed: domain.SealedDocument,
+) -> cmd.Deposited:
+    """The granted deposit, in the caller's unit of work: stored, and published without a
+    word of its content."""
+    conn, ins, document_id = uow.conn, deposit.ins, deposit.document_id
+    if await spaces.status(conn, ins, lock=True) == "closed":
+        raise _space_closed(ins)
+    # DOC_03: the author is the professional on whose behalf; the one who deposited is kept.
+    author_id = deposit.on_behalf_of or actor.sub
+    author_name = f"RPPS {deposit.on_behalf_of}" if deposit.on_behalf_of else actor.name
+    version = 1
+    if deposit.replaces is not None:
+        replaced = await repository.current_version(conn, ins, deposit.replaces)
+        version = domain.check_replacement(
+            None if replaced is None else dict(replaced), author_id, deposit.document_type
+        )
+    now = ctx.runtime.now()
+    await repository.insert_document(
+        conn,
+        version=version,
+        replaces=deposit.replaces,
+        document_id=document_id,
+        ins=ins,
+        document_type=deposit.document_type,
+        sealed=sealed,
+        media_type=deposit.media_type,
+        author_kind=actor.kind,
+        author_id=author_id,
+        author_name=author_name,
+        decision_id=decision.decision_id,
+        decision_rule=decision.rule,
+        deposited_at=now,
+        held_back=deposit.held_back,
+        deposited_by=None if deposit.on_behalf_of is None else (actor.sub, actor.name),
+    )
+    if deposit.held_back:  # DOC_07: retention times the notice and the release
+        await uow.emit(DocumentHeldBack(document_id=document_id, ins=ins, held_at=now))
+    # Ids and coarse types only: neither the title nor the content leaves this service.
+    await uow.emit(
+        DocumentDeposited(
             document_id=document_id,
-            ins=c.ins,
-            document_type=document_type,
-            sealed=sealed,
-            media_type=media_type,
+            ins=ins,
+            document_type=deposit.document_type,
             author_kind=actor.kind,
             author_id=author_id,
-            author_name=author_name,
-            decision_id=decision.decision_id,
-            decision_rule=decision.rule,
+            author_name=None if deposit.on_behalf_of else public_name(actor.kind, actor.name),
             deposited_at=now,
-            held_back=c.held_back,
-            deposited_by=None if c.on_behalf_of is None else (actor.sub, actor.name),
         )
-        if c.held_back:  # DOC_07: retention times the notice and the release
-            await uow.emit(DocumentHeldBack(document_id=document_id, ins=c.ins, held_at=now))
-        # Ids and coarse types only: neither the title nor the content leaves this service.
-        await uow.emit(
-            DocumentDeposited(
-                document_id=document_id,
-                ins=c.ins,
-                document_type=document_type,
-                author_kind=actor.kind,
-                author_id=author_id,
-                author_name=None if c.on_behalf_of else public_name(actor.kind, actor.name),
-                deposited_at=now,
-            )
-        )
-        log.info(
-            "document_deposited",
-            document_id=str(document_id),
-            document_type=document_type,
-            rule=decision.rule,
-        )
-        return uow.answer(
-            cmd.Deposited(document_id=document_id, deposited_at=now, rule=decision.rule)
-        )
+    )
+    log.info(
+        "document_deposited",
+        document_id=str(document_id),
+        document_type=deposit.document_type,
+        rule=decision.rule,
+        parts=sealed.parts,
+    )
+    return cmd.Deposited(document_id=document_id, deposited_at=now, rule=decision.rule)
 
 
 async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier) -> cmd.DossierPage:
@@ -176,7 +217,7 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
     if actor.kind != "requester":
         # After death the space is closed, and a requester the operator validated may still
         # read it (ACC_13): access judges that one.
-        await _refuse_if_closed(ctx, c.ins)
+        await refuse_if_closed(ctx, c.ins)
     decision = await require_access(
         ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
     )
@@ -189,9 +230,9 @@ async def read_dossier(ctx: CommandContext[DossierSettings], c: cmd.ReadDossier)
         until=c.until,
         author_id=c.author_id,
         all_versions=c.all_versions,
-        care_history_since=_care_history_since(ctx),
+        care_history_since=care_history_since(ctx),
     )
-    rows, next_cursor = await _page(ctx, c.ins, scope, after, c.page_size, filters)
+    rows, next_cursor = await page_of(ctx, c.ins, scope, after, c.page_size, filters)
     masters = master_keys(ctx.runtime.settings)
     return cmd.DossierPage(
         rule=decision.rule,
@@ -204,9 +245,9 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
     """DOC_09: a part of the holder's copy, as a FHIR R4 Bundle (services/dossier/fhir.py),
     as many documents as fit in a reply; each part asks access (a traced action)."""
     after = None if c.cursor is None else paging.decode_cursor(c.cursor)
-    await _refuse_if_closed(ctx, c.ins)
+    await refuse_if_closed(ctx, c.ins)
     decision = await require_access(ctx, c.ins, "copy")
-    rows, next_cursor = await _page(ctx, c.ins, domain.Scope.of(decision), after, 100)
+    rows, next_cursor = await page_of(ctx, c.ins, domain.Scope.of(decision), after, 100)
     masters = master_keys(ctx.runtime.settings)
     exported = []
     for row in rows:
@@ -221,6 +262,8 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
                 # Rows deposited before hashes were kept: the hash of what decrypted (and
                 # authenticated) is the hash of what was deposited.
                 sha256=bytes(row["content_sha256"] or hashlib.sha256(content).digest()),
+                parts=row.get("parts"),
+                size=row.get("size"),
                 deposited_at=row["deposited_at"],
                 care_date=None,
                 author_id=row["author_id"],
@@ -235,7 +278,7 @@ async def copy_dossier(ctx: CommandContext[DossierSettings], c: cmd.CopyDossier)
     return cmd.DossierCopy(bundle=bundle, documents=len(exported), next_cursor=next_cursor)
 
 
-def _care_history_since(ctx: CommandContext[DossierSettings]) -> datetime:
+def care_history_since(ctx: CommandContext[DossierSettings]) -> datetime:
     """DOC_08: the care history is shown for its last 24 months."""
     return add_calendar_years(ctx.runtime.now(), -2)
 
@@ -244,15 +287,13 @@ async def get_document(ctx: CommandContext[DossierSettings], c: cmd.GetDocument)
     """One document with its content, within the reader's scope (an access decision)."""
     actor = ctx.require_actor()
     if actor.kind != "requester":
-        await _refuse_if_closed(ctx, c.ins)
+        await refuse_if_closed(ctx, c.ins)
     decision = await require_access(
         ctx, c.ins, "read", emergency=c.emergency, purpose=c.emergency_reason
     )
     scope = domain.Scope.of(decision, actor.sub if actor.kind == "professional" else None)
-    only = repository.Filters(
-        document_id=c.document_id, care_history_since=_care_history_since(ctx)
-    )
-    rows, _ = await _page(ctx, c.ins, scope, None, 1, only)
+    only = repository.Filters(document_id=c.document_id, care_history_since=care_history_since(ctx))
+    rows, _ = await page_of(ctx, c.ins, scope, None, 1, only)
     if not rows:
         raise NotFound(f"no document {c.document_id} that you may see in this dossier")
     return _entry(master_keys(ctx.runtime.settings), rows[0], c.ins)
@@ -266,7 +307,7 @@ async def record_announcement_consultation(
     actor = ctx.require_actor()
     if actor.kind != "professional":
         raise Forbidden("a professional records the announcement consultation (DOC_07)")
-    await _refuse_if_closed(ctx, c.ins)
+    await refuse_if_closed(ctx, c.ins)
     await require_access(ctx, c.ins, "read")
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
@@ -312,7 +353,7 @@ async def request_document_deletion(
     request_deletion); the holder's own document goes at once, a professional's waits for its
     author (DOC_04: never deleted over the author's head)."""
     actor = ctx.require_actor()
-    await _refuse_if_closed(ctx, c.ins)
+    await refuse_if_closed(ctx, c.ins)
     await require_access(ctx, c.ins, "request_deletion")
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
@@ -389,7 +430,7 @@ async def mask_document(
 ) -> cmd.DocumentMasking:
     """DOC_06: the holder (or representative) masks or unmasks a document at any time; access
     decides who may (action `mask`, traced), the dossier applies it."""
-    await _refuse_if_closed(ctx, c.ins)
+    await refuse_if_closed(ctx, c.ins)
     await require_access(ctx, c.ins, "mask")
     async with ctx.unit_of_work() as uow:
         if not await repository.set_masked(uow.conn, c.ins, c.document_id, c.masked):
@@ -398,7 +439,7 @@ async def mask_document(
         return uow.answer(cmd.DocumentMasking(document_id=c.document_id, masked=c.masked))
 
 
-async def _page(
+async def page_of(
     ctx: CommandContext[DossierSettings],
     ins: str,
     scope: domain.Scope,
@@ -457,6 +498,8 @@ def _entry(masters: dict[str, bytes], row: dict[str, Any], ins: str) -> cmd.Docu
         replaces=row.get("replaces"),
         replaced_by=row.get("replaced_by"),
         deposited_by=row.get("deposited_by_name"),
+        size=row.get("size"),
+        parts=row.get("parts"),
         masked=bool(row.get("masked")),
         held_back=bool(row.get("held_back")) and row.get("released_at") is None,
         document_id=document_id,

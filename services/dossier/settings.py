@@ -28,8 +28,14 @@ class DossierSettings(ServiceSettings):
     # How long the re-wrapping pass sleeps when nothing is left to re-wrap (it keeps looking:
     # a replica still on the old settings may wrap with the old key during a rolling deploy).
     rewrap_idle_seconds: float = Field(default=30.0, gt=0)
-    # The largest document accepted, decoded (a deposit over it is refused: invalid_input).
+    # The largest document accepted in one message, decoded (a deposit over it is refused:
+    # invalid_input; larger ones are uploaded in parts).
     max_document_bytes: int = Field(default=10 * MiB, ge=1)
+    # Documents uploaded in parts (BeginDocumentUpload): the largest, and the size of a part.
+    max_upload_bytes: int = Field(default=512 * MiB, ge=1)
+    part_bytes: int = Field(default=4 * MiB, ge=1024, le=16 * MiB)
+    # An upload not completed by then is dropped with its parts.
+    upload_expiry_seconds: int = Field(default=24 * 3600, ge=60)
     # A read stops adding documents once its reply would pass this many bytes, and returns a
     # cursor for the rest.
     read_reply_budget_bytes: int = Field(default=32 * MiB, ge=1)
@@ -58,6 +64,8 @@ class DossierSettings(ServiceSettings):
             raise ValueError(
                 "read_reply_budget_bytes must stay at most half the broker's 128 MiB message limit"
             )
+        if domain.max_reply_size(self.part_bytes) > self.read_reply_budget_bytes:
+            raise ValueError("part_bytes is too large for read_reply_budget_bytes")
         if domain.max_reply_size(self.max_document_bytes) > self.read_reply_budget_bytes:
             raise ValueError(
                 "max_document_bytes is too large for read_reply_budget_bytes: one document"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
@@ -710,3 +712,74 @@ async def test_martins_secretary_deposits_on_his_behalf_and_no_one_elses__DOC_03
     with pytest.raises(RpcError) as never_reads:
         await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
     assert never_reads.value.rule == "DOC_10"
+
+
+async def test_a_large_image_travels_and_rests_in_parts_and_comes_back_whole__DOC_01__DOC_11(
+    stage: Stage, cast: Cast, system: dict[str, Runtime]
+) -> None:
+    ins = cast.sophie.ins
+    part_bytes = system["dossier"].settings.part_bytes
+    image = b"\xff\xd8\xff\xe0" + os.urandom(2 * part_bytes + 12_345)
+    begin = cmd.BeginDocumentUpload(
+        ins=ins,
+        document_type="imaging_report",
+        title="IRM lombaire",
+        media_type="image/jpeg",
+        size=len(image),
+        sha256=hashlib.sha256(image).hexdigest(),
+    )
+    upload = await stage.client.send(begin, token=cast.martin.token)
+    assert upload.parts == 3
+    chunks = [image[i : i + part_bytes] for i in range(0, len(image), part_bytes)]
+    with pytest.raises(RpcError) as not_theirs:  # only who began it sends its parts
+        await stage.client.send(
+            cmd.UploadDocumentPart(upload_id=upload.upload_id, index=0, content_b64=b64(chunks[0])),
+            token=cast.bernard.token,
+        )
+    assert not_theirs.value.code == "not_found"
+    for index in (0, 2):
+        await stage.client.send(
+            cmd.UploadDocumentPart(
+                upload_id=upload.upload_id, index=index, content_b64=b64(chunks[index])
+            ),
+            token=cast.martin.token,
+        )
+    with pytest.raises(RpcError) as incomplete:
+        await stage.client.send(
+            cmd.CompleteDocumentUpload(upload_id=upload.upload_id), token=cast.martin.token
+        )
+    assert incomplete.value.code == "conflict"
+    for index in (1, 1):  # the same part twice changes nothing
+        progress = await stage.client.send(
+            cmd.UploadDocumentPart(
+                upload_id=upload.upload_id, index=index, content_b64=b64(chunks[1])
+            ),
+            token=cast.martin.token,
+        )
+    assert (progress.received, progress.parts) == (3, 3)
+    done = await stage.client.send(
+        cmd.CompleteDocumentUpload(upload_id=upload.upload_id), token=cast.martin.token
+    )
+    assert done.document_id == upload.upload_id
+
+    page = await stage.client.send(cmd.ReadDossier(ins=ins), token=cast.sophie.token)
+    [listed] = page.documents
+    assert (listed.title, listed.parts, listed.size, listed.content_b64) == (
+        "IRM lombaire",
+        3,
+        len(image),
+        "",
+    )
+    before = len(stage.tap.of_type("AccessLogged", ins=ins))
+    parts = [
+        await stage.client.send(
+            cmd.GetDocumentPart(ins=ins, document_id=done.document_id, index=i),
+            token=cast.sophie.token,
+        )
+        for i in range(3)
+    ]
+    assert b"".join(base64.b64decode(p.content_b64) for p in parts) == image
+    await asyncio.sleep(0.5)
+    assert len(stage.tap.of_type("AccessLogged", ins=ins)) - before == 1  # one access
+    copy = await stage.client.send(cmd.CopyDossier(ins=ins), token=cast.sophie.token)
+    assert copy.documents == 1 and fhir.documents_in(copy.bundle) == {}  # named, fetched by parts

@@ -63,6 +63,7 @@ def dossier_values(
         # Small, so that the cap and the pages are seen with small documents.
         "max_document_bytes": MAX_DOCUMENT,
         "read_reply_budget_bytes": READ_BUDGET,
+        "part_bytes": 16 * 1024,
     }
 
 
