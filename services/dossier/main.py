@@ -13,6 +13,7 @@ from libs import spaces
 from libs.runtime import Runtime
 from services.dossier import handlers, service
 from services.dossier.keys import Rewrapper
+from services.dossier.parts import UploadPruner
 from services.dossier.settings import DossierSettings
 
 NAME = "dossier"
@@ -30,6 +31,8 @@ def build(settings: DossierSettings | None = None) -> Runtime[DossierSettings]:
     # DOC_11: after a master key rotation, every document key moves to the new key meanwhile.
     rewrapper = Rewrapper(runtime, service.master_keys(runtime.settings))
     runtime.add_background(rewrapper.start, rewrapper.stop)
+    pruner = UploadPruner(runtime)
+    runtime.add_background(pruner.start, pruner.stop)
     return runtime
 
 

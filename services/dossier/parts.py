@@ -13,6 +13,8 @@ minutes (access replays its decision for it): one access, however many parts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import uuid
 from datetime import timedelta
@@ -24,7 +26,7 @@ from libs import sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.errors import Conflict, InvalidInput, NotFound
-from libs.runtime import CommandContext
+from libs.runtime import CommandContext, Runtime
 from services.dossier import domain, repository
 from services.dossier.service import (
     Deposit,
@@ -238,3 +240,35 @@ async def get_document_part(
         parts=row["parts"],
         content_b64=domain.encode_content(content),
     )
+
+
+class UploadPruner:
+    """Drops the uploads never completed, with their parts, once they expire."""
+
+    def __init__(self, runtime: Runtime[DossierSettings], interval: float = 600.0) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dossier-upload-pruner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._runtime.pool.acquire() as conn:
+                    dropped = await repository.prune_uploads(conn, self._runtime.now())
+                if dropped:
+                    log.info("uploads_expired", uploads=dropped)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # outlive a database outage
+                log.warning("upload_prune_failed", error=repr(exc))
+            await asyncio.sleep(self._interval)

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import secrets
 import time
 import uuid
@@ -33,6 +34,7 @@ from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
 from libs.tokens import b64d
 from services.dossier import domain
+from services.dossier import repository as dossier_repository
 from tests.support import infra, tokens
 from tests.support.access_stand_in import AccessStandIn, Policy, deny, grant
 from tests.support.actors import b64
@@ -933,3 +935,41 @@ async def test_the_care_history_is_shown_for_its_last_24_months__DOC_08(
     with pytest.raises(RpcError) as old:
         await client.send(cmd.GetDocument(ins=ins, document_id=ids[1]), token=token)
     assert old.value.code == "not_found"
+
+
+async def test_an_upload_never_completed_is_dropped_with_its_parts_when_it_expires__DOC_01(
+    client: Client, dossier: Running, access: AccessStandIn, db: asyncpg.Connection, keys: Keys
+) -> None:
+    ins = new_nir()
+    token = token_for(dossier.runtime, keys)
+    content = os.urandom(40_000)
+    upload = await client.send(
+        cmd.BeginDocumentUpload(
+            ins=ins,
+            document_type="imaging_report",
+            title="Scanner",
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+        ),
+        token=token,
+    )
+    await client.send(
+        cmd.UploadDocumentPart(
+            upload_id=upload.upload_id, index=0, content_b64=b64(content[: upload.part_bytes])
+        ),
+        token=token,
+    )
+    # Nothing is asked of access before completion (no trace, no alert for half a document).
+    assert all(r.payload.get("ins") != ins for r in access.requests)
+    parts = "SELECT count(*) FROM dossier.document_parts WHERE document_id = $1"
+    assert await db.fetchval(parts, upload.upload_id) == 1
+    await db.execute(
+        "UPDATE dossier.uploads SET expires_at = now() - interval '1 second' WHERE upload_id = $1",
+        upload.upload_id,
+    )
+    async with dossier.runtime.pool.acquire() as conn:
+        assert await dossier_repository.prune_uploads(conn, dossier.runtime.now()) >= 1
+    assert await db.fetchval(parts, upload.upload_id) == 0
+    with pytest.raises(RpcError) as gone:
+        await client.send(cmd.CompleteDocumentUpload(upload_id=upload.upload_id), token=token)
+    assert gone.value.code == "not_found"
