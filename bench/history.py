@@ -31,6 +31,7 @@ import asyncpg
 from libs import db, spaces
 from libs.paging import Position
 from services.access import repository
+from services.access.chain import TRACE_FIELDS
 
 ACCESS_MIGRATIONS = Path(__file__).parents[1] / "services" / "access" / "migrations"
 DATABASE = "dmp_bench_history"
@@ -64,26 +65,7 @@ def _rows(ins: str, count: int, rng: random.Random, span: timedelta) -> Iterator
         )
 
 
-COLUMNS = [
-    "trace_id",
-    "decision_id",
-    "ins",
-    "at",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "actor_profession",
-    "action",
-    "document_type",
-    "outcome",
-    "rule",
-    "reason",
-    "matrix_version",
-    "emergency",
-    "purpose",
-    "correlation_id",
-    "seq",
-]
+COLUMNS = [*TRACE_FIELDS, "seq"]
 
 
 async def seed(conn: asyncpg.Connection, total: int, holder: str, holder_traces: int) -> float:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 
 import structlog
 
 from libs.db import Conn, Pool, create_pool
+from libs.maintenance import Periodic
 from libs.runtime import Runtime
 from services.dossier import domain
 from services.dossier.settings import DossierSettings
@@ -74,44 +74,21 @@ async def keys_in_use_of(conn: Conn, ins: str) -> dict[str, int]:
     return {row["key_id"]: row["n"] for row in rows}
 
 
-class Rewrapper:
-    """The background pass of one replica."""
+def rewrapper(runtime: Runtime[DossierSettings], masters: dict[str, bytes]) -> Periodic:
+    """The background pass of one replica: batches until none is left, then a pause (it keeps
+    looking: a replica still on the old settings may wrap with the old key meanwhile)."""
+    current = runtime.settings.dossier_content_key_id
 
-    def __init__(self, runtime: Runtime[DossierSettings], masters: dict[str, bytes]) -> None:
-        self._runtime = runtime
-        self._settings = runtime.settings
-        self._masters = masters
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if len(self._masters) > 1:  # nothing to do without another key
-            self._task = asyncio.create_task(self.run_forever(), name="dossier-rewrap")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def run_forever(self) -> None:
-        current = self._settings.dossier_content_key_id
+    async def rewrap_all() -> None:
+        if len(masters) < 2:  # nothing to do without another key
+            return
         done = 0
-        while True:
-            try:
-                moved = await rewrap_batch(self._runtime.pool, self._masters, current)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # outlive a database outage
-                log.warning("rewrap_failed", error=repr(exc))
-                moved = 0
+        while moved := await rewrap_batch(runtime.pool, masters, current):
             done += moved
-            if moved:
-                continue
-            if done:
-                log.info("rewrap_done", documents=done, key_id=current)
-                done = 0
-            await asyncio.sleep(self._settings.rewrap_idle_seconds)
+        if done:
+            log.info("rewrap_done", documents=done, key_id=current)
+
+    return Periodic("dossier-rewrap", runtime.settings.rewrap_idle_seconds, rewrap_all)
 
 
 async def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ from faststream import FastStream
 from libs import spaces
 from libs.runtime import Runtime
 from services.dossier import handlers, service
-from services.dossier.keys import Rewrapper
-from services.dossier.parts import UploadPruner
+from services.dossier.keys import rewrapper
+from services.dossier.parts import upload_pruner
 from services.dossier.settings import DossierSettings
 
 NAME = "dossier"
@@ -29,9 +29,9 @@ def build(settings: DossierSettings | None = None) -> Runtime[DossierSettings]:
     )
     handlers.register(runtime)
     # DOC_11: after a master key rotation, every document key moves to the new key meanwhile.
-    rewrapper = Rewrapper(runtime, service.master_keys(runtime.settings))
-    runtime.add_background(rewrapper.start, rewrapper.stop)
-    pruner = UploadPruner(runtime)
+    rewrapping = rewrapper(runtime, service.master_keys(runtime.settings))
+    runtime.add_background(rewrapping.start, rewrapping.stop)
+    pruner = upload_pruner(runtime)
     runtime.add_background(pruner.start, pruner.stop)
     return runtime
 

@@ -13,11 +13,10 @@ minutes (access replays its decision for it): one access, however many parts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
@@ -26,6 +25,7 @@ from libs import sealing
 from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.errors import Conflict, InvalidInput, NotFound
+from libs.maintenance import Periodic
 from libs.runtime import CommandContext, Runtime
 from services.dossier import domain, repository
 from services.dossier.service import (
@@ -116,13 +116,7 @@ async def upload_part(
         raise InvalidInput(f"part {c.index} has {len(content)} bytes, not {expected}")
     digest = hashlib.sha256(content).digest()
     ins = upload["ins"]
-    data_key = domain.unwrap_key(
-        master_keys(ctx.runtime.settings),
-        domain.WrappedKey(upload["key_id"], upload["key_nonce"], upload["wrapped_key"]),
-        c.upload_id,
-        ins,
-    )
-    nonce, sealed = domain.seal_part(data_key, content, c.index, c.upload_id, ins)
+    nonce, sealed = domain.seal_part(_data_key(ctx, upload), content, c.index, c.upload_id, ins)
     del content
     async with ctx.runtime.pool.acquire() as conn, conn.transaction():
         known = await repository.part_hash(conn, c.upload_id, c.index)
@@ -132,6 +126,16 @@ async def upload_part(
             await repository.insert_part(conn, c.upload_id, c.index, nonce, sealed, digest)
         received = await repository.parts_received(conn, c.upload_id)
     return cmd.UploadProgress(upload_id=c.upload_id, received=received, parts=upload["parts"])
+
+
+def _data_key(ctx: CommandContext[DossierSettings], upload: Any) -> bytes:
+    """The key the upload's parts are sealed with (the document's, once complete)."""
+    return domain.unwrap_key(
+        master_keys(ctx.runtime.settings),
+        domain.WrappedKey(upload["key_id"], upload["key_nonce"], upload["wrapped_key"]),
+        upload["upload_id"],
+        upload["ins"],
+    )
 
 
 async def complete_upload(
@@ -146,12 +150,7 @@ async def complete_upload(
         if received != upload["parts"]:
             raise Conflict(f"{received} of {upload['parts']} parts received: send the rest")
         ins = upload["ins"]
-        data_key = domain.unwrap_key(
-            master_keys(ctx.runtime.settings),
-            domain.WrappedKey(upload["key_id"], upload["key_nonce"], upload["wrapped_key"]),
-            c.upload_id,
-            ins,
-        )
+        data_key = _data_key(ctx, upload)
         # The whole, one part at a time: its hash, and its type from its first bytes.
         whole = hashlib.sha256()
         media_type = upload["media_type"]
@@ -242,33 +241,13 @@ async def get_document_part(
     )
 
 
-class UploadPruner:
+def upload_pruner(runtime: Runtime[DossierSettings], interval: float = 600.0) -> Periodic:
     """Drops the uploads never completed, with their parts, once they expire."""
 
-    def __init__(self, runtime: Runtime[DossierSettings], interval: float = 600.0) -> None:
-        self._runtime = runtime
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+    async def prune_once() -> None:
+        async with runtime.pool.acquire() as conn:
+            dropped = await repository.prune_uploads(conn, runtime.now())
+        if dropped:
+            log.info("uploads_expired", uploads=dropped)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="dossier-upload-pruner")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self._runtime.pool.acquire() as conn:
-                    dropped = await repository.prune_uploads(conn, self._runtime.now())
-                if dropped:
-                    log.info("uploads_expired", uploads=dropped)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # outlive a database outage
-                log.warning("upload_prune_failed", error=repr(exc))
-            await asyncio.sleep(self._interval)
+    return Periodic("dossier-upload-pruner", interval, prune_once)
