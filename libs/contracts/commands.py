@@ -1414,16 +1414,37 @@ class Alert(Contract):
     text: str
     created_at: datetime
     read_at: datetime | None
+    # NTF_04: in_space (the inbox only), pending, sent, no_address (the inbox only).
+    delivery: str = "in_space"
 
 
 class Alerts(Contract):
     alerts: list[Alert]
+    next_cursor: Cursor | None = None
 
 
 class ListAlerts(Command[Alerts]):
+    """The holder's inbox (or their representative's reading of it), newest first, a page at a
+    time; access decides who may read it (as the access history)."""
+
     QUEUE = NOTIFIER
 
     ins: Ins
+    cursor: Cursor | None = None
+    page_size: int = Field(default=50, ge=1, le=200)
+    unread_only: bool = False
+
+
+class AlertsRead(Contract):
+    ins: Ins
+    marked: int
+
+
+class MarkAlertsRead(Command[AlertsRead]):
+    QUEUE = NOTIFIER
+
+    ins: Ins
+    alert_ids: list[UUID] = Field(min_length=1, max_length=200)
 
 
 # --- retention.commands ---------------------------------------------------------------------

@@ -43,3 +43,4 @@ def register(runtime: Runtime[NotifierSettings]) -> None:
         {MessageSent: service.alert_on_message, MessageSentV1: service.alert_on_message},
     )
     runtime.handle(cmd.ListAlerts, service.list_alerts)
+    runtime.handle(cmd.MarkAlertsRead, service.mark_alerts_read)

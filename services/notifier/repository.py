@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.db import Conn, Pool
+from libs.paging import Position
 
 MAIL_CHANNEL_PREFIX = "mail_"
 
@@ -95,14 +96,34 @@ async def take_alerts_awaiting_contact(conn: Conn, ins: str) -> list[asyncpg.Rec
     )
 
 
-async def list_alerts(conn: Conn | Pool, ins: str) -> list[asyncpg.Record]:
+async def list_alerts(
+    conn: Conn | Pool, ins: str, after: Position | None, limit: int, unread_only: bool
+) -> list[asyncpg.Record]:
+    """Newest first, from a keyset (libs.paging's position: time, then insertion order)."""
+    where, args = ["ins = $1"], [ins, limit]
+    if after is not None:
+        args += [after.at, after.seq]
+        where.append("(created_at, seq) < ($3, $4)")
+    if unread_only:
+        where.append("read_at IS NULL")
     return list(
         await conn.fetch(
-            """SELECT alert_id, kind, text, created_at, read_at FROM alerts
-               WHERE ins = $1 ORDER BY created_at DESC, seq DESC""",
-            ins,
+            f"""SELECT alert_id, seq, kind, text, created_at, read_at, delivery FROM alerts
+                WHERE {" AND ".join(where)} ORDER BY created_at DESC, seq DESC LIMIT $2""",
+            *args,
         )
     )
+
+
+async def mark_read(conn: Conn | Pool, ins: str, alert_ids: list[UUID], at: datetime) -> int:
+    status: str = await conn.execute(
+        """UPDATE alerts SET read_at = $3
+           WHERE ins = $1 AND alert_id = ANY($2::uuid[]) AND read_at IS NULL""",
+        ins,
+        alert_ids,
+        at,
+    )
+    return int(status.split()[-1])
 
 
 # --- the mail outbox ------------------------------------------------------------------------
@@ -118,6 +139,7 @@ async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
         "INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING",
         alert_id,
     )
+    await conn.execute("UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1", alert_id)
     await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
 
 
@@ -148,13 +170,16 @@ async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.
 async def mark_done(pool: Pool, alert_id: UUID, outcome: str, at: datetime) -> None:
     """Finished: `sent`, or `no_address` (the holder has no e-mail now; the alert is in the
     space, SPC_06). `at` is the shared clock's, which the pruning schedule counts from."""
-    await pool.execute(
-        """UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL, last_error = NULL
-           WHERE alert_id = $1""",
-        alert_id,
-        outcome,
-        at,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL,
+                                last_error = NULL
+               WHERE alert_id = $1""",
+            alert_id,
+            outcome,
+            at,
+        )
+        await conn.execute("UPDATE alerts SET delivery = $2 WHERE alert_id = $1", alert_id, outcome)
 
 
 async def mark_failed(pool: Pool, alert_id: UUID, error: str, retry_in: timedelta) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import structlog
 
-from libs import outbox, spaces
+from libs import outbox, paging, spaces
+from libs.access import require_access
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AccessLogged,
@@ -20,8 +21,6 @@ from libs.contracts.events import (
     SpaceOpened,
     SpaceReactivated,
 )
-from libs.contracts.rpc import ErrorCode
-from libs.errors import Conflict, Forbidden
 from libs.runtime import CommandContext, EventContext
 from services.notifier import domain, repository
 
@@ -146,15 +145,23 @@ async def change_contact(ctx: EventContext, changed: ContactChanged | ContactCha
 
 
 async def list_alerts(ctx: CommandContext, c: cmd.ListAlerts) -> cmd.Alerts:
-    """The holder's in-space inbox, newest first. Only the holder themself reads it."""
-    actor = ctx.require_actor()
-    if not (actor.kind == "holder" and actor.sub == c.ins):
-        raise Forbidden("only the holder reads their alerts")
-    async with ctx.runtime.pool.acquire() as conn:
-        # ACC_17: a closed space takes nothing but its closure and reactivation requests.
-        if await spaces.status(conn, c.ins) == "closed":
-            raise Conflict(
-                "the space is closed (ACC_17)", code=ErrorCode.SPACE_CLOSED, rule="ACC_17"
-            )
-    rows = await repository.list_alerts(ctx.runtime.pool, c.ins)
-    return cmd.Alerts(alerts=[cmd.Alert.model_validate(dict(r)) for r in rows])
+    """The holder's in-space inbox, newest first, a page at a time. Access decides who reads it
+    (the holder, their representative; never on a closed space, ACC_17), as for the history."""
+    after = None if c.cursor is None else paging.decode_cursor(c.cursor)
+    await require_access(ctx, c.ins, "read_history")
+    rows = await repository.list_alerts(
+        ctx.runtime.pool, c.ins, after, c.page_size + 1, c.unread_only
+    )
+    more, rows = len(rows) > c.page_size, rows[: c.page_size]
+    return cmd.Alerts(
+        alerts=[cmd.Alert.model_validate({k: r[k] for k in r.keys() if k != "seq"}) for r in rows],
+        next_cursor=paging.encode_cursor(rows[-1]["created_at"], rows[-1]["seq"]) if more else None,
+    )
+
+
+async def mark_alerts_read(ctx: CommandContext, c: cmd.MarkAlertsRead) -> cmd.AlertsRead:
+    await require_access(ctx, c.ins, "read_history")
+    marked = await repository.mark_read(
+        ctx.runtime.pool, c.ins, sorted(set(c.alert_ids)), ctx.runtime.now()
+    )
+    return cmd.AlertsRead(ins=c.ins, marked=marked)

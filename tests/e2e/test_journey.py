@@ -783,3 +783,39 @@ async def test_a_large_image_travels_and_rests_in_parts_and_comes_back_whole__DO
     assert len(stage.tap.of_type("AccessLogged", ins=ins)) - before == 1  # one access
     copy = await stage.client.send(cmd.CopyDossier(ins=ins), token=cast.sophie.token)
     assert copy.documents == 1 and fhir.documents_in(copy.bundle) == {}  # named, fetched by parts
+
+
+async def test_a_closed_space_takes_only_its_closure_and_reactivation_for_its_holder_too__ACC_17(
+    stage: Stage, cast: Cast
+) -> None:
+    ins, sophie = cast.sophie.ins, cast.sophie.token
+    await stage.client.send(cmd.CloseSpace(ins=ins), token=sophie)
+    await stage.tap.wait_for("SpaceClosed", ins=ins)
+    for command in (
+        cmd.ListAlerts(ins=ins),
+        cmd.ListAccessHistory(ins=ins),
+        cmd.ListPermissions(ins=ins),
+        cmd.ReadDossier(ins=ins),
+    ):
+        for _ in range(50):  # each service hears the closure on its own queue
+            try:
+                await stage.client.send(command, token=sophie)
+                await asyncio.sleep(0.2)
+            except RpcError as refused:
+                assert refused.rule in ("ACC_17", "RET_05"), (command, refused)
+                break
+        else:
+            raise AssertionError(f"{type(command).__name__} still served on a closed space")
+    await stage.client.send(cmd.ReactivateSpace(ins=ins), token=sophie)
+    await stage.tap.wait_for("SpaceReactivated", ins=ins)
+    kinds: list[str] = []
+    for _ in range(50):  # served again once access hears it, with the reactivation's alert
+        try:
+            inbox = await stage.client.send(cmd.ListAlerts(ins=ins), token=sophie)
+            kinds = [a.kind for a in inbox.alerts]
+            if "space_reactivated" in kinds:
+                break
+        except RpcError:
+            pass
+        await asyncio.sleep(0.2)
+    assert kinds[0] == "space_reactivated"

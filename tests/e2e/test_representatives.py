@@ -97,6 +97,9 @@ async def test_a_parent_acts_for_their_child_who_takes_over_at_eighteen__SPC_04(
     assert [d.title for d in page.documents] == ["Rappel DTP"]
     history = await stage.client.send(cmd.ListAccessHistory(ins=nir), token=representative)
     assert len(history.traces) >= 2
+    # The child's inbox too, read by the parent (access decides, as for the history).
+    inbox = await stage.client.send(cmd.ListAlerts(ins=nir), token=representative)
+    assert inbox.alerts
     assert stage.mailbox.to(leo, CODE_SUBJECT) == []  # still no code for the minor
 
     # Léo turns eighteen: the representation ends by itself, and he is told.

@@ -453,6 +453,13 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target("messaging.commands", "ListMessages", cmd.ListMessages, _HOLDER, "holder"),
     Target("notifier.commands", "ListAlerts", cmd.ListAlerts, _HOLDER, "holder"),
+    Target(
+        "notifier.commands",
+        "MarkAlertsRead",
+        cmd.MarkAlertsRead,
+        {**_HOLDER, "alert_ids": [PROXY]},
+        "holder",
+    ),
     Target("retention.commands", "ListDeadlines", cmd.ListDeadlines, _HOLDER, "operator"),
 )
 
