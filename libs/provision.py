@@ -40,7 +40,7 @@ SECRET_OWNERS: dict[str, tuple[str, ...]] = {
     "dossier_content_key": ("dossier",),
     "messaging_content_key": ("messaging",),
     # The SMS provider's key: identity's sign-in codes (and the notifier's, once it sends SMS).
-    "sms_api_key": ("identity",),
+    "sms_api_key": ("identity", "notifier"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.tokens import DEFAULT_ISSUER
@@ -48,3 +49,21 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = 30
     request_retention_days: float = 7
     prune_interval_seconds: float = 3600
+
+
+class SmsSettings(ServiceSettings):
+    """A service that sends SMS through the provider's HTTP API (libs/sms.py): where messages
+    are posted and the account's key (a secret: identity's and the notifier's only). Without
+    both, an SMS cannot go: it is logged as impossible. `sms_sender`: the sender id phones
+    show."""
+
+    sms_gateway_url: str | None = None
+    sms_api_key: str | None = None
+    sms_sender: str = "MonEspaceSante"
+    sms_timeout_seconds: float = 10.0
+
+    @field_validator("sms_gateway_url", "sms_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # A deployment's `.env` leaves them empty when no provider is used.
+        return None if isinstance(value, str) and not value.strip() else value

@@ -28,6 +28,8 @@ import re
 import httpx
 import structlog
 
+from libs.settings import SmsSettings
+
 log = structlog.get_logger()
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -130,3 +132,15 @@ class SmsGateway:
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+
+def gateway_for(settings: SmsSettings) -> SmsGateway | None:
+    """The service's gateway, or None when no provider is configured (an SMS cannot go)."""
+    if not (settings.sms_gateway_url and settings.sms_api_key):
+        return None
+    return SmsGateway(
+        settings.sms_gateway_url,
+        settings.sms_api_key,
+        sender=settings.sms_sender,
+        timeout=settings.sms_timeout_seconds,
+    )

@@ -145,7 +145,7 @@ async def main() -> None:
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
         "sms_gateway_url": sms.url,
-        "sms_api_key": sms.api_key,  # identity's only (processes.SECRET_OWNERS)
+        "sms_api_key": sms.api_key,  # identity's and the notifier's (processes.SECRET_OWNERS)
         # The demo moves time forward; a production deployment keeps "system".
         "clock_mode": "adjustable",
         "sweep_interval_seconds": 1,

@@ -21,7 +21,7 @@ import structlog
 from libs.mail import send_mail
 from libs.maintenance import Periodic
 from libs.runtime import Runtime
-from libs.sms import SmsGateway, SmsUnavailable, mask_number
+from libs.sms import SmsUnavailable, gateway_for, mask_number
 from services.identity.domain import SignInPolicy
 from services.identity.messages import Channel
 from services.identity.repository import prune
@@ -51,16 +51,7 @@ class CodeSender:
         self._sms_attempts = sms_attempts
         self._sms_retry_delay = sms_retry_delay
         self._sending: set[asyncio.Task[None]] = set()
-        self._gateway = (
-            SmsGateway(
-                settings.sms_gateway_url,
-                settings.sms_api_key,
-                sender=settings.sms_sender,
-                timeout=settings.sms_timeout_seconds,
-            )
-            if settings.sms_gateway_url and settings.sms_api_key
-            else None
-        )
+        self._gateway = gateway_for(settings)
 
     def submit(self, channel: Channel, to: str, subject: str, body: str) -> None:
         """Send `body` to `to` (an e-mail address, or an E.164 number for "sms", which ignores

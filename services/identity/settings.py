@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from libs.settings import ServiceSettings
+from libs.settings import SmsSettings
 from libs.tokens import current_signing_key, jwks_keys
 
 
-class IdentitySettings(ServiceSettings):
+class IdentitySettings(SmsSettings):
     # Only identity holds its signing keys: a private JWKS (JSON, `python -m libs.tokens new-key`)
     # whose first key signs; all of them are published in IDENTITY_JWKS.
     identity_signing_keys: str
@@ -18,13 +18,6 @@ class IdentitySettings(ServiceSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
-    # SMS through the provider's HTTP API (libs/sms.py): where messages are posted and the
-    # account's key (a secret: identity's, and the notifier's once it sends SMS). Without both,
-    # an SMS cannot go: it is logged as impossible. `sms_sender`: the sender id phones show.
-    sms_gateway_url: str | None = None
-    sms_api_key: str | None = None
-    sms_sender: str = "MonEspaceSante"
-    sms_timeout_seconds: float = 10.0
     # Holder sign-in (SPC_03). Code requests per INS and per caller (broker user) per window:
     # with one broker user per kind of client, the per-caller limit brakes a flood from one
     # kind of client as a whole, not one person.
@@ -37,12 +30,6 @@ class IdentitySettings(ServiceSettings):
     sign_in_lockout_seconds: float = 900.0
     # How often expired codes, challenges, counters and locks are deleted.
     prune_interval_seconds: float = 60.0
-
-    @field_validator("sms_gateway_url", "sms_api_key", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        # A deployment's `.env` leaves them empty when no provider is used.
-        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _signing_key_is_published(self) -> Self:

@@ -186,6 +186,12 @@ def came_of_age_alert(event: HolderCameOfAge) -> AlertText:
     return AlertText(CAME_OF_AGE, text)
 
 
+def sms_text(kind: str) -> str:
+    """An SMS says what kind of alert waits in the space, never who or what (a phone's lock
+    screen shows it): the detail is read in the space."""
+    return f"{mail_subject(kind)}. Le détail est dans votre espace santé."
+
+
 def held_back_notice_alert(event: HeldBackNoticeDue) -> AlertText:
     """DOC_07 / NTF_03: two weeks after a document was held back for its announcement: the
     holder learns that the dossier was updated and is invited to see a professional; nothing

@@ -25,11 +25,13 @@ from datetime import timedelta
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
+from prometheus_client import Counter
 
 from libs.bus.rpc import RpcError
 from libs.contracts.commands import GetAlertContact
 from libs.mail import send_mail
 from libs.runtime import Runtime
+from libs.sms import SmsRefused, gateway_for
 from services.notifier import domain, repository
 from services.notifier.settings import NotifierSettings
 
@@ -55,6 +57,14 @@ class MailWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._sms = gateway_for(settings)
+        # Ops see what could not be delivered by a channel (the alert stays in the inbox).
+        self._delivered = Counter(
+            "notifier_alert_deliveries",
+            "Alert deliveries by channel and outcome (sent, given_up)",
+            ["channel", "outcome"],
+            registry=runtime.metrics,
+        )
 
     @property
     def _channel(self) -> str:
@@ -70,6 +80,8 @@ class MailWorker:
                 await self._task
             self._task = None
         await self._release_listener()
+        if self._sms is not None:
+            await self._sms.close()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -136,27 +148,77 @@ class MailWorker:
             # identity away, slow or refusing us: keep the mail and ask again later.
             await self._retry(row, f"contact lookup: {exc}", error_level=exc.code == "forbidden")
             return
-        email = contact.email
-        if not email:
-            # SPC_06: no e-mail (any more); the alert is in the space.
+        channels = {"email": contact.email, "sms": contact.phone}
+        if not any(channels.values()):
+            # SPC_06: no channel (any more); the alert is in the space.
             await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
             log.info("mail_no_address", alert_id=str(alert_id))
             return
-        try:
-            await send_mail(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.mail_from,
-                to=str(email),
-                subject=domain.mail_subject(row["kind"]),
-                body=domain.mail_body(row["text"], contact.display_name),
-                message_id=str(alert_id),
-            )
-        except Exception as exc:
-            await self._retry(row, repr(exc))
+        errors: list[str] = []
+        delivered = 0
+        for channel, address in channels.items():
+            if not address:
+                continue
+            if row[f"{channel}_outcome"] is not None:  # done on an earlier attempt
+                delivered += row[f"{channel}_outcome"] == "sent"
+                continue
+            try:
+                await self._send(channel, address, row, contact.display_name)
+            except SmsRefused as exc:  # permanent: never retried
+                self._delivered.labels(channel, "given_up").inc()
+                log.error(
+                    "alert_delivery_failed", alert_id=str(alert_id), channel=channel, error=str(exc)
+                )
+                await repository.mark_channel_done(pool, alert_id, channel, "given_up")
+                continue
+            except Exception as exc:
+                if row["attempts"] >= settings.delivery_max_attempts:
+                    self._delivered.labels(channel, "given_up").inc()
+                    log.error(
+                        "alert_delivery_failed",
+                        alert_id=str(alert_id),
+                        channel=channel,
+                        attempts=row["attempts"],
+                        error=repr(exc),
+                    )
+                    await repository.mark_channel_done(pool, alert_id, channel, "given_up")
+                else:
+                    errors.append(f"{channel}: {exc!r}")
+                continue
+            delivered += 1
+            self._delivered.labels(channel, "sent").inc()
+            await repository.mark_channel_done(pool, alert_id, channel, "sent")
+        if errors:
+            await self._retry(row, "; ".join(errors))
             return
-        await repository.mark_done(pool, alert_id, "sent", self._runtime.now())
-        log.info("mail_sent", alert_id=str(alert_id))
+        outcome = "sent" if delivered else "failed"
+        await repository.mark_done(pool, alert_id, outcome, self._runtime.now())
+        (log.info if delivered else log.error)(
+            "alert_delivered", alert_id=str(alert_id), outcome=outcome
+        )
+
+    async def _send(
+        self, channel: str, address: str, row: asyncpg.Record, display_name: str
+    ) -> None:
+        """One channel; the alert's id is the idempotency key (SMS) and the Message-ID (mail),
+        so a resend after a crash is recognisably the same."""
+        settings = self._settings
+        if channel == "sms":
+            if self._sms is None:
+                raise SmsRefused("no SMS provider is configured (SMS_GATEWAY_URL, SMS_API_KEY)")
+            await self._sms.send(
+                address, domain.sms_text(row["kind"]), idempotency_key=str(row["alert_id"])
+            )
+            return
+        await send_mail(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.mail_from,
+            to=address,
+            subject=domain.mail_subject(row["kind"]),
+            body=domain.mail_body(row["text"], display_name),
+            message_id=str(row["alert_id"]),
+        )
 
     async def _retry(self, row: asyncpg.Record, error: str, *, error_level: bool = False) -> None:
         settings = self._settings

@@ -158,8 +158,8 @@ async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.
                     ORDER BY next_attempt_at LIMIT $2
                     FOR UPDATE SKIP LOCKED)
                 RETURNING alert_id, attempts)
-            SELECT c.alert_id, c.attempts, a.ins, a.kind, a.text
-            FROM claimed c JOIN alerts a USING (alert_id)
+            SELECT c.alert_id, c.attempts, m.email_outcome, m.sms_outcome, a.ins, a.kind, a.text
+            FROM claimed c JOIN alerts a USING (alert_id) JOIN mails m USING (alert_id)
             """,
             lease,
             limit,
@@ -180,6 +180,12 @@ async def mark_done(pool: Pool, alert_id: UUID, outcome: str, at: datetime) -> N
             at,
         )
         await conn.execute("UPDATE alerts SET delivery = $2 WHERE alert_id = $1", alert_id, outcome)
+
+
+async def mark_channel_done(pool: Pool, alert_id: UUID, channel: str, outcome: str) -> None:
+    """This channel is done for the alert (`sent`, or `given_up`): a retry skips it."""
+    column = {"email": "email_outcome", "sms": "sms_outcome"}[channel]
+    await pool.execute(f"UPDATE mails SET {column} = $2 WHERE alert_id = $1", alert_id, outcome)
 
 
 async def mark_failed(pool: Pool, alert_id: UUID, error: str, retry_in: timedelta) -> None:

@@ -49,10 +49,11 @@ async def raise_alert(ctx: EventContext, ins: str, alert: domain.AlertText) -> b
         log.warning("alert_already_raised", cause_event_id=str(cause))
         return False
     channels = ["space"]
-    if "email" in holder["channels"]:
-        # The address is asked of identity when the mail is sent (it is not kept here).
+    outward = sorted(set(holder["channels"]) & {"email", "sms"})
+    if outward:
+        # The addresses are asked of identity when the alert is sent (they are not kept here).
         await repository.insert_mail(conn, alert_id=alert_id)
-        channels.append("email")
+        channels += outward
     # Else (SPC_06): no channel; the alert waits in the space. An unknown contact is mailed
     # once ContactChanged arrives (see change_contact).
     await outbox.add_event(
@@ -140,7 +141,7 @@ async def change_contact(ctx: EventContext, changed: ContactChanged | ContactCha
     await repository.set_channels(ctx.conn, ins=event.ins, channels=channels, changed_at=changed_at)
     # Alerts raised before any contact was known: never zero, so mail them now.
     for alert in await repository.take_alerts_awaiting_contact(ctx.conn, event.ins):
-        if "email" in channels:
+        if {"email", "sms"} & set(channels):
             await repository.insert_mail(ctx.conn, alert_id=alert["alert_id"])
 
 

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from libs.settings import ServiceSettings
+from libs.settings import SmsSettings
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(SmsSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
     # First retry after a failed send; doubles on each failure, up to mail_retry_max_seconds.
     mail_retry_seconds: float = 30.0
     mail_retry_max_seconds: float = 3600.0
+    # A channel still failing after this many attempts is given up: the alert stays in the
+    # inbox, its delivery says `failed`, and ops see it (log `alert_delivery_failed`, metric).
+    delivery_max_attempts: int = 20
     # How often the delivery worker looks for due mails when no NOTIFY woke it (safety net).
     mail_poll_seconds: float = 1.0
     # Finished mail rows (sent, or closed for want of an address) are deleted this long after.

@@ -33,6 +33,7 @@ from tests.support.access_stand_in import AccessStandIn, deny
 from tests.support.actors import sign_in_operator
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.people import new_nir
+from tests.support.sms import SmsServer
 from tests.support.smtp import Mailbox, free_port
 from tests.support.system import Keys, build_service
 from tests.support.tokens import token_for
@@ -162,6 +163,7 @@ async def give_contact(
     display_name: str = "Jeanne Durand",
     *,
     minor: bool = False,
+    phone: str | None = None,
 ) -> None:
     """The holder registered in identity (which keeps the address); identity's ContactChanged
     (channels only) reaches the notifier. For a minor, `email` is the representative's."""
@@ -174,6 +176,7 @@ async def give_contact(
             last_name=last,
             birth_date=date(2015, 6, 1) if minor else date(1985, 5, 1),
             email=None if minor else email,
+            phone=phone,
             legal_representative_email=email if minor else None,
         ),
         token=registrar.operator_token,
@@ -599,3 +602,56 @@ async def test_finished_mail_rows_are_pruned_after_thirty_days_and_alerts_kept(
     finally:
         await pruner.stop()
     assert len(await alerts_of(notifier, ins)) == 1
+
+
+# --- SMS (NTF_04) ---------------------------------------------------------------------------
+
+
+def new_phone() -> str:
+    return f"+3361{uuid.uuid4().int % 10**7:07d}"  # 061…: always an allocated range
+
+
+async def test_an_alert_goes_by_sms_and_by_mail_once_each_without_its_content__NTF_04(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str, sms: SmsServer
+) -> None:
+    ins, email, phone = new_nir(), new_email(), new_phone()
+    await give_contact(amqp_url, notifier, ins, email, phone=phone)
+    await publish(amqp_url, access(ins))
+    [text] = await sms.inbox.wait_for(phone)
+    await mail_server.mailbox.wait_for(email)
+    [alert] = await alerts_of(notifier, ins)
+    assert text.idempotency_key == str(alert["alert_id"])
+    assert "un accès à votre dossier" in text.text and "Claire Martin" not in text.text
+    await asyncio.sleep(QUIET)
+    assert len(sms.inbox.to(phone)) == 1 and len(mail_server.mailbox.to(email)) == 1
+    async with asyncio.timeout(10):
+        while (
+            await notifier.pool.fetchval("SELECT delivery FROM alerts WHERE ins = $1", ins)
+        ) != "sent":
+            await asyncio.sleep(0.05)
+
+
+async def test_a_failing_sms_is_retried_alone_and_a_refused_one_given_up_into_the_inbox__NTF_04(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str, sms: SmsServer
+) -> None:
+    ins, email, phone = new_nir(), new_email(), new_phone()
+    await give_contact(amqp_url, notifier, ins, email, phone=phone)
+    sms.fail_next(2, 503, to=phone)  # the provider is away twice, then takes it
+    await publish(amqp_url, access(ins))
+    await sms.inbox.wait_for(phone, timeout=20)
+    await asyncio.sleep(QUIET)
+    assert len(mail_server.mailbox.to(email)) == 1  # the mail was not sent again on retry
+
+    refused_ins, refused_phone = new_nir(), new_phone()
+    await give_contact(amqp_url, notifier, refused_ins, None, phone=refused_phone)
+    # A phone only: identity sends the activation code there first.
+    await sms.inbox.wait_for(refused_phone, text="activation")
+    sms.fail_next(1, 400, to=refused_phone)  # refused for good: never retried
+    await publish(amqp_url, access(refused_ins))
+    async with asyncio.timeout(15):
+        while (
+            await notifier.pool.fetchval("SELECT delivery FROM alerts WHERE ins = $1", refused_ins)
+        ) != "failed":
+            await asyncio.sleep(0.05)
+    assert sms.inbox.to(refused_phone, text="accès") == []
+    assert len(await alerts_of(notifier, refused_ins)) == 1  # it is in the inbox (SPC_06)
