@@ -1,29 +1,44 @@
-"""Sending e-mail over SMTP (stdlib smtplib, run off the event loop)."""
+"""Sending e-mail over SMTP with aiosmtplib, on the event loop, over one kept connection.
+
+A relay in production wants TLS (implicit, or STARTTLS) and authentication: `MailSettings`
+carries them (the password is a secret of the services that mail). The connection is opened on
+the first mail and kept: a relay that closed it meanwhile (idle timeout, restart) is met with a
+new connection and one more try; any other failure raises, so the caller keeps the mail pending
+and retries it later. Mails on one connection go one at a time, as SMTP has them.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Literal
+
+import aiosmtplib
+from pydantic import Field, field_validator
+
+from libs.settings import ServiceSettings
 
 
-def _send(host: str, port: int, message: EmailMessage) -> None:
-    with smtplib.SMTP(host, port, timeout=10) as smtp:
-        smtp.send_message(message)
+class MailSettings(ServiceSettings):
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    # "none" (a local relay or a test sink), "starttls" (submission, port 587), "tls" (465).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+
+    @field_validator("smtp_username", "smtp_password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # Compose passes them empty when the relay needs no login.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
 
 
-async def send_mail(
-    *,
-    host: str,
-    port: int,
-    sender: str,
-    to: str,
-    subject: str,
-    body: str,
-    message_id: str,
-) -> None:
-    """Raises on any SMTP failure, so the caller can keep the mail pending and retry."""
+def message_for(sender: str, to: str, subject: str, body: str, message_id: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -32,4 +47,61 @@ async def send_mail(
     # A stable Message-ID: a retried send after a crash is recognisably the same mail.
     message["Message-ID"] = f"<{message_id}@espace-sante.local>"
     message.set_content(body)
-    await asyncio.to_thread(_send, host, port, message)
+    return message
+
+
+class Mailer:
+    """One relay, one kept connection; `close` when the service stops."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self.connections = 0  # opened so far (a kept connection keeps this at one)
+
+    async def send(self, *, to: str, subject: str, body: str, message_id: str) -> None:
+        """Raises on any SMTP failure, so the caller can keep the mail pending and retry."""
+        message = message_for(self._settings.mail_from, to, subject, body, message_id)
+        async with self._lock:
+            for attempt in (1, 2):
+                client = await self._connected()
+                try:
+                    await client.send_message(message)
+                    return
+                except aiosmtplib.SMTPServerDisconnected:
+                    await self._drop()
+                    if attempt == 2:
+                        raise
+                except Exception:
+                    await self._drop()  # a connection in an unknown state is not reused
+                    raise
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            timeout=settings.smtp_timeout_seconds,
+            use_tls=settings.smtp_security == "tls",
+            start_tls=True if settings.smtp_security == "starttls" else False,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+        await client.connect()
+        self._client = client
+        self.connections += 1
+        return client
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.quit()
+            except Exception:
+                client.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()

@@ -18,7 +18,7 @@ import secrets
 
 import structlog
 
-from libs.mail import send_mail
+from libs.mail import Mailer
 from libs.maintenance import Periodic
 from libs.runtime import Runtime
 from libs.sms import SmsUnavailable, gateway_for, mask_number
@@ -52,6 +52,7 @@ class CodeSender:
         self._sms_retry_delay = sms_retry_delay
         self._sending: set[asyncio.Task[None]] = set()
         self._gateway = gateway_for(settings)
+        self._mailer = Mailer(settings)
 
     def submit(self, channel: Channel, to: str, subject: str, body: str) -> None:
         """Send `body` to `to` (an e-mail address, or an E.164 number for "sms", which ignores
@@ -76,15 +77,8 @@ class CodeSender:
             log.warning(event, error=repr(exc))
 
     async def _send_mail(self, to: str, subject: str, body: str) -> None:
-        settings = self._settings
-        await send_mail(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.mail_from,
-            to=to,
-            subject=subject,
-            body=body,
-            message_id=f"code-{secrets.token_hex(8)}",
+        await self._mailer.send(
+            to=to, subject=subject, body=body, message_id=f"code-{secrets.token_hex(8)}"
         )
 
     async def _send_sms(self, to: str, text: str) -> None:
@@ -113,7 +107,7 @@ class CodeSender:
 
     async def stop(self) -> None:
         """Let the sends in flight go (bounded), so a code just promised is not lost; then
-        give up on the rest and close the SMS client."""
+        give up on the rest and close the SMS client and the SMTP connection."""
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=self._stop_timeout)
         late = set(self._sending)
@@ -124,6 +118,7 @@ class CodeSender:
             await asyncio.wait(late)
         if self._gateway is not None:
             await self._gateway.close()
+        await self._mailer.close()
 
 
 def janitor(runtime: Runtime[IdentitySettings], policy: SignInPolicy, interval: float) -> Periodic:

@@ -4,20 +4,18 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from libs.mail import MailSettings
 from libs.settings import SmsSettings
 from libs.tokens import current_signing_key, jwks_keys
 
 
-class IdentitySettings(SmsSettings):
+class IdentitySettings(SmsSettings, MailSettings):
     # Only identity holds its signing keys: a private JWKS (JSON, `python -m libs.tokens new-key`)
     # whose first key signs; all of them are published in IDENTITY_JWKS.
     identity_signing_keys: str
     # Operators (the health insurance's agents) sign in with their own Ed25519 keys:
     # {"operator id": "public key, base64url"}; JSON in the environment.
     operator_public_keys: dict[str, str] = Field(default_factory=dict)
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
     # Holder sign-in (SPC_03). Code requests per INS and per caller (broker user) per window:
     # with one broker user per kind of client, the per-caller limit brakes a flood from one
     # kind of client as a whole, not one person.

@@ -1,4 +1,5 @@
-"""The mail delivery worker: sends the mail outbox over SMTP, at least once, retrying failures.
+"""The delivery worker: sends each alert by e-mail (aiosmtplib, one kept connection) and SMS,
+at least once, retrying failures.
 
 Like libs.outbox's relay: it claims due pending mails with `FOR UPDATE SKIP LOCKED` and a lease
 (so replicas share the work and a crashed worker's claims come back when the lease runs out),
@@ -29,7 +30,7 @@ from prometheus_client import Counter
 
 from libs.bus.rpc import RpcError
 from libs.contracts.commands import GetAlertContact
-from libs.mail import send_mail
+from libs.mail import Mailer
 from libs.runtime import Runtime
 from libs.sms import SmsRefused, gateway_for
 from services.notifier import domain, repository
@@ -58,6 +59,7 @@ class MailWorker:
         self._task: asyncio.Task[None] | None = None
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
         self._sms = gateway_for(settings)
+        self._mailer = Mailer(settings)  # one kept SMTP connection
         # Ops see what could not be delivered by a channel (the alert stays in the inbox).
         self._delivered = Counter(
             "notifier_alert_deliveries",
@@ -82,6 +84,7 @@ class MailWorker:
         await self._release_listener()
         if self._sms is not None:
             await self._sms.close()
+        await self._mailer.close()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -202,7 +205,6 @@ class MailWorker:
     ) -> None:
         """One channel; the alert's id is the idempotency key (SMS) and the Message-ID (mail),
         so a resend after a crash is recognisably the same."""
-        settings = self._settings
         if channel == "sms":
             if self._sms is None:
                 raise SmsRefused("no SMS provider is configured (SMS_GATEWAY_URL, SMS_API_KEY)")
@@ -210,10 +212,7 @@ class MailWorker:
                 address, domain.sms_text(row["kind"]), idempotency_key=str(row["alert_id"])
             )
             return
-        await send_mail(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.mail_from,
+        await self._mailer.send(
             to=address,
             subject=domain.mail_subject(row["kind"]),
             body=domain.mail_body(row["text"], display_name),

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
+from libs.mail import MailSettings
 from libs.settings import SmsSettings
 
 
-class NotifierSettings(SmsSettings):
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
+class NotifierSettings(SmsSettings, MailSettings):
     # First retry after a failed send; doubles on each failure, up to mail_retry_max_seconds.
     mail_retry_seconds: float = 30.0
     mail_retry_max_seconds: float = 3600.0

@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from aiosmtpd.controller import Controller
 
 from libs.bus.rpc import RpcError
 from libs.client import Client
@@ -34,32 +33,13 @@ from tests.support.actors import sign_in_operator
 from tests.support.bus import EventTap, dead_letters, publish_raw
 from tests.support.people import new_nir
 from tests.support.sms import SmsServer
-from tests.support.smtp import Mailbox, free_port
+from tests.support.smtp import RestartableSmtp
 from tests.support.system import Keys, build_service
 from tests.support.tokens import token_for
 
 pytestmark = pytest.mark.integration
 
 QUIET = 1.5  # longer than the worker's poll: time enough for a second mail to show up
-
-
-class RestartableSmtp:
-    """A real aiosmtpd server on a fixed port, that can go down and come back (same mailbox)."""
-
-    def __init__(self) -> None:
-        self.mailbox = Mailbox()
-        self.port = free_port()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-        controller.start()
-        self._controller = controller
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
 
 
 @pytest.fixture(scope="module")
