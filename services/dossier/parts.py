@@ -105,11 +105,8 @@ async def begin_upload(
 async def upload_part(
     ctx: CommandContext[DossierSettings], c: cmd.UploadDocumentPart
 ) -> cmd.UploadProgress:
-    actor = ctx.require_actor()
     async with ctx.runtime.pool.acquire() as conn:
-        upload = await repository.upload(conn, c.upload_id)
-    if upload is None or upload["actor_id"] != actor.sub:
-        raise NotFound(f"no upload {c.upload_id} of yours in progress")
+        upload = await _own_upload(ctx, conn, c.upload_id)
     expected = domain.expected_part_size(upload["size"], upload["part_bytes"], c.index)
     content = domain.decode_content(c.content_b64, upload["part_bytes"])
     if len(content) != expected:
@@ -128,6 +125,14 @@ async def upload_part(
     return cmd.UploadProgress(upload_id=c.upload_id, received=received, parts=upload["parts"])
 
 
+async def _own_upload(ctx: CommandContext[DossierSettings], conn: Any, upload_id: uuid.UUID) -> Any:
+    """The caller's upload in progress: only who began an upload sends or completes it."""
+    upload = await repository.upload(conn, upload_id)
+    if upload is None or upload["actor_id"] != ctx.require_actor().sub:
+        raise NotFound(f"no upload {upload_id} of yours in progress")
+    return upload
+
+
 def _data_key(ctx: CommandContext[DossierSettings], upload: Any) -> bytes:
     """The key the upload's parts are sealed with (the document's, once complete)."""
     return domain.unwrap_key(
@@ -143,9 +148,7 @@ async def complete_upload(
 ) -> cmd.Deposited:
     actor = ctx.require_actor()
     async with ctx.runtime.pool.acquire() as conn:
-        upload = await repository.upload(conn, c.upload_id)
-        if upload is None or upload["actor_id"] != actor.sub:
-            raise NotFound(f"no upload {c.upload_id} of yours in progress")
+        upload = await _own_upload(ctx, conn, c.upload_id)
         received = await repository.parts_received(conn, c.upload_id)
         if received != upload["parts"]:
             raise Conflict(f"{received} of {upload['parts']} parts received: send the rest")

@@ -53,12 +53,7 @@ async def test_the_physician_who_accepted_reads_without_consent_and_cannot_be_bl
     await stage.client.send(cmd.AcceptTreatingPhysician(ins=ins), token=token)
     await stage.tap.wait_for("TreatingPhysicianDeclared", ins=ins)
     # access hears it on its own queue: wait until its decision says so.
-    for _ in range(50):
-        try:
-            page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
-            break
-        except RpcError:
-            await stage.tap.wait_for("AccessLogged", ins=ins, timeout=1)
+    page = await stage.read_once_access_knows(ins, token)
     assert [d.title for d in page.documents] == ["Synthèse"]
     granted = stage.tap.of_type("AccessGranted", ins=ins, actor_id=physician.rpps)
     assert granted[-1]["payload"]["rule"] == "ACC_04"
@@ -99,12 +94,7 @@ async def test_after_death_only_the_requester_the_operator_validated_reads_the_d
     token = (await stage.client.send(cmd.SignInProxy(proxy_id=proxy_id, code=code))).token
     await stage.tap.wait_for("ProxyAppointed", ins=ins)
 
-    for _ in range(50):
-        try:
-            page = await stage.client.send(cmd.ReadDossier(ins=ins), token=token)
-            break
-        except RpcError:
-            await stage.tap.wait_for("AccessLogged", ins=ins, timeout=1)
+    page = await stage.read_once_access_knows(ins, token)
     assert [d.title for d in page.documents] == ["Synthèse"]
     assert (
         stage.tap.of_type("AccessGranted", ins=ins, actor_kind="requester")[-1]["payload"]["rule"]
