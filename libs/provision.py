@@ -39,6 +39,7 @@ SECRET_OWNERS: dict[str, tuple[str, ...]] = {
     "operator_public_keys": ("identity",),
     "dossier_content_key": ("dossier",),
     "messaging_content_key": ("messaging",),
+    "purge_proof_key": ("retention",),
     # The SMS provider's key: identity's sign-in codes (and the notifier's, once it sends SMS).
     "sms_api_key": ("identity", "notifier"),
 }
@@ -222,6 +223,7 @@ def new_env() -> str:
         "IDENTITY_SIGNING_KEYS": signing_keys,
         "DOSSIER_CONTENT_KEY": b64e(secrets.token_bytes(32)),
         "MESSAGING_CONTENT_KEY": b64e(secrets.token_bytes(32)),
+        "PURGE_PROOF_KEY": b64e(secrets.token_bytes(32)),
     }
     lines = ["# Secrets made by `python -m libs.provision new-env`: never commit them."]
     return "\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n"

@@ -90,6 +90,23 @@ async def status(conn: Conn, ins: str, *, lock: bool = False) -> Status | None:
     return found
 
 
+async def opened_since(conn: Conn, ins: str, closed_at: datetime) -> bool:
+    """Whether identity opened a space for `ins` after `closed_at`: for a purge of the space
+    closed then, the INS now names someone newer (libs.purge)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM space_lifecycle"
+            " WHERE ins = $1 AND status = 'open' AND changed_at > $2)",
+            ins,
+            closed_at,
+        )
+    )
+
+
+# The projection's part of a holder purge (libs.purge).
+PURGE_TABLE = ("space_lifecycle", "DELETE FROM space_lifecycle WHERE ins = $1")
+
+
 async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     await _record(ctx.conn, event.ins, "open", event.opened_at)
 

@@ -65,14 +65,16 @@ def keys() -> dict[str, str]:
                     "operator_public": operator_public,
                     "dossier_content_key": b64e(os.urandom(32)),
                     "messaging_content_key": b64e(os.urandom(32)),
+                    "purge_proof_key": b64e(os.urandom(32)),
                 }
             )
         )
         path.chmod(0o600)
     loaded: dict[str, str] = json.loads(path.read_text())
-    if "messaging_content_key" not in loaded:  # made by an older version
-        loaded["messaging_content_key"] = b64e(os.urandom(32))
-        path.write_text(json.dumps(loaded))
+    for made_later in ("messaging_content_key", "purge_proof_key"):
+        if made_later not in loaded:  # made by an older version
+            loaded[made_later] = b64e(os.urandom(32))
+            path.write_text(json.dumps(loaded))
     if "identity_signing_keys" not in loaded:  # made when tokens were not yet JWTs
         loaded["identity_signing_keys"] = key_set(new_signing_key())
         path.write_text(json.dumps(loaded))
@@ -142,6 +144,7 @@ async def main() -> None:
         "operator_public_keys": {OPERATOR: k["operator_public"]},
         "dossier_content_key": k["dossier_content_key"],
         "messaging_content_key": k["messaging_content_key"],
+        "purge_proof_key": k["purge_proof_key"],
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
         "sms_gateway_url": sms.url,

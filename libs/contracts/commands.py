@@ -13,7 +13,7 @@ from uuid import UUID
 
 import email_validator
 import phonenumbers
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from libs.contracts.envelope import Contract
 from libs.contracts.events import ActorKind, Outcome, ProxyRole
@@ -1474,3 +1474,43 @@ class ListDeadlines(Command[Deadlines]):
     QUEUE = RETENTION
 
     ins: Ins
+
+
+class PurgeAnswer(Contract):
+    service: str
+    rows: dict[str, int]  # rows deleted, by table
+    skipped: str | None  # why nothing was deleted (the INS names a newer space)
+    purged_at: datetime
+    received_at: datetime
+
+
+class PurgeProof(Contract):
+    """RET_01: the proof of a holder's purge. No personal data: the INS as a keyed hash."""
+
+    purge_id: UUID
+    ins_key: str
+    closed_at: datetime
+    requested_at: datetime
+    requests: int  # how many times it was asked (retries of the unanswered services)
+    completed_at: datetime | None
+    waiting_for: list[str]
+    answers: list[PurgeAnswer]
+
+
+class PurgeProofs(Contract):
+    proofs: list[PurgeProof]
+
+
+class GetPurgeProof(Command[PurgeProofs]):
+    """Operator's view of the proofs of deletion: of one purge, or of an INS (newest first)."""
+
+    QUEUE = RETENTION
+
+    purge_id: UUID | None = None
+    ins: Ins | None = None
+
+    @model_validator(mode="after")
+    def _names_one(self) -> GetPurgeProof:
+        if (self.purge_id is None) == (self.ins is None):
+            raise ValueError("name either a purge_id or an ins")
+        return self

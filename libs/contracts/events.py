@@ -504,14 +504,22 @@ class SpaceOpeningDue(Event):
 
 
 @register
-class SpacePurgeDue(Event):
-    """Ten years have passed since closure (RET_01)."""
+class HolderPurgeRequested(Event):
+    """RET_01: ten years have passed since closure: each service named in `services` deletes
+    everything it holds for `ins` and answers with its `HolderDataPurged`.
+
+    The first request names every service that holds a holder's data; a retry names only those
+    that have not answered. `closed_at` is the closure the ten years ran from: a service that
+    knows of a newer space for the same INS (registered again after the purge) deletes nothing.
+    """
 
     OWNER = "retention"
-    TYPE = "SpacePurgeDue"
+    TYPE = "HolderPurgeRequested"
+    purge_id: UUID
     ins: str
-    deadline_id: UUID
-    due_at: datetime
+    closed_at: datetime
+    services: list[str]
+    requested_at: datetime
 
 
 @register
@@ -550,3 +558,63 @@ class ProxyEndDue(Event):
     proxy_id: UUID
     deadline_id: UUID
     due_at: datetime
+
+
+# --- each service's part of a purge ---------------------------------------------------------
+
+
+class HolderDataPurged(Event):
+    """A service's part of a purge done (RET_01): how many rows it deleted, by table.
+
+    Names no one: the purge id is the only link to the holder, and retention keeps that link as
+    a keyed hash. `skipped` says why nothing was deleted (the INS belongs to a newer space).
+    One event per service (each is its owner's), all read alike by retention.
+    """
+
+    purge_id: UUID
+    rows: dict[str, int]
+    purged_at: datetime
+    skipped: str | None = None
+
+
+@register
+class IdentityPurgedHolder(HolderDataPurged):
+    OWNER = "identity"
+    TYPE = "IdentityPurgedHolder"
+
+
+@register
+class AccessPurgedHolder(HolderDataPurged):
+    OWNER = "access"
+    TYPE = "AccessPurgedHolder"
+
+
+@register
+class DossierPurgedHolder(HolderDataPurged):
+    OWNER = "dossier"
+    TYPE = "DossierPurgedHolder"
+
+
+@register
+class MessagingPurgedHolder(HolderDataPurged):
+    OWNER = "messaging"
+    TYPE = "MessagingPurgedHolder"
+
+
+@register
+class NotifierPurgedHolder(HolderDataPurged):
+    OWNER = "notifier"
+    TYPE = "NotifierPurgedHolder"
+
+
+# Who holds a holder's data besides retention, and the event each answers a purge with.
+PURGE_ANSWERS: dict[str, type[HolderDataPurged]] = {
+    answer.OWNER: answer
+    for answer in (
+        IdentityPurgedHolder,
+        AccessPurgedHolder,
+        DossierPurgedHolder,
+        MessagingPurgedHolder,
+        NotifierPurgedHolder,
+    )
+}

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from faststream import FastStream
 
-from libs import spaces
+from libs import purge, spaces
 from libs.runtime import Runtime
 from services.notifier import handlers
+from services.notifier import purge as holder_purge
 from services.notifier.mailer import MailWorker
 from services.notifier.settings import NotifierSettings
 
@@ -29,6 +30,8 @@ def build(settings: NotifierSettings | None = None) -> Runtime[NotifierSettings]
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
+    # RET_01: its part of a holder's purge, ten years after closure.
+    purge.register(runtime, holder_purge.PURGE)
     worker = MailWorker(runtime, settings)
     runtime.add_background(worker.start, worker.stop)
     return runtime

@@ -1,7 +1,9 @@
 """Retention rules, without I/O: the periods and when each deadline falls due.
 
 - SPC_01 / RET_04: a space opens six weeks after it was announced (unless the person objected).
-- RET_01: from closure, the space is archived for ten years, then purged.
+- RET_01: from closure, the space is archived for ten years, then purged: every service holding
+  the holder's data deletes it and answers with counts; the proof of deletion names the INS by a
+  keyed hash only.
 - SPC_04 / SPC_05: a proxy's appointment ends by itself at its end (a minor's eighteenth
   birthday, a protection measure's end date).
 - DOC_07: two weeks after a held-back deposit the holder is told; a month after it the document
@@ -13,17 +15,20 @@ for reactivation.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
 from libs.contracts.envelope import Event
 from libs.contracts.events import (
+    PURGE_ANSWERS,
     HeldBackNoticeDue,
     HeldBackReleaseDue,
     ProxyEndDue,
     SpaceOpeningDue,
-    SpacePurgeDue,
 )
 from libs.periods import add_calendar_month, archive_ends_at
 
@@ -86,11 +91,10 @@ def status_of(fired_at: datetime | None, cancelled_at: datetime | None) -> Deadl
 def due_event(
     kind: str, *, ins: str, deadline_id: UUID, due_at: datetime, subject: str = ""
 ) -> Event:
-    """The event that announces a deadline has come (RET_04: the time rules act by themselves)."""
+    """The event that announces a deadline has come (RET_04: the time rules act by themselves).
+    The purge's is a request to the services that hold the holder's data (`purge_request`)."""
     if kind == SPACE_OPENING:
         return SpaceOpeningDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
-    if kind == SPACE_PURGE:
-        return SpacePurgeDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
     if kind == PROXY_END:
         return ProxyEndDue(ins=ins, proxy_id=UUID(subject), deadline_id=deadline_id, due_at=due_at)
     if kind == HELD_BACK_NOTICE:
@@ -102,3 +106,27 @@ def due_event(
             ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at
         )
     raise ValueError(f"no event for deadline kind {kind!r}")
+
+
+# --- the purge (RET_01) ---------------------------------------------------------------------
+
+# Who holds a holder's data besides retention, each answering a purge with its own event.
+PURGE_PARTICIPANTS: tuple[str, ...] = tuple(sorted(PURGE_ANSWERS))
+# Retention's own part, recorded with the others' in the proof.
+RETENTION = "retention"
+
+
+def ins_key(key: bytes, ins: str) -> str:
+    """How a proof of deletion names the INS: HMAC-SHA256 under retention's key. Ops holding
+    an INS find its proof; the proof alone names no one."""
+    return hmac.new(key, ins.encode(), hashlib.sha256).hexdigest()
+
+
+def still_to_answer(answered: Iterable[str]) -> list[str]:
+    """The services a purge still waits for."""
+    done = set(answered)
+    return [service for service in PURGE_PARTICIPANTS if service not in done]
+
+
+def purge_complete(answered: Iterable[str]) -> bool:
+    return not still_to_answer(answered)

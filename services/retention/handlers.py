@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 import structlog
 
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    PURGE_ANSWERS,
     DocumentHeldBack,
     DocumentReleased,
     ProxyAppointed,
@@ -26,6 +28,7 @@ log = structlog.get_logger()
 
 LIFECYCLE_QUEUE = "retention.space-lifecycle"
 DOCUMENTS_QUEUE = "retention.documents"
+PURGES_QUEUE = "retention.purges"
 
 
 class Sweeper:
@@ -53,17 +56,29 @@ class Sweeper:
                 await task
 
     async def sweep_once(self) -> int:
-        """One round; returns how many deadlines this replica fired."""
+        """One round; returns how many deadlines this replica fired. Then the purges some
+        service has not answered are asked again."""
+        settings = self._runtime.settings
         fired = 0
         while True:
             count = await service.fire_due(
-                self._runtime.pool, self._runtime.now(), self._batch_size
+                self._runtime.pool,
+                self._runtime.now(),
+                self._batch_size,
+                proof_key=service.proof_key(settings),
             )
             if count is None:  # another replica holds the sweep lock
                 return fired
             fired += count
             if count < self._batch_size:
-                return fired
+                break
+        await service.request_unanswered(
+            self._runtime.pool,
+            self._runtime.now(),
+            timedelta(seconds=settings.purge_retry_seconds),
+            self._batch_size,
+        )
+        return fired
 
     async def _run(self) -> None:
         while True:
@@ -98,6 +113,9 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             DocumentReleased: service.on_document_released,
         },
     )
+    # RET_01: each service's answer to a purge, for the proof of deletion.
+    runtime.on_events(PURGES_QUEUE, dict.fromkeys(PURGE_ANSWERS.values(), service.on_holder_purged))
     runtime.handle(cmd.ListDeadlines, service.list_deadlines)
+    runtime.handle(cmd.GetPurgeProof, service.get_purge_proof)
     sweeper = Sweeper(runtime, settings.sweep_interval_seconds, settings.sweep_batch_size)
     runtime.add_background(sweeper.start, sweeper.stop)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
 import asyncpg
 
+from libs import purge
 from libs.db import Conn
 
 
@@ -76,7 +78,8 @@ async def try_sweep_lock(conn: Conn, key: int) -> bool:
 
 async def claim_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT deadline_id, ins, kind, subject, due_at, cause_event_id, correlation_id
+        """SELECT deadline_id, ins, kind, subject, starts_at, due_at, cause_event_id,
+                  correlation_id
            FROM deadlines
            WHERE due_at <= $1 AND fired_at IS NULL AND cancelled_at IS NULL
            ORDER BY due_at
@@ -97,5 +100,144 @@ async def mark_fired(conn: Conn, deadline_id: uuid.UUID, now: datetime) -> None:
 async def deadlines_of(conn: Conn, ins: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM deadlines WHERE ins = $1 ORDER BY created_at, due_at", ins
+    )
+    return rows
+
+
+# --- purges (RET_01) ------------------------------------------------------------------------
+
+
+async def delete_deadlines_of(conn: Conn, ins: str) -> int:
+    """Retention's own part of a purge: every deadline of the holder, fired or not."""
+    return int((await conn.execute("DELETE FROM deadlines WHERE ins = $1", ins)).split()[-1])
+
+
+async def insert_purge(
+    conn: Conn,
+    *,
+    purge_id: uuid.UUID,
+    ins: str,
+    ins_key: str,
+    closed_at: datetime,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO purges (purge_id, ins, ins_key, closed_at, requested_at, last_requested_at)
+           VALUES ($1, $2, $3, $4, $5, $5)""",
+        purge_id,
+        ins,
+        ins_key,
+        closed_at,
+        now,
+    )
+
+
+async def insert_answer(
+    conn: Conn,
+    *,
+    purge_id: uuid.UUID,
+    service: str,
+    rows: dict[str, int],
+    skipped: str | None,
+    purged_at: datetime,
+    now: datetime,
+) -> bool:
+    """The first answer of a service to a purge; False for another one (a retry answered)."""
+    recorded = await conn.fetchval(
+        """INSERT INTO purge_answers (purge_id, service, rows, skipped, purged_at, received_at)
+           SELECT $1, $2, $3::jsonb, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM purges
+                                                              WHERE purge_id = $1)
+           ON CONFLICT (purge_id, service) DO NOTHING
+           RETURNING true""",
+        purge_id,
+        service,
+        json.dumps(rows),
+        skipped,
+        purged_at,
+        now,
+    )
+    return bool(recorded)
+
+
+async def add_to_answer(
+    conn: Conn, purge_id: uuid.UUID, service: str, rows: dict[str, int]
+) -> None:
+    await conn.execute(
+        "UPDATE purge_answers SET rows = rows || $3::jsonb WHERE purge_id = $1 AND service = $2",
+        purge_id,
+        service,
+        json.dumps(rows),
+    )
+
+
+async def lock_purge(conn: Conn, purge_id: uuid.UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM purges WHERE purge_id = $1 FOR UPDATE", purge_id
+    )
+    return row
+
+
+async def answered(conn: Conn, purge_id: uuid.UUID) -> list[str]:
+    found: list[str] = [
+        r["service"]
+        for r in await conn.fetch("SELECT service FROM purge_answers WHERE purge_id = $1", purge_id)
+    ]
+    return found
+
+
+async def complete_purge(conn: Conn, purge_id: uuid.UUID, now: datetime) -> None:
+    """Every service has answered: the proof keeps no INS."""
+    await conn.execute(
+        "UPDATE purges SET completed_at = $2, ins = NULL WHERE purge_id = $1", purge_id, now
+    )
+
+
+async def delete_mentions(conn: Conn, ins: str) -> dict[str, int]:
+    """Retention's own events and stored replies that name the INS (see libs.purge)."""
+    rows = {}
+    for table, statement in purge.KEPT_BY_EVERY_SERVICE:
+        rows[table] = int((await conn.execute(statement, ins)).split()[-1])
+    return rows
+
+
+async def claim_unanswered(conn: Conn, before: datetime, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM purges
+           WHERE completed_at IS NULL AND last_requested_at <= $1
+           ORDER BY last_requested_at
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED""",
+        before,
+        limit,
+    )
+    return rows
+
+
+async def mark_requested_again(conn: Conn, purge_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(
+        """UPDATE purges SET last_requested_at = $2, requests = requests + 1
+           WHERE purge_id = $1""",
+        purge_id,
+        now,
+    )
+
+
+async def purges_by(
+    conn: Conn, *, purge_id: uuid.UUID | None, ins_key: str | None
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM purges
+           WHERE ($1::uuid IS NULL OR purge_id = $1) AND ($2::text IS NULL OR ins_key = $2)
+           ORDER BY requested_at DESC
+           LIMIT 20""",
+        purge_id,
+        ins_key,
+    )
+    return rows
+
+
+async def answers_of(conn: Conn, purge_id: uuid.UUID) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM purge_answers WHERE purge_id = $1 ORDER BY service", purge_id
     )
     return rows

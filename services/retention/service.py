@@ -6,16 +6,21 @@ to the `...Due` events this service publishes when a deadline comes.
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
+from asyncpg import Record
 
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     DocumentHeldBack,
     DocumentReleased,
+    HolderDataPurged,
+    HolderPurgeRequested,
     ProxyAppointed,
     ProxyEnded,
     SpaceAnnounced,
@@ -23,10 +28,12 @@ from libs.contracts.events import (
     SpaceOpened,
     SpaceReactivated,
 )
-from libs.db import Pool
+from libs.db import Conn, Pool
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
+from libs.tokens import b64d
 from services.retention import domain, repository
+from services.retention.settings import RetentionSettings
 
 log = structlog.get_logger()
 
@@ -161,7 +168,7 @@ async def _record(
 # --- the sweep ------------------------------------------------------------------------------
 
 
-async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
+async def fire_due(pool: Pool, now: datetime, limit: int, *, proof_key: bytes = b"") -> int | None:
     """Fire up to `limit` deadlines due at `now`, in one transaction.
 
     Each fired deadline writes its due event to the outbox and is marked fired in the same
@@ -172,7 +179,18 @@ async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
         if not await repository.try_sweep_lock(conn, SWEEP_LOCK):
             return None
         rows = await repository.claim_due(conn, now, limit)
+        purged: set[str] = set()
         for row in rows:
+            if row["ins"] in purged:
+                continue  # deleted with the rest of the holder's deadlines by their purge
+            await repository.mark_fired(conn, row["deadline_id"], now)
+            log.info(
+                "deadline_fired", ins=row["ins"], kind=row["kind"], deadline_id=row["deadline_id"]
+            )
+            if row["kind"] == domain.SPACE_PURGE:
+                await _start_purge(conn, row, now, proof_key)
+                purged.add(row["ins"])
+                continue
             event = domain.due_event(
                 row["kind"],
                 ins=row["ins"],
@@ -188,9 +206,104 @@ async def fire_due(pool: Pool, now: datetime, limit: int) -> int | None:
                 correlation_id=row["correlation_id"] or uuid.uuid4().hex,
                 causation_id=str(row["cause_event_id"]) if row["cause_event_id"] else None,
             )
-            await repository.mark_fired(conn, row["deadline_id"], now)
-            log.info(
-                "deadline_fired", ins=row["ins"], kind=row["kind"], deadline_id=row["deadline_id"]
+        return len(rows)
+
+
+# --- the purge (RET_01) ---------------------------------------------------------------------
+
+
+async def _start_purge(conn: Conn, deadline: Record, now: datetime, proof_key: bytes) -> None:
+    """Ten years after closure: ask every service holding the holder's data to delete it, and
+    delete retention's own part (the holder's deadlines, this one included) at once."""
+    purge_id, ins = deadline["deadline_id"], deadline["ins"]
+    await repository.insert_purge(
+        conn,
+        purge_id=purge_id,
+        ins=ins,
+        ins_key=domain.ins_key(proof_key, ins),
+        closed_at=deadline["starts_at"],
+        now=now,
+    )
+    own = await repository.delete_deadlines_of(conn, ins)
+    await repository.insert_answer(
+        conn,
+        purge_id=purge_id,
+        service=domain.RETENTION,
+        rows={"deadlines": own},
+        skipped=None,
+        purged_at=now,
+        now=now,
+    )
+    await _request_purge(conn, purge_id, ins, deadline["starts_at"], domain.PURGE_PARTICIPANTS, now)
+    log.info("purge_requested", purge_id=str(purge_id))
+
+
+async def _request_purge(
+    conn: Conn,
+    purge_id: uuid.UUID,
+    ins: str,
+    closed_at: datetime,
+    services: Sequence[str],
+    now: datetime,
+) -> None:
+    await outbox.add_event(
+        conn,
+        HolderPurgeRequested(
+            purge_id=purge_id,
+            ins=ins,
+            closed_at=closed_at,
+            services=list(services),
+            requested_at=now,
+        ),
+        holder_key=ins,
+        occurred_at=now,
+        correlation_id=f"purge-{purge_id}",
+    )
+
+
+async def on_holder_purged(ctx: EventContext, event: HolderDataPurged) -> None:
+    """A service's part is done: record it in the proof; once every service has answered, the
+    proof is complete and retention forgets the INS itself."""
+    now = ctx.runtime.now()
+    purge = await repository.lock_purge(ctx.conn, event.purge_id)
+    if purge is None:
+        log.warning("purge_answer_for_unknown_purge", purge_id=str(event.purge_id))
+        return
+    service = type(event).OWNER
+    first = await repository.insert_answer(
+        ctx.conn,
+        purge_id=event.purge_id,
+        service=service,
+        rows=event.rows,
+        skipped=event.skipped,
+        purged_at=event.purged_at,
+        now=now,
+    )
+    if not first or purge["completed_at"] is not None:
+        return
+    answered = await repository.answered(ctx.conn, event.purge_id)
+    if not domain.purge_complete(answered):
+        return
+    mentions = await repository.delete_mentions(ctx.conn, purge["ins"])
+    await repository.add_to_answer(ctx.conn, event.purge_id, domain.RETENTION, mentions)
+    await repository.complete_purge(ctx.conn, event.purge_id, now)
+    log.info("purge_completed", purge_id=str(event.purge_id))
+
+
+async def request_unanswered(pool: Pool, now: datetime, after: timedelta, limit: int) -> int:
+    """Ask again the services that have not answered a purge within `after` (RET_01: a service
+    away for a while purges when it is back)."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await repository.claim_unanswered(conn, now - after, limit)
+        for row in rows:
+            missing = domain.still_to_answer(await repository.answered(conn, row["purge_id"]))
+            await _request_purge(conn, row["purge_id"], row["ins"], row["closed_at"], missing, now)
+            await repository.mark_requested_again(conn, row["purge_id"], now)
+            log.warning(
+                "purge_unanswered_asked_again",
+                purge_id=str(row["purge_id"]),
+                services=missing,
+                requests=row["requests"] + 1,
             )
         return len(rows)
 
@@ -221,3 +334,44 @@ async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> cmd.Deadl
             for r in rows
         ]
     )
+
+
+async def get_purge_proof(
+    ctx: CommandContext[RetentionSettings], c: cmd.GetPurgeProof
+) -> cmd.PurgeProofs:
+    """RET_01: the proof of deletion, for ops: by purge id, or by INS (found by its keyed hash,
+    never stored in clear once the purge is complete)."""
+    if ctx.require_actor().kind != "operator":
+        raise Forbidden("only the operator reads proofs of deletion")
+    key = None if c.ins is None else domain.ins_key(proof_key(ctx.runtime.settings), c.ins)
+    async with ctx.runtime.pool.acquire() as conn:
+        purges = await repository.purges_by(conn, purge_id=c.purge_id, ins_key=key)
+        proofs = []
+        for p in purges:
+            answers = await repository.answers_of(conn, p["purge_id"])
+            proofs.append(
+                cmd.PurgeProof(
+                    purge_id=p["purge_id"],
+                    ins_key=p["ins_key"],
+                    closed_at=p["closed_at"],
+                    requested_at=p["requested_at"],
+                    requests=p["requests"],
+                    completed_at=p["completed_at"],
+                    waiting_for=domain.still_to_answer(a["service"] for a in answers),
+                    answers=[
+                        cmd.PurgeAnswer(
+                            service=a["service"],
+                            rows=json.loads(a["rows"]),
+                            skipped=a["skipped"],
+                            purged_at=a["purged_at"],
+                            received_at=a["received_at"],
+                        )
+                        for a in answers
+                    ],
+                )
+            )
+    return cmd.PurgeProofs(proofs=proofs)
+
+
+def proof_key(settings: RetentionSettings) -> bytes:
+    return b64d(settings.purge_proof_key)

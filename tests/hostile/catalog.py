@@ -461,6 +461,7 @@ TARGETS: tuple[Target, ...] = (
         "holder",
     ),
     Target("retention.commands", "ListDeadlines", cmd.ListDeadlines, _HOLDER, "operator"),
+    Target("retention.commands", "GetPurgeProof", cmd.GetPurgeProof, _HOLDER, "operator"),
 )
 
 COMMAND_QUEUES: dict[str, Target] = {}
@@ -513,6 +514,9 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.ProxyEnded,
     ),
     "retention.documents": (ev.DocumentHeldBack, ev.DocumentReleased),
+    # RET_01: the purge, asked of every service holding a holder's data, answered by each.
+    **{f"{service}.purges": (ev.HolderPurgeRequested,) for service in ev.PURGE_ANSWERS},
+    "retention.purges": tuple(ev.PURGE_ANSWERS.values()),
 }
 
 

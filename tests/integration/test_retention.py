@@ -187,15 +187,22 @@ async def test_closure_records_a_purge_ten_years_later_and_fires_it__RET_01(
         # Nine years on, still archived.
         await advance(own_database_url, timedelta(days=9 * 365))
         await asyncio.sleep(5 * SWEEP)
-        assert tap.of_type("SpacePurgeDue", ins=ins) == []
+        assert tap.of_type("HolderPurgeRequested", ins=ins) == []
 
         await advance(own_database_url, TEN_YEARS_AND_A_BIT - timedelta(days=9 * 365))
-        [due] = await tap.wait_for("SpacePurgeDue", ins=ins)
+        [due] = await tap.wait_for("HolderPurgeRequested", ins=ins)
         await asyncio.sleep(5 * SWEEP)
-        assert len(tap.of_type("SpacePurgeDue", ins=ins)) == 1
-        assert due["payload"]["deadline_id"] == str(row["deadline_id"])
-        [fired] = await deadlines(retention, ins)
-        assert fired["fired_at"] is not None
+        assert len(tap.of_type("HolderPurgeRequested", ins=ins)) == 1
+        assert due["payload"]["purge_id"] == str(row["deadline_id"])
+        assert due["payload"]["services"] == [
+            "access",
+            "dossier",
+            "identity",
+            "messaging",
+            "notifier",
+        ]
+        # Retention's own part is done at once: the holder's deadlines are gone.
+        assert await deadlines(retention, ins) == []
 
 
 async def test_reactivation_cancels_the_purge_and_a_new_closure_sets_another__RET_01(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from libs import periods
-from libs.contracts.events import SpaceOpeningDue, SpacePurgeDue
+from libs.contracts.events import SpaceOpeningDue
 from services.retention import domain
 
 T0 = datetime(2024, 3, 15, 9, 30, tzinfo=UTC)
@@ -59,9 +59,7 @@ def test_purge_keeps_the_closure_time_zone__RET_01() -> None:
 def test_each_deadline_kind_has_its_due_event__RET_04() -> None:
     deadline_id = uuid.uuid4()
     opening = domain.due_event("space_opening", ins="x", deadline_id=deadline_id, due_at=T0)
-    purge = domain.due_event("space_purge", ins="x", deadline_id=deadline_id, due_at=T0)
     assert opening == SpaceOpeningDue(ins="x", deadline_id=deadline_id, due_at=T0)
-    assert purge == SpacePurgeDue(ins="x", deadline_id=deadline_id, due_at=T0)
     with pytest.raises(ValueError):
         domain.due_event("nonsense", ins="x", deadline_id=deadline_id, due_at=T0)
 
@@ -76,3 +74,24 @@ def test_an_opening_after_closure_is_a_reactivation_and_cancels_the_purge__RET_0
     assert "space_purge" in domain.CANCELLED_BY_OPENING
     assert "space_opening" in domain.CANCELLED_BY_OPENING
     assert domain.CANCELLED_BY_CLOSURE == ("space_opening",)
+
+
+def test_the_proof_names_the_ins_by_a_keyed_hash_only__RET_01() -> None:
+    key, other = b"k" * 32, b"o" * 32
+    named = domain.ins_key(key, "180017512345678")
+    assert named == domain.ins_key(key, "180017512345678")
+    assert "180017512345678" not in named and len(named) == 64
+    assert named != domain.ins_key(other, "180017512345678")
+    assert named != domain.ins_key(key, "180017512345679")
+
+
+def test_a_purge_waits_for_every_service_holding_data__RET_01() -> None:
+    assert domain.PURGE_PARTICIPANTS == ("access", "dossier", "identity", "messaging", "notifier")
+    assert domain.still_to_answer(["identity", "retention"]) == [
+        "access",
+        "dossier",
+        "messaging",
+        "notifier",
+    ]
+    assert not domain.purge_complete(["access", "dossier", "identity", "messaging"])
+    assert domain.purge_complete(domain.PURGE_PARTICIPANTS)

@@ -1,0 +1,21 @@
+"""What the notifier deletes for a purged holder (RET_01): their alerts, the deliveries of those
+alerts (a delivery still pending is dropped: there is no one left to tell), the channels they
+had, and what it knows of the space."""
+
+from __future__ import annotations
+
+from libs import spaces
+from libs.purge import Purge
+
+PURGE = Purge(
+    tables=(
+        (
+            "mails",
+            "DELETE FROM mails WHERE alert_id IN (SELECT alert_id FROM alerts WHERE ins = $1)",
+        ),
+        ("alerts", "DELETE FROM alerts WHERE ins = $1"),
+        ("contacts", "DELETE FROM contacts WHERE ins = $1"),
+        spaces.PURGE_TABLE,
+    ),
+    newer_space=spaces.opened_since,
+)

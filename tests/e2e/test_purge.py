@@ -1,0 +1,225 @@
+"""Ten years after closure, nothing of the holder is left: the purge through all six services.
+
+This module runs on a database and a vhost of its own, as moving the clock ten years on must not
+move the other modules' clock. What is left is checked the hard way: every row of every table of
+every service's schema is searched for the holder's INS and e-mail address, before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+
+from libs.bus.rpc import RpcClient
+from libs.bus.tap import EventTap
+from libs.client import Client
+from libs.clock import advance
+from libs.contracts import commands as cmd
+from libs.runtime import Runtime
+from services.retention.domain import PURGE_PARTICIPANTS
+from tests.support import infra
+from tests.support.journey import Cast, Stage, sophie
+from tests.support.smtp import SmtpServer
+from tests.support.system import SERVICES, Keys, build_service, running_system
+
+pytestmark = pytest.mark.e2e
+
+# Ten calendar years are at most 3653 days (three leap days).
+TEN_YEARS_AND_A_BIT = timedelta(days=3653, minutes=1)
+
+
+@pytest.fixture(scope="module")
+def values(
+    settings_values: dict[str, Any], own_database_url: str, own_amqp_url: str
+) -> dict[str, Any]:
+    return {**settings_values, "database_url": own_database_url, "amqp_url": own_amqp_url}
+
+
+@pytest.fixture(scope="module")
+async def system(values: dict[str, Any]) -> AsyncIterator[dict[str, Runtime]]:
+    async with running_system(
+        values, sweep_interval_seconds=0.2, purge_retry_seconds=60
+    ) as runtimes:
+        yield runtimes
+
+
+@pytest.fixture(scope="module")
+async def tap(system: dict[str, Runtime], own_amqp_url: str) -> AsyncIterator[EventTap]:
+    async with EventTap(own_amqp_url, "#") as tap:
+        yield tap
+
+
+@pytest.fixture(scope="module")
+async def client(own_amqp_url: str) -> AsyncIterator[Client]:
+    rpc = RpcClient(infra.client_url(own_amqp_url), name="tests.purge", timeout=10.0)
+    await rpc.connect()
+    yield Client(rpc)
+    await rpc.close()
+
+
+@pytest.fixture
+def stage(
+    client: Client, tap: EventTap, smtp: SmtpServer, keys: Keys, own_database_url: str
+) -> Stage:
+    return Stage(client, tap, smtp.mailbox, keys, own_database_url)
+
+
+async def mentions(database_url: str, *needles: str) -> dict[str, int]:
+    """Rows naming any of `needles`, by `schema.table`, in every service's schema: the row as
+    text, and each bytea column as text too (an event in an outbox is JSON in a bytea)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        columns = await conn.fetch(
+            """SELECT table_schema, table_name,
+                      array_agg(column_name::text) FILTER (WHERE data_type = 'bytea') AS blobs
+               FROM information_schema.columns
+               WHERE table_schema = ANY($1::text[])
+               GROUP BY table_schema, table_name""",
+            list(SERVICES),
+        )
+        found: dict[str, int] = {}
+        for row in columns:
+            name = f'"{row["table_schema"]}"."{row["table_name"]}"'
+            texts = ["t::text", *(f"encode(t.\"{c}\", 'escape')" for c in row["blobs"] or [])]
+            where = " OR ".join(
+                f"strpos({x}, ${i + 1}) > 0" for x in texts for i in range(len(needles))
+            )
+            found[f"{row['table_schema']}.{row['table_name']}"] = await conn.fetchval(
+                f"SELECT count(*) FROM {name} t WHERE {where}", *needles
+            )
+        return found
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not in time")
+        await asyncio.sleep(0.2)
+
+
+async def a_life_in_the_space(stage: Stage, cast: Cast) -> None:
+    """Everything that leaves a trace somewhere: a deposit, reads, a refusal, messages, alerts."""
+    await stage.martin_deposits_the_lab_report(cast)
+    await stage.read_once_access_knows(cast.sophie.ins, cast.martin.token)
+    await stage.bernard_is_refused_reading(cast)
+    await stage.sophie_and_martin_write_to_each_other(cast)
+    await stage.tap.wait_for("HolderAlerted", ins=cast.sophie.ins, timeout=30)
+
+
+async def proof_of(stage: Stage, ins: str) -> cmd.PurgeProof | None:
+    operator = await stage.operator()
+    proofs = await stage.client.send(cmd.GetPurgeProof(ins=ins), token=operator)
+    return proofs.proofs[0] if proofs.proofs else None
+
+
+async def test_ten_years_after_closure_nothing_of_the_holder_is_left_and_the_ins_is_free__RET_01(
+    stage: Stage, own_database_url: str
+) -> None:
+    cast = await stage.cast()
+    ins, email = cast.sophie.ins, cast.sophie.email
+    await a_life_in_the_space(stage, cast)
+    before = await mentions(own_database_url, ins, email)
+    for table in (
+        "identity.persons",
+        "identity.spaces",
+        "access.traces",
+        "access.authorizations",
+        "dossier.documents",
+        "messaging.messages",
+        "notifier.alerts",
+        "retention.deadlines",
+    ):
+        assert before[table] > 0, table
+
+    await stage.client.send(cmd.CloseSpace(ins=ins), token=cast.sophie.token)
+    await stage.tap.wait_for("SpaceClosed", ins=ins)
+    await advance(own_database_url, timedelta(days=9 * 365))
+    await asyncio.sleep(1)
+    assert await proof_of(stage, ins) is None  # archived, not yet purged
+
+    await advance(own_database_url, TEN_YEARS_AND_A_BIT - timedelta(days=9 * 365))
+    proof = await eventually(lambda: _completed(stage, ins), timeout=60)
+
+    after = await mentions(own_database_url, ins, email)
+    assert {table: n for table, n in after.items() if n} == {}
+    # The proof: every service answered, with what it deleted; it names the INS by a keyed hash.
+    assert proof.waiting_for == []
+    answers = {a.service: a for a in proof.answers}
+    assert set(answers) == {*PURGE_PARTICIPANTS, "retention"}
+    assert all(a.skipped is None for a in answers.values())
+    assert answers["identity"].rows["persons"] == 1
+    assert answers["dossier"].rows["documents"] == before["dossier.documents"]
+    assert answers["access"].rows["traces"] == before["access.traces"]
+    assert answers["messaging"].rows["messages"] == before["messaging.messages"]
+    assert answers["notifier"].rows["alerts"] == before["notifier.alerts"]
+    assert answers["retention"].rows["deadlines"] >= 1
+    assert ins not in proof.model_dump_json() and email not in proof.model_dump_json()
+    assert len(proof.ins_key) == 64
+
+    # The INS is free: registered again, it is a new person with a new space.
+    operator = await stage.operator()
+    again = await stage.client.send(sophie(ins, f"new.{email}"), token=operator)
+    assert again.status == "announced"
+
+
+async def _completed(stage: Stage, ins: str) -> cmd.PurgeProof | None:
+    proof = await proof_of(stage, ins)
+    return proof if proof is not None and proof.completed_at is not None else None
+
+
+async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_back__RET_01(
+    stage: Stage,
+    system: dict[str, Runtime],
+    values: dict[str, Any],
+    own_database_url: str,
+    own_amqp_url: str,
+) -> None:
+    cast = await stage.cast()
+    ins = cast.sophie.ins
+    await a_life_in_the_space(stage, cast)
+    await stage.client.send(cmd.CloseSpace(ins=ins), token=cast.sophie.token)
+    await stage.tap.wait_for("SpaceClosed", ins=ins)
+
+    await system["messaging"].stop()
+    try:
+        await advance(own_database_url, TEN_YEARS_AND_A_BIT)
+        waiting = await eventually(lambda: _waiting_only_for(stage, ins, ["messaging"]), 60)
+        assert waiting.completed_at is None and waiting.requests == 1
+        # Worse than away: its request is lost (an operator purged the queue by mistake).
+        async with await aio_pika.connect(own_amqp_url) as connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue("messaging.purges", ensure=True)
+            await queue.purge()
+    finally:
+        system["messaging"] = build_service("messaging", values)
+        await system["messaging"].start()
+    await asyncio.sleep(1)
+    assert (await proof_of(stage, ins)).completed_at is None  # type: ignore[union-attr]
+    # Past the retry delay, retention asks messaging, and only messaging, again.
+    await advance(own_database_url, timedelta(minutes=2))
+    proof = await eventually(lambda: _completed(stage, ins), timeout=60)
+    assert proof.requests == 2
+    [_retry_for_messaging_only] = [
+        e
+        for e in stage.tap.of_type("HolderPurgeRequested", ins=ins)
+        if e["payload"]["services"] == ["messaging"]
+    ]
+    assert proof.waiting_for == []
+    assert (await mentions(own_database_url, ins))["messaging.messages"] == 0
+
+
+async def _waiting_only_for(stage: Stage, ins: str, services: list[str]) -> cmd.PurgeProof | None:
+    proof = await proof_of(stage, ins)
+    return proof if proof is not None and proof.waiting_for == services else None
