@@ -5,7 +5,8 @@ clock plus an offset kept in PostgreSQL (`dmp_clock.offset`). Moving it (`advanc
 running service through LISTEN/NOTIFY; each also re-reads it every few seconds in case a
 notification was missed. So six weeks or ten years pass in seconds through the real services.
 
-    python -m libs.clock advance 42d      # from outside the services
+    python -m libs.clock advance 42d      # from outside the services (also 6w, 3mo, 10y)
+    python -m libs.clock reset            # back to the system clock
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import asyncpg
 import structlog
+
+from libs.periods import add_calendar_month, add_calendar_years
 
 log = structlog.get_logger()
 
@@ -117,21 +120,72 @@ async def advance(database_url: str, delta: timedelta) -> timedelta:
         await conn.close()
 
 
-def parse_duration(text: str) -> timedelta:
-    """`42d`, `10y`, `6w`, `3h`, `90s`; a year is 365.25 days."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdwy])", text.strip())
+# `y` and `mo` are calendar units, as the rules count them (libs.periods): ten years from a date
+# is the same date ten years on, which a fixed 365.25-day year can miss by up to a day.
+_FIXED = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, now: datetime | None = None) -> timedelta:
+    """`90s`, `30m`, `3h`, `42d`, `6w` (fixed lengths); `10y`, `3mo` (calendar years and months
+    from `now`, the shared clock's time: `10y` reaches any ten-year deadline counted from a moment
+    up to now)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(mo|[smhdwy])", text.strip())
     if not match:
-        raise ValueError(f"not a duration: {text!r} (try 42d, 6w, 10y)")
-    value, unit = float(match[1]), match[2]
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365.25 * 86400}
-    return timedelta(seconds=value * seconds[unit])
+        raise ValueError(f"not a duration: {text!r} (try 42d, 6w, 3mo, 10y)")
+    value, unit = match[1], match[2]
+    if unit in _FIXED:
+        return timedelta(seconds=float(value) * _FIXED[unit])
+    if not value.isdigit():
+        raise ValueError(f"years and months are whole: {text!r}")
+    start = now or datetime.now(UTC)
+    end = start
+    if unit == "y":
+        end = add_calendar_years(start, int(value))
+    else:
+        for _ in range(int(value)):
+            end = add_calendar_month(end)
+    return end - start
+
+
+async def offset(database_url: str) -> timedelta:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await ensure_clock_schema(conn)
+        return timedelta(
+            seconds=float(await conn.fetchval("SELECT offset_seconds FROM dmp_clock.offset"))
+        )
+    finally:
+        await conn.close()
+
+
+async def reset(database_url: str) -> None:
+    """Back to the system clock (a demo starting over). Deadlines already fired stay fired."""
+    current = await offset(database_url)
+    await advance(database_url, -current)
+
+
+def _reads(moved: timedelta) -> str:
+    reads = datetime.now(UTC) + moved
+    return f"clock offset {moved}: the shared clock reads {reads:%Y-%m-%d %H:%M} UTC"
+
+
+async def _main(argv: list[str], database_url: str) -> str:
+    if argv[:1] == ["advance"] and len(argv) == 2:
+        now = datetime.now(UTC) + await offset(database_url)
+        moved = await advance(database_url, parse_duration(argv[1], now))
+        return _reads(moved)
+    if argv == ["reset"]:
+        await reset(database_url)
+        return "clock reset to the system clock"
+    if argv == ["show"]:
+        return _reads(await offset(database_url))
+    raise SystemExit(
+        "usage: python -m libs.clock advance <duration: 42d, 6w, 3mo, 10y> | reset | show"
+    )
 
 
 if __name__ == "__main__":
     import os
 
-    if len(sys.argv) != 3 or sys.argv[1] != "advance":
-        sys.exit("usage: python -m libs.clock advance <duration, e.g. 42d>")
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/dmp")
-    offset = asyncio.run(advance(url, parse_duration(sys.argv[2])))
-    print(f"clock offset is now {offset}")
+    print(asyncio.run(_main(sys.argv[1:], url)))
