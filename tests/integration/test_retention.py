@@ -10,10 +10,14 @@ each test uses its own INS values.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,9 +27,10 @@ from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
 from libs.contracts.envelope import Event, envelope_for
-from libs.contracts.events import SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.events import ProxyEndDue, SpaceAnnounced, SpaceClosed, SpaceOpened
 from libs.runtime import Runtime
 from libs.tokens import issue_for
+from scripts import processes
 from tests.support import infra
 from tests.support.bus import EventTap, publish_raw
 from tests.support.people import new_nir
@@ -354,3 +359,80 @@ async def test_the_sweep_survives_a_database_outage__RET_04(
         await asyncio.sleep(3 * SWEEP)
         await advance(own_database_url, timedelta(weeks=6, minutes=1))
         await tap.wait_for("SpaceOpeningDue", ins=ins)
+
+
+async def test_a_sweep_killed_9_mid_batch_resumes_firing_each_deadline_once__RET_04(
+    values: dict[str, Any], own_database_url: str, tmp_path: Path
+) -> None:
+    """Twenty thousand deadlines due at once, in batches of 200; the sweeping process is killed
+    with SIGKILL while it fires them, then another takes over: each fired exactly once."""
+    ins, count = new_nir(), 20_000
+    async with running(values):
+        pass  # the schema, migrated
+    admin = await asyncpg.connect(own_database_url)
+    try:
+        long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+        await admin.copy_records_to_table(
+            "deadlines",
+            schema_name="retention",
+            columns=[
+                *("deadline_id", "ins", "kind", "due_at", "created_at", "starts_at", "subject"),
+                *("cause_event_id", "correlation_id"),
+            ],
+            records=[
+                (
+                    *(uuid.uuid4(), ins, "proxy_end", long_ago, long_ago, long_ago),
+                    *(str(uuid.uuid4()), uuid.uuid4(), "test-sweep-killed"),
+                )
+                for _ in range(count)
+            ],
+        )
+
+        async def fired() -> int:
+            n: int = await admin.fetchval(
+                "SELECT count(*) FROM retention.deadlines WHERE ins = $1 AND fired_at IS NOT NULL",
+                ins,
+            )
+            return n
+
+        env = {
+            **os.environ,
+            **processes.environment(
+                infra.service_values(
+                    {**values, "sweep_batch_size": 200, "sweep_interval_seconds": SWEEP},
+                    "retention",
+                )
+            ),
+            "PYTHONPATH": str(Path(__file__).parents[2]),
+        }
+        with (tmp_path / "retention.log").open("wb") as log:
+            sweeping = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.retention", env=env, stdout=log, stderr=log
+            )
+            try:
+                await eventually(fired, timeout=60)
+                await asyncio.sleep(0.3)  # in the middle of the batches
+            finally:
+                sweeping.send_signal(signal.SIGKILL)
+                await sweeping.wait()
+        at_kill = await fired()
+        assert 0 < at_kill < count, at_kill
+
+        async with running(values):
+            await eventually(lambda: _all_fired(fired, count), timeout=120)
+
+        events = await admin.fetchrow(
+            """SELECT count(*) AS events, count(DISTINCT payload->>'deadline_id') AS deadlines
+               FROM (SELECT convert_from(body, 'UTF8')::jsonb -> 'payload' AS payload
+                     FROM retention.outbox WHERE routing_key = $1) e
+               WHERE payload->>'ins' = $2""",
+            ProxyEndDue.routing_key(),
+            ins,
+        )
+        assert (events["events"], events["deadlines"]) == (count, count)
+    finally:
+        await admin.close()
+
+
+async def _all_fired(fired: Callable[[], Awaitable[int]], count: int) -> bool:
+    return await fired() == count
