@@ -27,6 +27,15 @@ def archive_ends_at(closed_at: datetime) -> datetime:
     return add_calendar_years(closed_at, ARCHIVE_YEARS)
 
 
+def deletion_due_at(requested_at: datetime) -> datetime:
+    """RET_02: when the data of a holder who expressly asked for its deletion is purged.
+
+    **Decision**: a calendar month after the request, well within the three months the law
+    allows; until then the holder may change their mind by reactivating the space.
+    """
+    return add_calendar_month(requested_at)
+
+
 def add_calendar_month(moment: datetime) -> datetime:
     """The same date and time a month later; the month's last day when it has no such day
     (31 January -> 28 or 29 February): the period never runs longer than a month (DOC_07)."""

@@ -268,6 +268,26 @@ class CloseSpace(Command[Closure]):
     ins: Ins
 
 
+class SpaceDeletion(Contract):
+    ins: Ins
+    status: Literal["closed"]
+    requested_at: datetime
+    # RET_02: when everything of the space is deleted (within three months of the request).
+    purge_due_at: datetime
+
+
+class RequestSpaceDeletion(Command[SpaceDeletion]):
+    """RET_02: the holder (or their representative, or the operator at their request) expressly
+    asks that the space's data be deleted. An open space is closed at once; an archived one too
+    is purged at `purge_due_at` instead of ten years after closure. Reactivating the space before
+    then withdraws the request."""
+
+    QUEUE = IDENTITY
+    REQUEST_ID = "required"
+
+    ins: Ins
+
+
 class Reactivation(Contract):
     ins: Ins
     status: Literal["open"]
@@ -1469,7 +1489,8 @@ class Deadlines(Contract):
 
 
 class ListDeadlines(Command[Deadlines]):
-    """Operator's view of a space's deadlines."""
+    """A space's deadlines, for the operator or the holder: when it opens, when it is purged
+    (RET_01, RET_02), when a proxy ends."""
 
     QUEUE = RETENTION
 

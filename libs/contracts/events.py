@@ -54,6 +54,20 @@ class SpaceClosed(Event):
 
 
 @register
+class SpaceDeletionRequested(Event):
+    """RET_02: the holder (or their representative, or the operator at their request) expressly
+    asked that the space's data be deleted: the space is closed and the purge runs at
+    `purge_due_at`, unless the space is reactivated before."""
+
+    OWNER = "identity"
+    TYPE = "SpaceDeletionRequested"
+    ins: str
+    requested_at: datetime
+    purge_due_at: datetime
+    requested_by: str
+
+
+@register
 class SpaceActivated(Event):
     """The holder (or their representative) activated the space with the code sent with its
     announcement (SPC_03); an announced space opens at once. Pre-existing records are brought in

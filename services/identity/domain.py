@@ -243,6 +243,13 @@ def check_closable(status: SpaceStatus) -> None:
         raise Conflict(f"the space is {status}, not open: there is nothing to close")
 
 
+def check_deletable(status: SpaceStatus) -> None:
+    """RET_02: an open or archived space's data may be deleted on request; before the space
+    opens, the person objects instead (SPC_01)."""
+    if status not in ("open", "closed"):
+        raise Conflict(f"the space is {status}: object to its creation instead (SPC_01)")
+
+
 def may_object(actor_kind: str, actor_sub: str, ins: str) -> bool:
     """SPC_01: the person themselves, or the operator on their behalf."""
     return actor_kind == "operator" or (actor_kind == "holder" and actor_sub == ins)

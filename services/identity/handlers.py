@@ -40,6 +40,7 @@ def register(runtime: Runtime[IdentitySettings]) -> None:
     runtime.handle(cmd.ActivateSpace, service.activate_space)
     runtime.handle(cmd.IssueActivationCode, sending(service.issue_activation_code))
     runtime.handle(cmd.CloseSpace, service.close_space)
+    runtime.handle(cmd.RequestSpaceDeletion, service.request_space_deletion)
     runtime.handle(cmd.ReactivateSpace, service.reactivate_space)
     # Sign-in (SPC_03)
     runtime.handle(cmd.RequestChallenge, service.request_challenge)

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from libs import outbox
+from libs import outbox, periods
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     ContactChanged,
@@ -21,6 +21,7 @@ from libs.contracts.events import (
     SpaceActivated,
     SpaceAnnounced,
     SpaceClosed,
+    SpaceDeletionRequested,
     SpaceOpened,
     SpaceReactivated,
 )
@@ -639,6 +640,32 @@ async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) 
         await repository.set_space_status(uow.conn, c.ins, "closed", now)
         await uow.emit(SpaceClosed(ins=c.ins, closed_at=now, requested_by=actor_label(actor)))
         return uow.answer(cmd.Closure(ins=c.ins, status="closed", closed_at=now))
+
+
+async def request_space_deletion(
+    ctx: CommandContext[IdentitySettings], c: cmd.RequestSpaceDeletion
+) -> cmd.SpaceDeletion:
+    """RET_02: acknowledged at once, with the date the data will be gone; the purge itself is
+    retention's choreography (as for RET_01, only sooner)."""
+    actor = ctx.require_actor()
+    now = ctx.runtime.now()
+    async with ctx.unit_of_work() as uow:
+        await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
+        space = await repository.lock_space(uow.conn, c.ins)
+        if space is None:
+            raise NotFound(f"no space for INS {c.ins}")
+        domain.check_deletable(space["status"])
+        by = actor_label(actor)
+        if space["status"] == "open":
+            await repository.set_space_status(uow.conn, c.ins, "closed", now)
+            await uow.emit(SpaceClosed(ins=c.ins, closed_at=now, requested_by=by))
+        due = periods.deletion_due_at(now)
+        await uow.emit(
+            SpaceDeletionRequested(ins=c.ins, requested_at=now, purge_due_at=due, requested_by=by)
+        )
+        return uow.answer(
+            cmd.SpaceDeletion(ins=c.ins, status="closed", requested_at=now, purge_due_at=due)
+        )
 
 
 async def get_signing_keys(

@@ -17,6 +17,7 @@ from libs.contracts.events import (
     ProxyEnded,
     SpaceAnnounced,
     SpaceClosed,
+    SpaceDeletionRequested,
     SpaceOpened,
     SpaceReactivated,
 )
@@ -99,6 +100,7 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             SpaceAnnounced: service.on_space_announced,
             SpaceOpened: service.on_space_opened,
             SpaceClosed: service.on_space_closed,
+            SpaceDeletionRequested: service.on_space_deletion_requested,
             SpaceReactivated: service.on_space_reactivated,
             ProxyAppointed: service.on_proxy_appointed,
             ProxyEnded: service.on_proxy_ended,

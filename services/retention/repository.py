@@ -71,6 +71,18 @@ async def cancel_pending(
     return int(result.split()[-1])
 
 
+async def cancel_purges_due_after(conn: Conn, ins: str, due_at: datetime, now: datetime) -> int:
+    result: str = await conn.execute(
+        """UPDATE deadlines SET cancelled_at = $3
+           WHERE ins = $1 AND kind = 'space_purge' AND due_at > $2
+             AND fired_at IS NULL AND cancelled_at IS NULL""",
+        ins,
+        due_at,
+        now,
+    )
+    return int(result.split()[-1])
+
+
 async def try_sweep_lock(conn: Conn, key: int) -> bool:
     """Within the caller's transaction: True if this replica is the one sweeping now."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", key))

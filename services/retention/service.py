@@ -25,6 +25,7 @@ from libs.contracts.events import (
     ProxyEnded,
     SpaceAnnounced,
     SpaceClosed,
+    SpaceDeletionRequested,
     SpaceOpened,
     SpaceReactivated,
 )
@@ -123,6 +124,14 @@ async def on_document_released(ctx: EventContext, event: DocumentReleased) -> No
         now=ctx.runtime.now(),
         subject=str(event.document_id),
     )
+
+
+async def on_space_deletion_requested(ctx: EventContext, event: SpaceDeletionRequested) -> None:
+    """RET_02: the express request brings the purge forward (never back): a later pending
+    purge is replaced by this one."""
+    now = ctx.runtime.now()
+    await repository.cancel_purges_due_after(ctx.conn, event.ins, event.purge_due_at, now)
+    await _record(ctx, event.ins, domain.SPACE_PURGE, event.requested_at, event.purge_due_at)
 
 
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
@@ -312,8 +321,11 @@ async def request_unanswered(pool: Pool, now: datetime, after: timedelta, limit:
 
 
 async def list_deadlines(ctx: CommandContext, c: cmd.ListDeadlines) -> cmd.Deadlines:
-    if ctx.require_actor().kind != "operator":
-        raise Forbidden("only the operator lists a space's deadlines")
+    """The operator, or the holder for their own space: when it opens, when it will be purged
+    (RET_01, RET_02), when an authorization or a proxy ends (RET_04)."""
+    actor = ctx.require_actor()
+    if not (actor.kind == "operator" or (actor.kind == "holder" and actor.sub == c.ins)):
+        raise Forbidden("only the holder or the operator lists a space's deadlines")
     async with ctx.runtime.pool.acquire() as conn:
         rows = await repository.deadlines_of(conn, c.ins)
     return cmd.Deadlines(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -21,6 +21,7 @@ from libs.bus.tap import EventTap
 from libs.client import Client
 from libs.clock import advance
 from libs.contracts import commands as cmd
+from libs.periods import add_calendar_month
 from libs.runtime import Runtime
 from services.retention.domain import PURGE_PARTICIPANTS
 from tests.support import infra
@@ -179,6 +180,42 @@ async def _completed(stage: Stage, ins: str) -> cmd.PurgeProof | None:
     return proof if proof is not None and proof.completed_at is not None else None
 
 
+async def test_an_express_deletion_request_is_answered_at_once_and_done_within_three_months__RET_02(
+    stage: Stage, own_database_url: str
+) -> None:
+    cast = await stage.cast()
+    ins, email = cast.sophie.ins, cast.sophie.email
+    await a_life_in_the_space(stage, cast)
+
+    asked = await stage.client.send(cmd.RequestSpaceDeletion(ins=ins), token=cast.sophie.token)
+    assert asked.status == "closed"
+    assert asked.requested_at < asked.purge_due_at <= add_calendar_months(asked.requested_at, 3)
+    await stage.tap.wait_for("SpaceDeletionRequested", ins=ins)
+
+    # The holder sees when: the purge, due then, replaced the ten years of archive.
+    async def purge_pending() -> list[cmd.Deadline]:
+        listed = await stage.client.send(cmd.ListDeadlines(ins=ins), token=cast.sophie.token)
+        return [d for d in listed.deadlines if d.kind == "space_purge" and d.status == "pending"]
+
+    # Once retention has heard both the closure and the request, the sooner purge is the one.
+    await eventually(
+        lambda: _only_when(purge_pending, lambda p: [d.due_at for d in p] == [asked.purge_due_at])
+    )
+
+    await advance(own_database_url, asked.purge_due_at - asked.requested_at + timedelta(minutes=1))
+    proof = await eventually(lambda: _completed(stage, ins), timeout=60)
+    assert proof.waiting_for == []
+    assert proof.completed_at - asked.requested_at < timedelta(days=92)
+    after = await mentions(own_database_url, ins, email)
+    assert {table: n for table, n in after.items() if n} == {}
+
+
+def add_calendar_months(moment: datetime, months: int) -> datetime:
+    for _ in range(months):
+        moment = add_calendar_month(moment)
+    return moment
+
+
 async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_back__RET_01(
     stage: Stage,
     system: dict[str, Runtime],
@@ -203,13 +240,16 @@ async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_ba
             queue = await channel.get_queue("messaging.purges", ensure=True)
             await queue.purge()
     finally:
-        system["messaging"] = build_service("messaging", values)
-        await system["messaging"].start()
+        back = build_service("messaging", values)
+        await back.start()
     await asyncio.sleep(1)
     assert (await proof_of(stage, ins)).completed_at is None  # type: ignore[union-attr]
     # Past the retry delay, retention asks messaging, and only messaging, again.
     await advance(own_database_url, timedelta(minutes=2))
-    proof = await eventually(lambda: _completed(stage, ins), timeout=60)
+    try:
+        proof = await eventually(lambda: _completed(stage, ins), timeout=60)
+    finally:
+        await back.stop()  # the module's last test: the system stops without it
     assert proof.requests == 2
     [_retry_for_messaging_only] = [
         e
@@ -223,3 +263,8 @@ async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_ba
 async def _waiting_only_for(stage: Stage, ins: str, services: list[str]) -> cmd.PurgeProof | None:
     proof = await proof_of(stage, ins)
     return proof if proof is not None and proof.waiting_for == services else None
+
+
+async def _only_when(get: Callable[[], Awaitable[Any]], good: Callable[[Any], bool]) -> Any:
+    found = await get()
+    return found if good(found) else None

@@ -105,6 +105,9 @@ TARGETS: tuple[Target, ...] = (
         None,
     ),
     Target("identity.commands", "CloseSpace", cmd.CloseSpace, _HOLDER, "holder"),
+    Target(
+        "identity.commands", "RequestSpaceDeletion", cmd.RequestSpaceDeletion, _HOLDER, "holder"
+    ),
     Target("identity.commands", "ReactivateSpace", cmd.ReactivateSpace, _HOLDER, "holder"),
     Target(
         "identity.commands",
@@ -509,6 +512,7 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceAnnounced,
         ev.SpaceOpened,
         ev.SpaceClosed,
+        ev.SpaceDeletionRequested,
         ev.SpaceReactivated,
         ev.ProxyAppointed,
         ev.ProxyEnded,

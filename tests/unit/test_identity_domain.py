@@ -368,3 +368,11 @@ def test_a_professional_of_another_eu_state_is_identified_with_their_country__AC
     for professional_id, country in (("DE-12345", None), ("DE-12345", "IT"), ("FR-1", "FR")):
         with pytest.raises(InvalidInput):
             domain.check_professional_id(professional_id, country, eu)
+
+
+def test_data_is_deleted_on_request_from_an_open_or_archived_space_only__RET_02() -> None:
+    domain.check_deletable("open")
+    domain.check_deletable("closed")
+    for status in ("announced", "objected"):
+        with pytest.raises(Conflict, match="object"):
+            domain.check_deletable(status)  # type: ignore[arg-type]

@@ -95,3 +95,9 @@ def test_a_purge_waits_for_every_service_holding_data__RET_01() -> None:
     ]
     assert not domain.purge_complete(["access", "dossier", "identity", "messaging"])
     assert domain.purge_complete(domain.PURGE_PARTICIPANTS)
+
+
+def test_an_express_deletion_is_due_a_month_on_within_the_three_months__RET_02() -> None:
+    for asked in (datetime(2027, 1, 31, 8, 0, tzinfo=UTC), datetime(2027, 11, 30, tzinfo=UTC)):
+        due = periods.deletion_due_at(asked)
+        assert asked < due <= asked + timedelta(days=31)
