@@ -88,6 +88,7 @@ async def begin_upload(
                 "held_back": c.held_back,
                 "replaces": c.replaces,
                 "on_behalf_of": c.on_behalf_of,
+                "prescriber_id": c.prescriber_id,
                 "created_at": now,
                 "expires_at": expires_at,
             },
@@ -192,6 +193,7 @@ async def complete_upload(
         upload["held_back"],
         upload["replaces"],
         upload["on_behalf_of"],
+        upload["prescriber_id"],
     )
     async with ctx.unit_of_work() as uow:
         if await repository.upload(uow.conn, c.upload_id, lock=True) is None:

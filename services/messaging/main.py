@@ -1,4 +1,4 @@
-"""messaging: the space's secure messaging box (MSG_01..03), subjects and bodies sealed at rest.
+"""messaging: the space's secure messaging, in threads (MSG_01..03), sealed at rest.
 
 python -m services.messaging
 """

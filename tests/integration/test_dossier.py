@@ -229,12 +229,42 @@ async def test_granted_deposit_is_stored_encrypted_and_announced_without_content
         "author_id",
         "author_name",
         "deposited_at",
+        "prescriber_id",  # MSG_02: an id, None when the deposit names no prescriber
     }
+    assert event["payload"]["prescriber_id"] is None
     assert event["payload"]["document_id"] == str(result.document_id)
     assert event["payload"]["author_id"] == rpps
     assert event["payload"]["author_name"] == "Claire Martin"  # a professional's: public
     as_text = json.dumps(event)
     assert encoded not in as_text and "HbA1c" not in as_text and "Bilan" not in as_text
+
+
+async def test_a_deposit_names_its_prescriber_kept_and_announced_by_id_only__MSG_02(
+    client: Client,
+    dossier: Running,
+    access: AccessStandIn,
+    db: asyncpg.Connection,
+    keys: Keys,
+    own_amqp_url: str,
+) -> None:
+    ins, rpps, prescriber = new_nir(), new_rpps(), new_rpps()
+    token = token_for(dossier.runtime, keys, sub=rpps, name="Claire Martin")
+    access.policy = grant(rule="ACC_06")
+    async with EventTap(own_amqp_url, "dossier.#") as tap:
+        await client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="lab_report",
+                title="Bilan sanguin",
+                content_b64=b64(sensitive("lab")),
+                prescriber_id=prescriber,
+            ),
+            token=token,
+        )
+        [event] = await tap.wait_for("DocumentDeposited", ins=ins)
+    [row] = await documents_of(db, ins)
+    assert row["prescriber_id"] == prescriber
+    assert event["payload"]["prescriber_id"] == prescriber and "Bilan" not in json.dumps(event)
 
 
 async def test_a_holders_deposit_announces_no_name_of_theirs__DOC_05(

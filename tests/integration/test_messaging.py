@@ -9,11 +9,13 @@ messaging would otherwise answer in place of the stand-in and of the service und
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pytest
@@ -28,6 +30,8 @@ from libs.contracts.events import (
     DocumentDepositedV1,
     SpaceClosed,
     SpaceOpened,
+    TreatingPhysicianChanged,
+    TreatingPhysicianDeclared,
 )
 from libs.contracts.rpc import Reply, Request
 from libs.runtime import Runtime
@@ -44,6 +48,7 @@ pytestmark = pytest.mark.integration
 MESSAGING = "messaging.commands"
 KEY = secrets.token_bytes(32)
 LIST_BUDGET = 3 * 2**20
+ATTACHMENT_CAP = 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +80,10 @@ async def messaging(
         # Its own key (the session fixtures may give one too: this one is the test's to check).
         messaging_content_key=b64e(KEY),
         list_reply_budget_bytes=LIST_BUDGET,
+        # Small, so that the limits are tried without moving megabytes.
+        max_attachment_bytes=ATTACHMENT_CAP,
+        max_attachments_per_message=3,
+        max_message_attachment_bytes=2 * ATTACHMENT_CAP,
     )
     await runtime.start()
     yield runtime
@@ -191,7 +200,10 @@ async def test_holder_writes_in_their_box_and_message_sent_is_published__MSG_01(
         "sender_id",
         "sender_name",
         "sent_at",
+        "thread_id",
+        "attachments",
     }
+    assert sent["payload"]["thread_id"] == str(result.thread_id)
     # Neither subject nor body, nor the holder's name, travels.
     assert sent["payload"]["sender_name"] is None
     assert "jeûner" not in str(sent) and "Question" not in str(sent) and "Jeanne" not in str(sent)
@@ -471,3 +483,603 @@ async def test_only_the_holder_reads_their_box_newest_first__MSG_03(
         MESSAGING, "ListMessages", {"ins": other_ins}, token=other_holder
     )
     assert theirs["messages"] == []
+
+
+# --- threads (MSG_01, MSG_03) -----------------------------------------------------------------
+
+PDF = b"%PDF-1.7\n" + b"compte rendu" * 100
+CDA = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>CR</title></ClinicalDocument>'
+)
+
+
+def attachment(
+    content: bytes, media_type: str = "application/pdf", filename: str | None = None
+) -> cmd.NewAttachment:
+    return cmd.NewAttachment(
+        media_type=media_type,
+        content_b64=base64.b64encode(content).decode(),
+        sha256=hashlib.sha256(content).hexdigest(),
+        filename=filename,
+    )
+
+
+def representative_token(keys: Keys, runtime: Runtime, ins: str) -> str:
+    return issue_for(
+        keys.identity_private,
+        sub=str(uuid.uuid4()),
+        kind="representative",
+        name="Paul Durand",
+        acts_for=ins,
+        role="legal_representative",
+        now=runtime.now(),
+        ttl=timedelta(hours=1),
+    )
+
+
+async def refusal(send: Awaitable[Any]) -> RpcError:
+    with pytest.raises(RpcError) as refused:
+        await send
+    return refused.value
+
+
+async def test_the_holder_starts_a_thread_with_a_professional_who_answers_in_it__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    rpps = new_rpps()
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    access.by_holder[ins] = grant(rule="ACC_05")
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        started = await client.send(
+            cmd.StartThread(
+                ins=ins, subject="Ordonnance", body="Pouvez-vous la renouveler ?",
+                professionals=[rpps],
+            ),
+            token=holder,
+        )  # fmt: skip
+        # The holder writes to whom they choose: access is not asked.
+        assert access.for_holder(ins) == []
+        answer = await client.send(
+            cmd.SendMessage(
+                ins=ins, thread_id=started.thread_id, subject="Re: Ordonnance", body="C'est fait."
+            ),
+            token=doctor,
+        )
+        sent = await tap.wait_for("MessageSent", ins=ins, count=2)
+    [asked] = access.for_holder(ins)
+    assert (asked.payload["action"], asked.token) == ("message", doctor)
+    assert answer.thread_id == started.thread_id
+    assert [e["payload"]["thread_id"] for e in sent] == [str(started.thread_id)] * 2
+    assert [e["payload"]["sender_kind"] for e in sent] == ["holder", "professional"]
+    for reader in (holder, doctor):
+        read = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=reader)
+        assert [m.body for m in read.messages] == ["C'est fait.", "Pouvez-vous la renouveler ?"]
+        assert read.thread.subject == "Ordonnance" and read.thread.kind == "conversation"
+        assert [(p.kind, p.id) for p in read.thread.participants] == [
+            ("holder", ins),
+            ("professional", rpps),
+        ]
+    [theirs] = (await client.send(cmd.ListThreads(), token=doctor)).threads
+    assert (theirs.thread_id, theirs.ins) == (started.thread_id, ins)
+    [hers] = (await client.send(cmd.ListThreads(ins=ins), token=holder)).threads
+    assert hers.thread_id == started.thread_id and hers.last_message_at == answer.sent_at
+    # Her box still shows every message of her threads.
+    box = await client.send(cmd.ListMessages(ins=ins), token=holder)
+    assert [m.thread_id for m in box.messages] == [started.thread_id] * 2
+
+
+async def test_a_professional_allowed_by_access_starts_a_thread_with_the_holder_alone__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    rpps = new_rpps()
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    access.by_holder[ins] = grant(rule="ACC_04")
+    started = await client.send(
+        cmd.StartThread(ins=ins, subject="Résultats", body="Rien d'inquiétant."), token=doctor
+    )
+    read = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=holder)
+    assert [(p.kind, p.id) for p in read.thread.participants] == [
+        ("holder", ins),
+        ("professional", rpps),
+    ]
+    # A professional names no one else; the holder names whom they write to.
+    other = await refusal(
+        client.send(
+            cmd.StartThread(ins=ins, subject="Avis", body="Voir", professionals=[new_rpps()]),
+            token=doctor,
+        )
+    )
+    nobody = await refusal(
+        client.send(cmd.StartThread(ins=ins, subject="Avis", body="Voir"), token=holder)
+    )
+    assert (other.code, nobody.code) == ("invalid_input", "invalid_input")
+    access.by_holder[ins] = deny(rule="ACC_08")
+    denied = await refusal(
+        client.send(cmd.StartThread(ins=ins, subject="Encore", body="Bonjour"), token=doctor)
+    )
+    assert (denied.code, denied.rule) == ("access_denied", "ACC_08")
+    threads = (await client.send(cmd.ListThreads(ins=ins), token=holder)).threads
+    assert [t.thread_id for t in threads] == [started.thread_id]
+
+
+async def test_a_representative_writes_for_the_holder_as_access_allows__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    rpps = new_rpps()
+    parent = representative_token(keys, messaging, ins)
+    access.by_holder[ins] = grant(rule="SPC_04")
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        started = await client.send(
+            cmd.StartThread(ins=ins, subject="Vaccins", body="Quand ?", professionals=[rpps]),
+            token=parent,
+        )
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+    [asked] = access.for_holder(ins)
+    assert (asked.payload["action"], asked.token) == ("message", parent)
+    [row] = await stored(messaging, ins)
+    assert (row["sender_kind"], row["sender_name"]) == ("representative", "Paul Durand")
+    # On the bus the holder's side is one party, and its people's names stay here.
+    assert (sent["payload"]["sender_kind"], sent["payload"]["sender_id"]) == ("holder", ins)
+    assert sent["payload"]["sender_name"] is None and "Paul" not in str(sent)
+    read = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=parent)
+    assert [m.body for m in read.messages] == ["Quand ?"]
+    # An appointment that ended: access refuses, and messaging with it.
+    access.by_holder[ins] = deny(rule="SPC_04")
+    for send in (
+        client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=parent),
+        client.send(
+            cmd.SendMessage(ins=ins, thread_id=started.thread_id, subject="Re", body="Alors ?"),
+            token=parent,
+        ),
+    ):
+        assert (await refusal(send)).code == "access_denied"
+    # Never for another holder.
+    elsewhere = representative_token(keys, messaging, new_nir())
+    refused = await refusal(client.send(cmd.ListThreads(ins=ins), token=elsewhere))
+    assert refused.code == "not_your_box"
+
+
+async def test_attachments_are_sealed_and_come_back_whole_to_participants__MSG_01(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    rpps = new_rpps()
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    access.by_holder[ins] = grant(rule="ACC_04")
+    at_the_cap = b"%PDF-" + b"x" * (ATTACHMENT_CAP - 5)
+    text = "Glycémie : 0,92 g/L".encode()
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        started = await client.send(
+            cmd.StartThread(
+                ins=ins,
+                subject="Compte rendu",
+                body="Ci-joint.",
+                attachments=[
+                    attachment(at_the_cap, filename="cr_biopsie_sein.pdf"),
+                    attachment(CDA, "text/xml"),
+                    attachment(text, "text/plain"),
+                ],
+            ),
+            token=doctor,
+        )
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+    assert sent["payload"]["attachments"] == 3 and "biopsie" not in str(sent)
+    [message] = (
+        await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=holder)
+    ).messages
+    assert [(a.media_type, a.size, a.filename) for a in message.attachments] == [
+        ("application/pdf", ATTACHMENT_CAP, "cr_biopsie_sein.pdf"),
+        ("application/hl7-cda+xml", len(CDA), None),  # a CDA, however it was named
+        ("text/plain", len(text), None),
+    ]
+    for info, sent_bytes in zip(message.attachments, (at_the_cap, CDA, text), strict=True):
+        for reader in (holder, doctor):
+            got = await client.send(
+                cmd.GetAttachment(ins=ins, attachment_id=info.attachment_id), token=reader
+            )
+            assert base64.b64decode(got.content_b64) == sent_bytes
+            assert got.sha256 == hashlib.sha256(sent_bytes).hexdigest() == info.sha256
+            assert (got.message_id, got.thread_id) == (message.message_id, started.thread_id)
+    # Sealed at rest: neither the bytes nor the name are in the clear.
+    async with messaging.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM attachments WHERE ins = $1", ins)
+    at_rest = b"".join(bytes(v) for r in rows for v in r.values() if isinstance(v, bytes))
+    assert b"biopsie" not in at_rest and b"ClinicalDocument" not in at_rest
+    assert b"x" * 64 not in at_rest and "Glycémie".encode() not in at_rest
+    # Only the thread's participants fetch them.
+    stranger = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
+    other = await refusal(
+        client.send(
+            cmd.GetAttachment(ins=ins, attachment_id=message.attachments[0].attachment_id),
+            token=stranger,
+        )
+    )
+    assert other.code == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [
+        ([attachment(b"\x89PNG\r\n\x1a\n" + b"x" * 10, "application/pdf")], "is not"),
+        ([attachment(PDF, "image/png")], "is not"),
+        ([attachment(b"GIF89a" + b"x" * 10, "image/gif")], "not accepted"),
+        ([attachment(b"MZ\x90\x00", "application/octet-stream")], "not accepted"),
+        ([attachment(b"texte\x00binaire", "text/plain")], "is not"),
+        ([attachment(b"<!DOCTYPE x><ClinicalDocument/>", "text/xml")], "is not"),
+        ([attachment(b"%PDF-" + b"x" * ATTACHMENT_CAP)], "larger than the limit"),
+        ([attachment(PDF)] * 4, "at most 3"),
+        (
+            [attachment(b"%PDF-" + b"x" * (ATTACHMENT_CAP - 5), filename=f"{i}") for i in range(3)],
+            "together",
+        ),
+        (
+            [
+                cmd.NewAttachment(
+                    media_type="application/pdf", content_b64="JVBERi0=", sha256="0" * 64
+                )
+            ],
+            "SHA-256",
+        ),
+        (
+            [
+                cmd.NewAttachment(
+                    media_type="application/pdf", content_b64="not base64!", sha256="0" * 64
+                )
+            ],
+            "base64",
+        ),
+    ],
+)
+async def test_an_attachment_not_what_it_claims_or_too_big_is_refused_before_access__MSG_01(
+    client: Client,
+    messaging: Runtime,
+    access: AccessStandIn,
+    keys: Keys,
+    own_amqp_url: str,
+    files: list[cmd.NewAttachment],
+    why: str,
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    access.by_holder[ins] = grant(rule="ACC_04")
+    doctor = token(keys, messaging, new_rpps(), "professional", "Claire Martin")
+    refused = await refusal(
+        client.send(
+            cmd.StartThread(ins=ins, subject="Pièces", body="Ci-joint", attachments=files),
+            token=doctor,
+        )
+    )
+    assert refused.code == "invalid_input" and why in refused.message
+    assert access.for_holder(ins) == []  # nothing asked, so nothing traced or alerted
+    assert await stored(messaging, ins) == []
+
+
+async def test_only_participants_read_or_write_in_a_thread__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    rpps = new_rpps()
+    access.by_holder[ins] = grant(rule="ACC_04")  # access lets anyone write: MSG_03 still holds
+    started = await client.send(
+        cmd.StartThread(
+            ins=ins, subject="Question", body="Est-ce grave ?", professionals=[rpps],
+            attachments=[attachment(PDF)],
+        ),
+        token=holder,
+    )  # fmt: skip
+    own = await client.send(cmd.SendMessage(ins=ins, subject="Note", body="Pour moi"), token=holder)
+    [message] = (
+        await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=holder)
+    ).messages
+    stranger = token(keys, messaging, new_rpps(), "professional", "Paul Petit")
+    participant = token(keys, messaging, rpps, "professional", "Claire Martin")
+    for thread_id, outsider in ((started.thread_id, stranger), (own.thread_id, participant)):
+        for send in (
+            client.send(cmd.ReadThread(ins=ins, thread_id=thread_id), token=outsider),
+            client.send(
+                cmd.SendMessage(ins=ins, thread_id=thread_id, subject="Re", body="Je lis"),
+                token=outsider,
+            ),
+        ):
+            assert (await refusal(send)).code == "not_found"
+    stolen = await refusal(
+        client.send(
+            cmd.GetAttachment(ins=ins, attachment_id=message.attachments[0].attachment_id),
+            token=stranger,
+        )
+    )
+    assert stolen.code == "not_found"
+    assert (await client.send(cmd.ListThreads(ins=ins), token=stranger)).threads == []
+    [theirs] = (await client.send(cmd.ListThreads(), token=participant)).threads
+    assert theirs.thread_id == started.thread_id  # not the holder's own thread
+    other_holder = token(keys, messaging, new_nir(), "holder", "Autre Personne")
+    operator = token(keys, messaging, keys.operator_id, "operator", "operator")
+    for who in (other_holder, operator):
+        for send in (
+            client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=who),
+            client.send(cmd.ListThreads(ins=ins), token=who),
+        ):
+            assert (await refusal(send)).code in ("not_your_box", "forbidden")
+    # Nothing was written by any of them; no one but the participants was asked about.
+    assert len(await stored(messaging, ins)) == 2
+    assert access.for_holder(ins) == []
+
+
+async def test_a_participant_writes_only_while_access_allows_them__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    rpps = new_rpps()
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    started = await client.send(
+        cmd.StartThread(ins=ins, subject="Question", body="Bonjour", professionals=[rpps]),
+        token=holder,
+    )
+    access.by_holder[ins] = deny(rule="ACC_08")
+    refused = await refusal(
+        client.send(
+            cmd.SendMessage(ins=ins, thread_id=started.thread_id, subject="Re", body="Oui"),
+            token=doctor,
+        )
+    )
+    assert (refused.code, refused.rule) == ("access_denied", "ACC_08")
+    access.by_holder[ins] = silent()
+    undecided = await refusal(
+        client.send(
+            cmd.SendMessage(ins=ins, thread_id=started.thread_id, subject="Re", body="Oui"),
+            token=doctor,
+        )
+    )
+    assert undecided.code == "access_undecided"
+    assert len(await stored(messaging, ins)) == 1
+    # What was written to them, they still read.
+    read = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=doctor)
+    assert [m.body for m in read.messages] == ["Bonjour"]
+
+
+async def test_a_professional_lists_their_threads_latest_activity_first_in_pages__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    rpps = new_rpps()
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    threads = []
+    for subject in ("premier", "deuxième", "troisième"):
+        ins = await space_with_status(messaging, own_amqp_url)
+        holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+        started = await client.send(
+            cmd.StartThread(ins=ins, subject=subject, body="texte", professionals=[rpps]),
+            token=holder,
+        )
+        threads.append((ins, holder, started.thread_id))
+    # The first one moves ahead: its holder writes again.
+    ins, holder, first = threads[0]
+    await client.send(
+        cmd.SendMessage(ins=ins, thread_id=first, subject="relance", body="texte"), token=holder
+    )
+    page = await client.send(cmd.ListThreads(page_size=2), token=doctor)
+    rest = await client.send(cmd.ListThreads(page_size=2, cursor=page.next_cursor), token=doctor)
+    assert rest.next_cursor is None
+    assert [t.subject for t in page.threads + rest.threads] == ["premier", "troisième", "deuxième"]
+    [one] = (await client.send(cmd.ListThreads(ins=threads[1][0]), token=doctor)).threads
+    assert one.thread_id == threads[1][2]
+
+
+async def test_a_closed_space_takes_no_new_thread_nor_message_in_one__RET_05(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    rpps = new_rpps()
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    doctor = token(keys, messaging, rpps, "professional", "Claire Martin")
+    access.by_holder[ins] = grant(rule="ACC_04")
+    started = await client.send(
+        cmd.StartThread(ins=ins, subject="Question", body="Bonjour", professionals=[rpps]),
+        token=holder,
+    )
+    await publish(
+        own_amqp_url,
+        SpaceClosed(
+            ins=ins, closed_at=messaging.now() + timedelta(seconds=1), requested_by=f"holder:{ins}"
+        ),
+        ins,
+        messaging,
+    )
+
+    async def closed() -> bool:
+        async with messaging.pool.acquire() as conn:
+            return await spaces.status(conn, ins) == "closed"
+
+    await eventually(closed)
+    asked_before = len(access.for_holder(ins))
+    for who in (holder, doctor):
+        for send in (
+            client.send(
+                cmd.SendMessage(ins=ins, thread_id=started.thread_id, subject="Re", body="Alors"),
+                token=who,
+            ),
+            client.send(
+                cmd.StartThread(ins=ins, subject="Autre", body="Bonjour", professionals=[rpps])
+                if who == holder
+                else cmd.StartThread(ins=ins, subject="Autre", body="Bonjour"),
+                token=who,
+            ),
+        ):
+            refused = await refusal(send)
+            assert (refused.code, refused.rule) == ("space_closed", "RET_05")
+    assert len(access.for_holder(ins)) == asked_before  # refused before access is asked
+    assert len(await stored(messaging, ins)) == 1
+
+
+# --- deposits told to the treating physician and the prescriber (MSG_02) ----------------------
+
+
+async def treating_physician(runtime: Runtime, amqp_url: str, event: Any) -> None:
+    """Identity says who the treating physician is; wait until messaging has heard it."""
+    await publish(amqp_url, event, event.ins, runtime)
+
+    async def heard() -> bool:
+        async with runtime.pool.acquire() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT true FROM treating_physicians WHERE ins = $1 AND since = $2",
+                    event.ins,
+                    event.since,
+                )
+            )
+
+    await eventually(heard)
+
+
+def deposited(ins: str, author: str, prescriber: str | None, at: datetime) -> DocumentDeposited:
+    return DocumentDeposited(
+        document_id=uuid.uuid4(),
+        ins=ins,
+        document_type="lab_report",
+        author_kind="professional",
+        author_id=author,
+        author_name="Dr Anne Biologiste",
+        deposited_at=at,
+        prescriber_id=prescriber,
+    )
+
+
+async def notices(client: Client, keys: Keys, runtime: Runtime, rpps: str) -> list[cmd.Message]:
+    """Every notice a professional has, through their threads (as their software reads them)."""
+    reader = token(keys, runtime, rpps, "professional", "Dr")
+    found: list[cmd.Message] = []
+    for thread in (await client.send(cmd.ListThreads(), token=reader)).threads:
+        read = await client.send(
+            cmd.ReadThread(ins=thread.ins, thread_id=thread.thread_id), token=reader
+        )
+        assert thread.kind == "notices"
+        found += read.messages
+    return found
+
+
+async def test_a_deposit_is_sent_to_the_treating_physician_and_the_prescriber__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    physician, prescriber, author = new_rpps(), new_rpps(), new_rpps()
+    await treating_physician(
+        messaging,
+        own_amqp_url,
+        TreatingPhysicianDeclared(ins=ins, rpps=physician, since=messaging.now()),
+    )
+    deposit = deposited(ins, author, prescriber, messaging.now())
+    async with EventTap(own_amqp_url, "messaging.#") as tap:
+        await publish(own_amqp_url, deposit, ins, messaging)
+        await publish(own_amqp_url, deposit, ins, messaging)  # delivered again: told once
+        [sent] = await tap.wait_for("MessageSent", ins=ins)
+
+        async def told_all() -> bool:
+            return len(await stored(messaging, ins)) >= 3
+
+        await eventually(told_all)
+        await asyncio.sleep(0.5)
+        # The notifier alerts holders: only the holder's notice is announced.
+        assert len(tap.of_type("MessageSent", ins=ins)) == 1
+    assert len(await stored(messaging, ins)) == 3
+    for rpps, as_whom in ((physician, "médecin traitant"), (prescriber, "prescripteur")):
+        [notice] = await notices(client, keys, messaging, rpps)
+        assert notice.document_id == deposit.document_id and notice.origin == "deposit"
+        assert (notice.sender_id, notice.sender_name) == (author, "Dr Anne Biologiste")
+        assert as_whom in (notice.body or "") and "lab_report" in (notice.body or "")
+    assert await notices(client, keys, messaging, author) == []  # the author knows
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    [hers] = (await client.send(cmd.ListMessages(ins=ins), token=holder)).messages
+    assert hers.document_id == deposit.document_id
+    assert sent["payload"]["message_id"] == str(hers.message_id)
+    # A notices thread is read, not answered.
+    physician_token = token(keys, messaging, physician, "professional", "Dr")
+    [thread] = (await client.send(cmd.ListThreads(ins=ins), token=physician_token)).threads
+    refused = await refusal(
+        client.send(
+            cmd.SendMessage(ins=ins, thread_id=thread.thread_id, subject="Re", body="Merci"),
+            token=physician_token,
+        )
+    )
+    assert refused.code == "conflict"
+    # The next deposit goes to the same notices thread.
+    await publish(own_amqp_url, deposited(ins, author, None, messaging.now()), ins, messaging)
+
+    async def second() -> bool:
+        return len(await notices(client, keys, messaging, physician)) == 2
+
+    await eventually(second)
+    assert await notices(client, keys, messaging, prescriber) != []  # still their first only
+    assert len(await notices(client, keys, messaging, prescriber)) == 1
+
+
+async def test_a_treating_physician_is_told_once_and_never_of_their_own_deposit__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    physician, author = new_rpps(), new_rpps()
+    await treating_physician(
+        messaging,
+        own_amqp_url,
+        TreatingPhysicianDeclared(ins=ins, rpps=physician, since=messaging.now()),
+    )
+    # The treating physician prescribed: one notice, as the treating physician.
+    await publish(own_amqp_url, deposited(ins, author, physician, messaging.now()), ins, messaging)
+    # Their own deposit, which they prescribed: only the holder is told.
+    await publish(
+        own_amqp_url, deposited(ins, physician, physician, messaging.now()), ins, messaging
+    )
+
+    async def both_told() -> bool:
+        return len(await stored(messaging, ins)) >= 3
+
+    await eventually(both_told)
+    await asyncio.sleep(0.3)
+    [notice] = await notices(client, keys, messaging, physician)
+    assert notice.sender_id == author and "médecin traitant" in (notice.body or "")
+    assert len(await stored(messaging, ins)) == 3  # two for the holder, one for the physician
+
+
+async def test_the_latest_treating_physician_is_told_whatever_the_order_of_events__MSG_02(
+    client: Client, messaging: Runtime, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    first, second = new_rpps(), new_rpps()
+    now = messaging.now()
+    await treating_physician(
+        messaging,
+        own_amqp_url,
+        TreatingPhysicianChanged(
+            ins=ins, rpps=second, previous_rpps=first, since=now + timedelta(days=1)
+        ),
+    )
+    # The declaration arrives late: it is older, and changes nothing.
+    event_id = await publish(
+        own_amqp_url, TreatingPhysicianDeclared(ins=ins, rpps=first, since=now), ins, messaging
+    )
+
+    async def consumed() -> bool:
+        async with messaging.pool.acquire() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) FROM inbox WHERE consumer = $1 AND message_id = $2",
+                    "messaging.people",
+                    event_id,
+                )
+            )
+
+    await eventually(consumed)
+    await publish(own_amqp_url, deposited(ins, new_rpps(), None, messaging.now()), ins, messaging)
+
+    async def told() -> bool:
+        return len(await stored(messaging, ins)) >= 2
+
+    await eventually(told)
+    assert len(await notices(client, keys, messaging, second)) == 1
+    assert await notices(client, keys, messaging, first) == []
