@@ -138,6 +138,10 @@ class Authorization:
 
     until: datetime | None = None
     express: bool = False
+    # ACC_05: collected by another professional (their RPPS) for this one, and the reason's
+    # code; the holder's alert of each access under it says who and why.
+    collected_by: str | None = None
+    reason_code: str | None = None
 
     def active(self, now: datetime) -> bool:
         return self.until is None or now < self.until
@@ -418,6 +422,23 @@ def _consent_rule(actor: Claims) -> str:
     if actor.profession in SOCIAL:
         return "ACC_12"
     return "ACC_16" if actor.country else "ACC_05"
+
+
+def collected_consent(
+    actor: Claims, holder: HolderSettings, decision: Decision
+) -> Authorization | None:
+    """ACC_05: the consent another professional collected, if this granted access rests on it
+    (the holder is told who collected it and why)."""
+    consent = holder.authorization
+    if (
+        not decision.granted
+        or decision.emergency
+        or consent is None
+        or consent.collected_by is None
+        or decision.rule != _consent_rule(actor)
+    ):
+        return None
+    return consent
 
 
 def _emergency(

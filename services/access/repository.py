@@ -35,6 +35,7 @@ async def holder_settings(
                   coalesce(a.rpps, ea.finess) IS NOT NULL AS authorized,
                   CASE WHEN a.rpps IS NOT NULL THEN a.until ELSE ea.until END AS until,
                   coalesce(a.express, false) AS express,
+                  a.collected_by, a.reason_code,
                   EXISTS (SELECT 1 FROM blocks b WHERE b.ins = q.ins AND b.rpps = q.rpps)
                       AS blocked,
                   EXISTS (SELECT 1 FROM establishment_blocks eb JOIN staff USING (finess)
@@ -76,7 +77,11 @@ async def holder_settings(
         app = AppGrant(frozenset(row["app_categories"]), frozenset(row["app_chosen"] or ()))
     return HolderSettings(
         space_status=row["status"] or "unknown",
-        authorization=Authorization(row["until"], row["express"]) if row["authorized"] else None,
+        authorization=(
+            Authorization(row["until"], row["express"], row["collected_by"], row["reason_code"])
+            if row["authorized"]
+            else None
+        ),
         blocked=row["blocked"],
         establishment_blocked=row["establishment_blocked"],
         treating_physician=row["treating"],

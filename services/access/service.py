@@ -85,9 +85,12 @@ async def _decide_and_trace(
     *,
     traced_as: str | None = None,
     on_behalf_of: str | None = None,
+    consent_for: str | None = None,
+    consent_reason: str | None = None,
 ) -> tuple[uuid.UUID, domain.Decision, str]:
     """One decision: its trace chained to the holder's (ACC_03), `AccessGranted` or
-    `AccessDenied` and `AccessLogged`, in the caller's unit of work."""
+    `AccessDenied` and `AccessLogged`, in the caller's unit of work. `consent_for` and
+    `consent_reason`: a consent being collected for another professional (ACC_05)."""
     now = ctx.runtime.now()
     matrix = domain.load_matrix(ctx.runtime.settings.access_matrix_file)
     decision_id, trace_id = uuid.uuid4(), uuid.uuid4()
@@ -160,6 +163,11 @@ async def _decide_and_trace(
         else AccessDenied(**about, reason=decision.reason)
     )
     await uow.emit(published)
+    # ACC_05: the holder is told who collected a consent and why (ids and codes only): on the
+    # collection, for whom; on an access resting on a consent someone else collected, by whom.
+    collected = None if consent_for else domain.collected_consent(actor, holder, decision)
+    if collected is not None:
+        consent_reason = collected.reason_code
     await uow.emit(
         AccessLogged(
             **about,
@@ -171,6 +179,9 @@ async def _decide_and_trace(
             emergency=decision.emergency,
             seq=seq,
             chain_hash=chain_hash.hex(),
+            consent_for=consent_for,
+            consent_collected_by=collected.collected_by if collected else None,
+            consent_reason=consent_reason,
         )
     )
     return decision_id, decision, matrix.version
@@ -321,7 +332,15 @@ async def collect_consent(
     async with ctx.unit_of_work() as uow:
         await _require_open_space(uow.conn, c.ins)
         _, decision, _ = await _decide_and_trace(
-            ctx, uow, actor, c.ins, "read", purpose=c.reason, traced_as="collect_consent"
+            ctx,
+            uow,
+            actor,
+            c.ins,
+            "read",
+            purpose=c.reason,
+            traced_as="collect_consent",
+            consent_for=c.rpps,
+            consent_reason=c.reason_code,
         )
         if not decision.granted or decision.emergency:
             # Nothing was done on the dossier: the refusal rolls the trace back with the rest.

@@ -1,8 +1,9 @@
 """identity's use cases for the holder's contacts and choices.
 
 - SPC_06 / NTF_04: the holder's e-mail and phone, the channel codes go by, the channels alerts go
-  by (none: alerts are kept in the space). `ContactChanged` tells the notifier which channels
-  exist, never the addresses.
+  by (none: alerts are kept in the space), and the time zone alerts tell times in (an IANA name;
+  Europe/Paris until chosen). `ContactChanged` tells the notifier which channels exist and the
+  zone, never the addresses.
 - SPC_07: the trusted person and the people to contact in an emergency (kept here, never on the
   bus); the treating physician, declared by the holder and accepted by the physician, or declared
   by the physician (in effect at once): `TreatingPhysicianDeclared` / `TreatingPhysicianChanged`
@@ -42,8 +43,8 @@ async def set_contact_preferences(
     async with ctx.unit_of_work() as uow:
         await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
         await _living_person(uow.conn, c.ins)
-        await repository.set_contact_preferences(
-            uow.conn, c.ins, c.email, c.phone, c.code_channel, channels
+        time_zone = await repository.set_contact_preferences(
+            uow.conn, c.ins, c.email, c.phone, c.code_channel, channels, c.time_zone
         )
         await uow.emit(await contact_changed(uow.conn, c.ins, now))
         return uow.answer(
@@ -53,6 +54,7 @@ async def set_contact_preferences(
                 phone=c.phone,
                 code_channel=c.code_channel,
                 alert_channels=channels,
+                time_zone=time_zone,
             )
         )
 

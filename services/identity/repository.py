@@ -269,16 +269,22 @@ async def set_contact_preferences(
     phone: str | None,
     code_channel: str,
     alert_channels: Sequence[str],
-) -> None:
-    await conn.execute(
-        """UPDATE persons SET email = $2, phone = $3, code_channel = $4, alert_channels = $5
-           WHERE ins = $1""",
+    time_zone: str | None,
+) -> str:
+    """The holder's choices; the time zone is left as it was when `time_zone` is None.
+    Returns the time zone in effect."""
+    zone: str = await conn.fetchval(
+        """UPDATE persons SET email = $2, phone = $3, code_channel = $4, alert_channels = $5,
+                              time_zone = coalesce($6, time_zone)
+           WHERE ins = $1 RETURNING time_zone""",
         ins,
         email,
         phone,
         code_channel,
         list(alert_channels),
+        time_zone,
     )
+    return zone
 
 
 async def persons_by_email(conn: Conn, email: str) -> list[asyncpg.Record]:

@@ -151,12 +151,17 @@ async def alert_destination(
 
 
 async def contact_changed(conn: Conn, ins: str, now: datetime) -> ContactChanged:
-    """The coarse fact for the notifier: which channels the holder's alerts go by."""
+    """The coarse facts for the notifier: which channels the holder's alerts go by, and the
+    time zone they tell times in."""
     person = await repository.get_person(conn, ins)
     assert person is not None
     represented, email, phone = await alert_destination(conn, person, now)
     chosen = ["email", "sms"] if represented else person["alert_channels"]
-    return ContactChanged(ins=ins, channels=domain.preferred_channels(chosen, email, phone))
+    return ContactChanged(
+        ins=ins,
+        channels=domain.preferred_channels(chosen, email, phone),
+        time_zone=person["time_zone"],
+    )
 
 
 async def register_holder(

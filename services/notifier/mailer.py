@@ -1,5 +1,5 @@
-"""The delivery worker: sends each alert by e-mail (aiosmtplib, one kept connection) and SMS,
-at least once, retrying failures.
+"""The delivery worker: sends each alert — or burst's digest — by e-mail (aiosmtplib, one kept
+connection) and SMS, at least once, retrying failures.
 
 Like libs.outbox's relay: it claims due pending mails with `FOR UPDATE SKIP LOCKED` and a lease
 (so replicas share the work and a crashed worker's claims come back when the lease runs out),
@@ -14,6 +14,14 @@ with the same backoff as an SMTP failure: a mail is never dropped for an outage.
 no e-mail (any more) closes the row as `no_address`; the alert stays in the space (SPC_06).
 Finished rows are deleted `mail_retention_days` after they finished (checked every
 `mail_prune_seconds`); the alerts themselves are the holder's and stay.
+
+A digest (docs/notifier.md) is sent exactly as an alert is: its row here is named by the
+digest's id, which is its Message-ID and SMS idempotency key.
+
+What a crash between a send and its mark gives: the SMS provider takes the same idempotency key
+once, so the SMS reaches the phone once; SMTP has no such key — the relay cannot tell a resent
+mail from a new one — so the mail may arrive twice, with the same Message-ID (mail clients that
+de-duplicate by Message-ID show it once). At least once, never zero, for both.
 """
 
 from __future__ import annotations
@@ -48,12 +56,11 @@ class MailWorker:
         settings: NotifierSettings,
         *,
         batch_size: int = 16,
-        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self._runtime = runtime
         self._settings = settings
         self._batch_size = batch_size
-        self._lease = lease
+        self._lease = timedelta(seconds=settings.delivery_lease_seconds)
         self._poll_interval = settings.mail_poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +131,9 @@ class MailWorker:
 
     async def deliver_once(self) -> int:
         """Send one batch of due mails; returns how many were claimed."""
-        rows = await repository.claim_mails(self._runtime.pool, self._lease, self._batch_size)
+        rows = await repository.claim_mails(
+            self._runtime.pool, self._lease, self._batch_size, domain.ACCESS_DIGEST
+        )
         if rows:
             results = await asyncio.gather(
                 *(self._deliver(row) for row in rows), return_exceptions=True
@@ -208,9 +217,9 @@ class MailWorker:
         if channel == "sms":
             if self._sms is None:
                 raise SmsRefused("no SMS provider is configured (SMS_GATEWAY_URL, SMS_API_KEY)")
-            await self._sms.send(
-                address, domain.sms_text(row["kind"]), idempotency_key=str(row["alert_id"])
-            )
+            # Rows written before SMS said when have no words of their own: the kind's.
+            text = row["sms_text"] or domain.sms_text(row["kind"])
+            await self._sms.send(address, text, idempotency_key=str(row["alert_id"]))
             return
         await self._mailer.send(
             to=address,

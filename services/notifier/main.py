@@ -10,8 +10,9 @@ from pathlib import Path
 from faststream import FastStream
 
 from libs import purge, spaces
+from libs.maintenance import Periodic
 from libs.runtime import Runtime
-from services.notifier import handlers
+from services.notifier import handlers, service
 from services.notifier import purge as holder_purge
 from services.notifier.mailer import MailWorker
 from services.notifier.settings import NotifierSettings
@@ -34,6 +35,13 @@ def build(settings: NotifierSettings | None = None) -> Runtime[NotifierSettings]
     purge.register(runtime, holder_purge.PURGE)
     worker = MailWorker(runtime, settings)
     runtime.add_background(worker.start, worker.stop)
+    # Bursts: each digest is queued once its window has ended (state in PostgreSQL).
+    digests = Periodic(
+        "notifier-digests",
+        settings.digest_sweep_seconds,
+        lambda: service.queue_due_digests(runtime),
+    )
+    runtime.add_background(digests.start, digests.stop)
     return runtime
 
 

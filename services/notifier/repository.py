@@ -34,14 +34,37 @@ async def lock_holder(conn: Conn, ins: str) -> asyncpg.Record:
 
 
 async def set_channels(
-    conn: Conn, *, ins: str, channels: Sequence[str], changed_at: datetime
+    conn: Conn, *, ins: str, channels: Sequence[str], time_zone: str, changed_at: datetime
 ) -> None:
-    """Which channels the holder has (no address: identity keeps those)."""
+    """Which channels the holder has (no address: identity keeps those), and their zone."""
     await conn.execute(
-        "UPDATE contacts SET channels = $2, changed_at = $3 WHERE ins = $1",
+        "UPDATE contacts SET channels = $2, time_zone = $3, changed_at = $4 WHERE ins = $1",
         ins,
         list(channels),
+        time_zone,
         changed_at,
+    )
+
+
+async def burst_of(conn: Conn, ins: str) -> asyncpg.Record:
+    """The holder's current window of access alerts (the row is locked by `lock_holder`)."""
+    row = await conn.fetchrow(
+        "SELECT burst_started_at, burst_sent, burst_digest_id FROM contacts WHERE ins = $1", ins
+    )
+    assert row is not None
+    return row
+
+
+async def set_burst(
+    conn: Conn, ins: str, started_at: datetime | None, sent: int, digest_id: UUID | None
+) -> None:
+    await conn.execute(
+        """UPDATE contacts SET burst_started_at = $2, burst_sent = $3, burst_digest_id = $4
+           WHERE ins = $1""",
+        ins,
+        started_at,
+        sent,
+        digest_id,
     )
 
 
@@ -68,12 +91,17 @@ async def insert_alert(
     text: str,
     created_at: datetime,
     awaiting_contact: bool,
+    occurred_at: datetime | None,
+    time_zone: str,
+    sms_text: str,
+    foldable: bool,
 ) -> bool:
     """False if this cause already has its alert (NTF_01: never two)."""
     inserted = await conn.fetchval(
         """INSERT INTO alerts (alert_id, ins, kind, cause_event_id, text, created_at,
-                               awaiting_contact)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true""",
+                               awaiting_contact, occurred_at, time_zone, sms_text, foldable)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT DO NOTHING RETURNING true""",
         alert_id,
         ins,
         kind,
@@ -81,18 +109,34 @@ async def insert_alert(
         text,
         created_at,
         awaiting_contact,
+        occurred_at,
+        time_zone,
+        sms_text,
+        foldable,
     )
     return bool(inserted)
 
 
 async def take_alerts_awaiting_contact(conn: Conn, ins: str) -> list[asyncpg.Record]:
+    """In the order they were raised (a burst's first few go out on their own)."""
     return list(
         await conn.fetch(
-            """UPDATE alerts SET awaiting_contact = false
-               WHERE ins = $1 AND awaiting_contact
-               RETURNING alert_id, kind, text, seq""",
+            """WITH taken AS (
+                   UPDATE alerts SET awaiting_contact = false
+                   WHERE ins = $1 AND awaiting_contact
+                   RETURNING alert_id, kind, text, seq, foldable)
+               SELECT * FROM taken ORDER BY seq""",
             ins,
         )
+    )
+
+
+async def fold_alert(conn: Conn, alert_id: UUID, digest_id: UUID) -> None:
+    """The alert is told by its burst's digest, not on its own (it stays in the inbox)."""
+    await conn.execute(
+        "UPDATE alerts SET delivery = 'in_digest', digest_id = $2 WHERE alert_id = $1",
+        alert_id,
+        digest_id,
     )
 
 
@@ -108,7 +152,9 @@ async def list_alerts(
         where.append("read_at IS NULL")
     return list(
         await conn.fetch(
-            f"""SELECT alert_id, seq, kind, text, created_at, read_at, delivery FROM alerts
+            f"""SELECT alert_id, seq, kind, text, created_at, read_at, delivery, time_zone,
+                       coalesce(occurred_at, created_at) AS told_at
+                FROM alerts
                 WHERE {" AND ".join(where)} ORDER BY created_at DESC, seq DESC LIMIT $2""",
             *args,
         )
@@ -126,14 +172,79 @@ async def mark_read(conn: Conn | Pool, ins: str, alert_ids: list[UUID], at: date
     return int(status.split()[-1])
 
 
+# --- digests (bursts told together) --------------------------------------------------------
+
+
+async def insert_digest(
+    conn: Conn, *, digest_id: UUID, ins: str, due_at: datetime, created_at: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO digests (digest_id, ins, due_at, created_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING""",
+        digest_id,
+        ins,
+        due_at,
+        created_at,
+    )
+
+
+async def due_digests(pool: Pool, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT digest_id, ins FROM digests WHERE queued_at IS NULL AND due_at <= $1
+               ORDER BY due_at LIMIT $2""",
+            now,
+            limit,
+        )
+    )
+
+
+async def lock_unqueued_digest(conn: Conn, digest_id: UUID) -> asyncpg.Record | None:
+    """The digest, locked, if no one has queued it yet (another replica may have)."""
+    return await conn.fetchrow(
+        "SELECT * FROM digests WHERE digest_id = $1 AND queued_at IS NULL FOR UPDATE", digest_id
+    )
+
+
+async def folded_into(conn: Conn, digest_id: UUID) -> asyncpg.Record:
+    """How many alerts the digest tells, and the first and last instants they tell of."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS accesses, min(coalesce(occurred_at, created_at)) AS first_at,
+                  max(coalesce(occurred_at, created_at)) AS last_at
+           FROM alerts WHERE digest_id = $1""",
+        digest_id,
+    )
+    assert row is not None
+    return row
+
+
+async def mark_digest_queued(
+    conn: Conn, *, ins: str, digest_id: UUID, text: str, sms_text: str, at: datetime
+) -> None:
+    """Its words written, once; an alert folding later starts a digest of its own."""
+    await conn.execute(
+        "UPDATE digests SET text = $2, sms_text = $3, queued_at = $4 WHERE digest_id = $1",
+        digest_id,
+        text,
+        sms_text,
+        at,
+    )
+    await conn.execute(
+        "UPDATE contacts SET burst_digest_id = NULL WHERE ins = $1 AND burst_digest_id = $2",
+        ins,
+        digest_id,
+    )
+
+
 # --- the mail outbox ------------------------------------------------------------------------
 
 
 async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
-    """A pending mail, in the alert's transaction; the NOTIFY wakes the worker at commit.
+    """A pending mail, in the alert's (or digest's) transaction; the NOTIFY wakes the worker at
+    commit.
 
-    No address, subject or body: the worker builds them when it sends, from the alert and the
-    contact identity gives it then.
+    No address, subject or body: the worker builds them when it sends, from the alert (or the
+    digest) and the contact identity gives it then.
     """
     await conn.execute(
         "INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -143,8 +254,11 @@ async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
     await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
 
 
-async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.Record]:
-    """Due pending mails, leased to this worker: another replica skips them until it expires."""
+async def claim_mails(
+    pool: Pool, lease: timedelta, limit: int, digest_kind: str
+) -> list[asyncpg.Record]:
+    """Due pending mails, leased to this worker: another replica skips them until it expires.
+    A mail is an alert's or a digest's (then of kind `digest_kind`), by its id."""
     return list(
         await pool.fetch(
             """
@@ -158,11 +272,16 @@ async def claim_mails(pool: Pool, lease: timedelta, limit: int) -> list[asyncpg.
                     ORDER BY next_attempt_at LIMIT $2
                     FOR UPDATE SKIP LOCKED)
                 RETURNING alert_id, attempts)
-            SELECT c.alert_id, c.attempts, m.email_outcome, m.sms_outcome, a.ins, a.kind, a.text
-            FROM claimed c JOIN alerts a USING (alert_id) JOIN mails m USING (alert_id)
+            SELECT c.alert_id, c.attempts, m.email_outcome, m.sms_outcome,
+                   coalesce(a.ins, d.ins) AS ins, coalesce(a.kind, $3) AS kind,
+                   coalesce(a.text, d.text) AS text, coalesce(a.sms_text, d.sms_text) AS sms_text
+            FROM claimed c JOIN mails m USING (alert_id)
+            LEFT JOIN alerts a USING (alert_id)
+            LEFT JOIN digests d ON d.digest_id = c.alert_id
             """,
             lease,
             limit,
+            digest_kind,
         )
     )
 

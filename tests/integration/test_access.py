@@ -576,6 +576,34 @@ async def test_a_consent_collected_for_another_professional_shows_who_and_why__A
     assert [(t.action, t.outcome) for t in history.traces] == [("collect_consent", "granted")]
 
 
+async def test_the_holder_is_told_who_collected_a_consent_and_why_by_ids_and_codes__ACC_05(
+    access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
+) -> None:
+    """AccessLogged carries for whom a consent was collected, and on each access resting on it
+    who collected it, with the reason's code (never its free text): the notifier's alert says
+    both."""
+    ins, gp, holder, gp_token = await space_and_professional(access, keys, amqp_url)
+    cardiologist = new_rpps()
+    await client.send(cmd.AuthorizeProfessional(ins=ins, rpps=gp), token=holder)
+    async with EventTap(amqp_url, "access.#") as tap:
+        await client.send(
+            cmd.CollectConsent(
+                ins=ins, rpps=cardiologist, reason_code="second_opinion", reason="avis rythmo"
+            ),
+            token=gp_token,
+        )
+        [collected] = await tap.wait_for("AccessLogged", ins=ins, action="collect_consent")
+        assert (await decide(deciding, pro_token(access, keys, cardiologist), ins))["granted"]
+        [used] = await tap.wait_for("AccessLogged", ins=ins, actor_id=cardiologist)
+        await decide(deciding, gp_token, ins)  # the gp's own consent: nothing collected
+        [own] = await tap.wait_for("AccessLogged", ins=ins, actor_id=gp, action="read")
+    about = ("consent_for", "consent_collected_by", "consent_reason")
+    assert [collected["payload"][k] for k in about] == [cardiologist, None, "second_opinion"]
+    assert [used["payload"][k] for k in about] == [None, gp, "second_opinion"]
+    assert [own["payload"][k] for k in about] == [None, None, None]
+    assert "avis rythmo" not in str(collected) + str(used)
+
+
 async def test_the_history_comes_by_keyset_by_actor_and_by_period__ACC_03(
     access: Runtime, client: Client, deciding: RpcClient, keys: Keys, amqp_url: str
 ) -> None:

@@ -83,7 +83,11 @@ async def test_registering_a_holder_announces_the_space__SPC_01(
     assert announced[0]["holder_key"] == nir
     # Contact details stay in identity: the bus learns only which channels exist.
     assert contact[0]["version"] == 2
-    assert contact[0]["payload"] == {"ins": nir, "channels": ["email"]}
+    assert contact[0]["payload"] == {
+        "ins": nir,
+        "channels": ["email"],
+        "time_zone": "Europe/Paris",  # until the holder chooses theirs
+    }
     assert "jeanne" not in json.dumps(contact[0]).lower()
 
 
@@ -156,6 +160,7 @@ async def test_ping_reports_ready_only_while_every_queue_has_its_consumer(
         assert not_ready["consuming"] == {
             "identity.commands": True,
             "identity.contacts": True,
+            "identity.purges": True,
             "identity.space-lifecycle": False,
         }
     finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,6 +21,7 @@ from libs.contracts import commands as cmd
 from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.contracts.events import (
     AccessLogged,
+    ContactChanged,
     ContactChangedV1,
     HolderAlerted,
     MessageSent,
@@ -27,7 +30,12 @@ from libs.contracts.events import (
     SpaceOpened,
 )
 from libs.runtime import Runtime
+from services.notifier.domain import ACCESS_DIGEST, mail_subject
 from services.notifier.handlers import ACCESS_QUEUE, LIFECYCLE_QUEUE, MESSAGES_QUEUE
+from tests.faults.notifier_crash import (
+    assert_exactly_once_where_possible,
+    kill_between_send_and_commit,
+)
 from tests.support.access_stand_in import AccessStandIn, deny
 from tests.support.actors import sign_in_operator
 from tests.support.bus import EventTap, dead_letters, publish_raw
@@ -60,6 +68,7 @@ async def notifier(
         smtp_port=mail_server.port,
         mail_retry_seconds=0.2,
         mail_retry_max_seconds=1.0,
+        digest_sweep_seconds=0.2,
     )
     await runtime.start()
     yield runtime
@@ -635,3 +644,253 @@ async def test_a_failing_sms_is_retried_alone_and_a_refused_one_given_up_into_th
             await asyncio.sleep(0.05)
     assert sms.inbox.to(refused_phone, text="accès") == []
     assert len(await alerts_of(notifier, refused_ins)) == 1  # it is in the inbox (SPC_06)
+
+
+# --- bursts: the first few, then one digest (NTF_01, NTF_02) --------------------------------
+
+
+async def alerts_counted(notifier: Runtime, ins: str, count: int, timeout: float = 90) -> None:
+    async with asyncio.timeout(timeout):
+        while (
+            await notifier.pool.fetchval("SELECT count(*) FROM alerts WHERE ins = $1", ins) < count
+        ):
+            await asyncio.sleep(0.1)
+
+
+async def end_the_window(notifier: Runtime, ins: str) -> None:
+    """Ten minutes pass for this holder's burst (the shared clock is not moved for the session:
+    its digest is made due now)."""
+    await notifier.pool.execute(
+        "UPDATE digests SET due_at = $2 WHERE ins = $1 AND queued_at IS NULL",
+        ins,
+        notifier.now() - timedelta(seconds=1),
+    )
+
+
+async def test_200_accesses_in_a_minute_mail_the_first_three_then_one_digest_and_list_all__NTF_01(
+    notifier: Runtime,
+    mail_server: RestartableSmtp,
+    amqp_url: str,
+    sms: SmsServer,
+    client: Client,
+    keys: Keys,
+    decider: AccessStandIn,
+) -> None:
+    ins, email, phone = new_nir(), new_email(), new_phone()
+    await give_contact(amqp_url, notifier, ins, email, phone=phone)
+    start = datetime(2025, 3, 5, 13, 5, 30, tzinfo=UTC)
+    for i in range(200):  # a care team, 200 reads in a minute
+        await publish(amqp_url, access(ins, at=start + timedelta(milliseconds=295 * i)))
+    await alerts_counted(notifier, ins, 200)
+    await mail_server.mailbox.wait_for(email, 3)
+    await sms.inbox.wait_for(phone, 3, text="accès")
+    await asyncio.sleep(QUIET)
+    # The window (ten minutes) is not over: three went out, the others wait for the digest.
+    assert len(mail_server.mailbox.to(email)) == 3
+    assert len(sms.inbox.to(phone, text="accès")) == 3
+    [digest] = await notifier.pool.fetch("SELECT * FROM digests WHERE ins = $1", ins)
+    assert digest["queued_at"] is None
+    burst = await notifier.pool.fetchrow(
+        "SELECT burst_started_at FROM contacts WHERE ins = $1", ins
+    )
+    assert digest["due_at"] == burst["burst_started_at"] + timedelta(minutes=10)
+    assert (
+        await notifier.pool.fetchval(
+            "SELECT count(*) FROM alerts"
+            " WHERE ins = $1 AND digest_id = $2 AND delivery = 'in_digest'",
+            ins,
+            digest["digest_id"],
+        )
+        == 197
+    )
+
+    await end_the_window(notifier, ins)
+    digest_subject = mail_subject(ACCESS_DIGEST)
+    [told] = await mail_server.mailbox.wait_for(email, 1, subject=digest_subject)
+    [texted] = await sms.inbox.wait_for(phone, 1, text="autres accès")
+    await asyncio.sleep(QUIET)
+    # Exactly once: the three, and one digest, by each channel.
+    assert len(mail_server.mailbox.to(email)) == 4
+    assert len(sms.inbox.to(phone, text="accès")) == 4
+    assert told["Message-ID"] == f"<{digest['digest_id']}@espace-sante.local>"
+    assert texted.idempotency_key == str(digest["digest_id"])
+    body = text_of(told)
+    assert (
+        "197 autres accès à votre dossier le 5 mars 2025 entre 14:05 et 14:06 (Europe/Paris)"
+        in (body)
+    )
+    assert "Claire Martin" not in body and "Claire Martin" not in texted.text
+    assert "197 autres accès" in texted.text
+
+    # Every access is in the inbox, each with its own words.
+    token = holder_token(keys, notifier, ins)
+    listed = await client.send(cmd.ListAlerts(ins=ins, page_size=200), token=token)
+    assert len(listed.alerts) == 200 and listed.next_cursor is None
+    assert {a.kind for a in listed.alerts} == {"access"}
+    assert len({a.alert_id for a in listed.alerts}) == 200
+    assert sorted(a.delivery for a in listed.alerts).count("in_digest") == 197
+    assert all(a.local_time and a.local_time.endswith("(Europe/Paris)") for a in listed.alerts)
+
+
+async def test_an_emergency_access_in_a_burst_is_mailed_at_once_never_folded__NTF_02(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    for _ in range(5):
+        await publish(amqp_url, access(ins))
+    await alerts_counted(notifier, ins, 5)
+    await publish(amqp_url, access(ins, emergency=True, actor_profession="regulating_physician"))
+    await alerts_counted(notifier, ins, 6)
+    mails = await mail_server.mailbox.wait_for(email, 4)
+    await asyncio.sleep(QUIET)
+    assert len(mail_server.mailbox.to(email)) == 4  # three, and the emergency
+    assert any("En situation d'urgence" in text_of(m) for m in mails)
+    assert (
+        await notifier.pool.fetchval(
+            "SELECT count(*) FROM alerts WHERE ins = $1 AND delivery = 'in_digest'", ins
+        )
+        == 2
+    )
+    await end_the_window(notifier, ins)
+    [told] = await mail_server.mailbox.wait_for(email, 1, subject=mail_subject(ACCESS_DIGEST))
+    assert "2 autres accès" in text_of(told)
+
+
+async def test_a_digest_waits_for_a_channel_and_a_holder_with_none_gets_none__SPC_06(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    """No channel: every alert is in the space only, nothing is folded or sent."""
+    ins = new_nir()
+    await give_contact(amqp_url, notifier, ins, None)
+    for _ in range(5):
+        await publish(amqp_url, access(ins))
+    await alerts_counted(notifier, ins, 5)
+    assert await notifier.pool.fetchval("SELECT count(*) FROM digests WHERE ins = $1", ins) == 0
+    assert {r["delivery"] for r in await alerts_of(notifier, ins)} == {"in_space"}
+
+
+# --- the holder's time zone (NTF_01, NTF_04) ------------------------------------------------
+
+
+async def test_an_overseas_holder_reads_times_in_their_zone_in_mail_sms_and_inbox__NTF_04(
+    notifier: Runtime,
+    mail_server: RestartableSmtp,
+    amqp_url: str,
+    sms: SmsServer,
+    client: Client,
+    keys: Keys,
+    decider: AccessStandIn,
+) -> None:
+    ins, email, phone = new_nir(), new_email(), new_phone()
+    await give_contact(amqp_url, notifier, ins, email, phone=phone)
+    token = holder_token(keys, notifier, ins)
+    chosen = await client.send(
+        cmd.SetContactPreferences(
+            ins=ins, email=email, phone=phone, time_zone="America/Guadeloupe"
+        ),
+        token=token,
+    )
+    assert chosen.time_zone == "America/Guadeloupe"
+    async with asyncio.timeout(15):
+        while (
+            await notifier.pool.fetchval("SELECT time_zone FROM contacts WHERE ins = $1", ins)
+            != "America/Guadeloupe"
+        ):
+            await asyncio.sleep(0.05)
+    # Left as chosen when a later change does not say.
+    again = await client.send(
+        cmd.SetContactPreferences(ins=ins, email=email, phone=phone), token=token
+    )
+    assert again.time_zone == "America/Guadeloupe"
+
+    await publish(amqp_url, access(ins))  # 12:30 UTC on 14 July: 08:30 in Guadeloupe
+    [mail] = await mail_server.mailbox.wait_for(email)
+    [text] = await sms.inbox.wait_for(phone, text="accès")
+    said = "le 14 juillet 2025 à 08:30 (America/Guadeloupe)"
+    assert said in text_of(mail)
+    assert said in text.text
+    listed = await client.send(cmd.ListAlerts(ins=ins), token=token)
+    [alert] = listed.alerts
+    assert (alert.time_zone, alert.local_time) == ("America/Guadeloupe", said)
+    assert said in alert.text
+
+    # A zone that is not an IANA name is refused, as a hostile client would send it.
+    with pytest.raises(RpcError) as refused:
+        await client.rpc.call(
+            cmd.IDENTITY,
+            "SetContactPreferences",
+            {"ins": ins, "email": email, "time_zone": "Mars/Olympus_Mons"},
+            token=token,
+            request_id=uuid.uuid4().hex,
+        )
+    assert refused.value.code == "invalid_input"
+    assert "time zone" in refused.value.message
+
+
+async def test_a_contact_changed_without_a_zone_is_read_as_paris_time__NTF_04(
+    notifier: Runtime, amqp_url: str
+) -> None:
+    """A ContactChanged v2 published before the zone existed is still read."""
+    ins = new_nir()
+    envelope = envelope_for(
+        ContactChanged(ins=ins, channels=["email"]),
+        holder_key=ins,
+        occurred_at=datetime.now(UTC),
+        correlation_id="test-old-v2",
+    )
+    body = envelope.model_dump(mode="json")
+    del body["payload"]["time_zone"]
+    await publish_raw(
+        amqp_url, ContactChanged.routing_key(), json.dumps(body).encode(), str(envelope.event_id)
+    )
+    await handled(notifier, LIFECYCLE_QUEUE, envelope)
+    contact = await notifier.pool.fetchrow("SELECT * FROM contacts WHERE ins = $1", ins)
+    assert (contact["channels"], contact["time_zone"]) == (["email"], "Europe/Paris")
+
+
+# --- consent collected on the holder's behalf (ACC_05) --------------------------------------
+
+
+async def test_an_access_under_a_consent_another_collected_says_who_and_why__ACC_05(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    ins, email = new_nir(), new_email()
+    await give_contact(amqp_url, notifier, ins, email)
+    await publish(
+        amqp_url,
+        access(ins, action="collect_consent", consent_for="10009876543", consent_reason="referral"),
+    )
+    await mail_server.mailbox.wait_for(email)
+    await publish(
+        amqp_url,
+        access(
+            ins,
+            actor_id="10009876543",
+            actor_name="Paul Durand",
+            consent_collected_by="10001234567",
+            consent_reason="referral",
+        ),
+    )
+    collected, used = await mail_server.mailbox.wait_for(email, 2)
+    assert (
+        "Claire Martin (médecin) a recueilli votre consentement pour le professionnel"
+        " n° 10009876543 (motif : vous orienter vers ce professionnel)"
+    ) in text_of(collected)
+    assert (
+        "Paul Durand (médecin) a consulté votre dossier, avec votre consentement recueilli pour"
+        " lui par le professionnel n° 10001234567 (motif : vous orienter vers ce professionnel)"
+    ) in text_of(used)
+
+
+# --- exactly once, where a channel can promise it (NTF_01, NTF_04) --------------------------
+
+
+async def test_killed_between_send_and_commit_each_alert_mails_at_least_once_sms_once__NTF_01(
+    own_database_url: str, own_amqp_url: str, tmp_path: Path
+) -> None:
+    """The fault suite's scenario (tests/faults/notifier_crash.py) on the local servers, with a
+    database and vhost of its own: identity and the notifier as processes, the notifier killed
+    -9 while the SMTP server, then the SMS provider, hold their answer."""
+    outcome = await kill_between_send_and_commit(own_database_url, own_amqp_url, tmp_path)
+    assert_exactly_once_where_possible(outcome)
