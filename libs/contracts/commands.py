@@ -16,7 +16,7 @@ import phonenumbers
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from libs.contracts.envelope import Contract
-from libs.contracts.events import ActorKind, Outcome, ProxyRole
+from libs.contracts.events import DEFAULT_TIME_ZONE, ActorKind, Outcome, ProxyRole, TimeZoneName
 from libs.contracts.rpc import EVERY_QUEUE, Command
 from libs.contracts.text import Name, Text, refuse_control_characters
 from libs.contracts.vocabulary import DataCategory, EstablishmentCategory, Profession, Specialty
@@ -540,11 +540,14 @@ class ContactPreferences(Contract):
     phone: str | None
     code_channel: AlertChannel
     alert_channels: list[AlertChannel]  # empty: alerts stay in the space (SPC_06)
+    time_zone: str = DEFAULT_TIME_ZONE  # the zone alerts tell times in
 
 
 class SetContactPreferences(Command[ContactPreferences]):
     """The holder (or representative) sets their e-mail and phone, the channel codes go by, and
-    the channels alerts go by (none: alerts are kept in the space, SPC_06)."""
+    the channels alerts go by (none: alerts are kept in the space, SPC_06); and, if given, the
+    time zone alerts tell times in (an IANA name such as `America/Guadeloupe`; left as it was
+    when absent, Europe/Paris until chosen)."""
 
     QUEUE = IDENTITY
     REQUEST_ID = "required"
@@ -554,6 +557,7 @@ class SetContactPreferences(Command[ContactPreferences]):
     phone: Phone | None = None
     code_channel: AlertChannel = "email"
     alert_channels: list[AlertChannel] = Field(default_factory=_every_channel, max_length=2)
+    time_zone: TimeZoneName | None = None
 
 
 class PersonContact(Contract):
@@ -1112,6 +1116,9 @@ class DepositDocument(Command[Deposited]):
     # DOC_03: deposited on behalf of this professional (the author), who must be authorized;
     # the document names both.
     on_behalf_of: ProfessionalId | None = None
+    # MSG_02: the professional who prescribed what the document reports, if any: the deposit
+    # is sent to them by secure messaging too (their identifier travels, nothing else).
+    prescriber_id: ProfessionalId | None = None
 
 
 class Document(Contract):
@@ -1262,6 +1269,7 @@ class BeginDocumentUpload(Command[Upload]):
     held_back: bool = False
     replaces: UUID | None = None
     on_behalf_of: ProfessionalId | None = None
+    prescriber_id: ProfessionalId | None = None  # MSG_02, as DepositDocument
 
 
 class UploadProgress(Contract):
@@ -1381,20 +1389,62 @@ class ImportLegacyRecord(Command[LegacyImport]):
 
 
 # --- messaging.commands ---------------------------------------------------------------------
+#
+# MSG_01..03: threads about one holder's space between the holder's side (the holder, or their
+# representative) and professionals; the deposit notices of MSG_02 (docs/messaging.md).
+
+
+class NewAttachment(Contract):
+    """A file sent with a message: checked (allowed type, its signature, size, SHA-256) and
+    sealed at rest; its bytes never travel on the bus."""
+
+    media_type: MediaType
+    content_b64: str
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+    filename: Text | None = None
 
 
 class MessageReceipt(Contract):
     message_id: UUID
     sent_at: datetime
+    thread_id: UUID | None = None
 
 
 class SendMessage(Command[MessageReceipt]):
+    """A message in a thread the sender takes part in (`thread_id`). Without one, a new thread:
+    a professional's with the holder (as StartThread), the holder's of their own, read by no one
+    else until they write to someone (StartThread names the professionals)."""
+
     QUEUE = MESSAGING
     REQUEST_ID = "required"
 
     ins: Ins
     subject: Text
     body: MessageBody
+    thread_id: UUID | None = None
+    attachments: list[NewAttachment] = Field(default_factory=list, max_length=10)
+
+
+class StartThread(Command[MessageReceipt]):
+    """MSG_01: a new thread and its first message. The holder (or representative) names the
+    professionals they write to; a professional writes to the holder, and names no one else."""
+
+    QUEUE = MESSAGING
+    REQUEST_ID = "required"
+
+    ins: Ins
+    subject: Text
+    body: MessageBody
+    professionals: list[ProfessionalId] = Field(default_factory=list, max_length=20)
+    attachments: list[NewAttachment] = Field(default_factory=list, max_length=10)
+
+
+class AttachmentInfo(Contract):
+    attachment_id: UUID
+    media_type: str
+    size: int
+    sha256: str
+    filename: str | None
 
 
 class Message(Contract):
@@ -1407,6 +1457,8 @@ class Message(Contract):
     sent_at: datetime
     origin: str
     document_id: UUID | None
+    thread_id: UUID | None = None
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
 
 
 class MessagePage(Contract):
@@ -1415,14 +1467,85 @@ class MessagePage(Contract):
 
 
 class ListMessages(Command[MessagePage]):
-    """The holder's box, newest first, one page: at most `page_size` messages, fewer when the
-    reply would grow too big; `next_cursor` in the reply asks for the rest."""
+    """The holder's box: every message of the threads the holder takes part in, newest first,
+    one page: at most `page_size` messages, fewer when the reply would grow too big;
+    `next_cursor` in the reply asks for the rest."""
 
     QUEUE = MESSAGING
 
     ins: Ins
     cursor: Cursor | None = None
     page_size: int = Field(default=50, ge=1, le=200)
+
+
+class Participant(Contract):
+    kind: Literal["holder", "professional"]
+    id: str  # the INS for the holder's side, the professional's identifier otherwise
+
+
+class Thread(Contract):
+    thread_id: UUID
+    ins: str  # whose space the thread is about
+    # `conversation`: people write in it; `notices`: the deposits told to one reader (MSG_02)
+    kind: Literal["conversation", "notices"]
+    subject: str | None  # its first message's
+    participants: list[Participant]
+    started_at: datetime
+    last_message_at: datetime
+
+
+class ThreadPage(Contract):
+    threads: list[Thread]
+    next_cursor: Cursor | None
+
+
+class ListThreads(Command[ThreadPage]):
+    """MSG_03: the threads the caller takes part in, latest activity first, one page. The
+    holder's side names its space (`ins`); a professional may (all their threads otherwise)."""
+
+    QUEUE = MESSAGING
+
+    ins: Ins | None = None
+    cursor: Cursor | None = None
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+class ThreadMessages(Contract):
+    thread: Thread
+    messages: list[Message]
+    next_cursor: Cursor | None
+
+
+class ReadThread(Command[ThreadMessages]):
+    """MSG_03: a thread's messages, newest first, for its participants only; pages as
+    ListMessages."""
+
+    QUEUE = MESSAGING
+
+    ins: Ins
+    thread_id: UUID
+    cursor: Cursor | None = None
+    page_size: int = Field(default=50, ge=1, le=200)
+
+
+class Attachment(Contract):
+    attachment_id: UUID
+    message_id: UUID
+    thread_id: UUID
+    media_type: str
+    size: int
+    sha256: str
+    filename: str | None
+    content_b64: str
+
+
+class GetAttachment(Command[Attachment]):
+    """MSG_03: a message's attachment, with its bytes, for the thread's participants only."""
+
+    QUEUE = MESSAGING
+
+    ins: Ins
+    attachment_id: UUID
 
 
 # --- notifier.commands ----------------------------------------------------------------------
@@ -1432,10 +1555,15 @@ class Alert(Contract):
     alert_id: UUID
     kind: str
     text: str
-    created_at: datetime
+    created_at: datetime  # the instant, in UTC
     read_at: datetime | None
-    # NTF_04: in_space (the inbox only), pending, sent, no_address (the inbox only).
+    # NTF_04: in_space (the inbox only), pending, sent, no_address (the inbox only), failed;
+    # in_digest: one of a burst, told by the burst's digest mail or SMS (docs/notifier.md).
     delivery: str = "in_space"
+    # The holder's zone the text tells times in, and `created_at` in it as the text says times
+    # ("le 5 mars 2025 à 14:05 (Europe/Paris)"), so an app shows what the mail showed.
+    time_zone: str = DEFAULT_TIME_ZONE
+    local_time: str | None = None
 
 
 class Alerts(Contract):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Final, Literal
 from uuid import UUID
+
+from pydantic import AfterValidator, StringConstraints
 
 from libs.contracts.envelope import Event, register
 
@@ -228,6 +232,25 @@ class CatalogueServiceDereferenced(Event):
     at: datetime
 
 
+# The holder's time zone, an IANA name (`Europe/Paris`, `America/Guadeloupe`, `Indian/Reunion`):
+# alerts tell times in it, with its name (docs/notifier.md). Metropolitan France by default.
+DEFAULT_TIME_ZONE: Final = "Europe/Paris"
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _iana_zone(value: str) -> str:
+    if value not in _known_zones():
+        raise ValueError(f"not an IANA time zone name (such as Europe/Paris): {value[:64]!r}")
+    return value
+
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
+
+
 @register
 class ContactChangedV1(Event):
     """Superseded by v2 (contact details must not travel on the bus); kept so that messages
@@ -264,6 +287,9 @@ class ContactChanged(Event):
     VERSION = 2
     ins: str
     channels: list[Literal["email", "sms"]]
+    # The zone the holder reads times in (not health data); absent from messages published
+    # before holders could choose it, which are read as Paris time.
+    time_zone: TimeZoneName = DEFAULT_TIME_ZONE
 
     def upgraded(self) -> ContactChanged:
         return self
@@ -325,6 +351,9 @@ class DocumentDeposited(Event):
     author_id: str
     author_name: str | None
     deposited_at: datetime
+    # MSG_02: the professional who prescribed what the document reports, if the deposit named
+    # one (their identifier only): messaging sends them the deposit too.
+    prescriber_id: str | None = None
 
     def upgraded(self) -> DocumentDeposited:
         return self
@@ -435,6 +464,13 @@ class AccessLogged(Event):
     # copy outside access anchors the chain (a rewritten chain no longer matches it).
     seq: int | None = None
     chain_hash: str | None = None
+    # ACC_05: a consent collected by one professional for another, which the holder is told
+    # of with who and why (ids and the reason's code, a `ConsentReason`; the free text stays in
+    # access). On the collection itself (action `collect_consent`): for whom. On an access that
+    # rests on such a consent: who collected it.
+    consent_for: str | None = None
+    consent_collected_by: str | None = None
+    consent_reason: str | None = None
 
 
 # --- messaging ------------------------------------------------------------------------------
@@ -483,6 +519,9 @@ class MessageSent(Event):
     sender_id: str
     sender_name: str | None
     sent_at: datetime
+    # The thread it was written in (MSG_01), and how many files it carries: never their names.
+    thread_id: UUID | None = None
+    attachments: int = 0
 
     def upgraded(self) -> MessageSent:
         return self
@@ -499,6 +538,8 @@ class HolderAlerted(Event):
     ins: str
     cause_event_id: UUID
     kind: str
+    # "space", then "email" / "sms", or "digest": one of a burst, told by its digest
+    # (docs/notifier.md).
     channels: list[str]
     at: datetime
 
@@ -557,6 +598,18 @@ class HeldBackReleaseDue(Event):
     TYPE = "HeldBackReleaseDue"
     ins: str
     document_id: UUID
+    deadline_id: UUID
+    due_at: datetime
+
+
+@register
+class OccupationalPartDue(Event):
+    """RET_03: the occupational health part's keeping time is over: forty years after the last
+    occupational health visit, or ten years after the holder's death. The dossier deletes it."""
+
+    OWNER = "retention"
+    TYPE = "OccupationalPartDue"
+    ins: str
     deadline_id: UUID
     due_at: datetime
 

@@ -28,6 +28,8 @@ DOCUMENT_TYPES: Final = (
     "holder_document",  # added by the holder (photos, PDFs)
     "administrative",  # deposited by establishment staff (DOC_10)
 )
+# RET_03: the occupational health part, kept by its own clock.
+OCCUPATIONAL_HEALTH: Final = "occupational_health"
 
 # DOC_01: each type as the standard code French health software exchanges it (the document
 # types of the national document-sharing specification, CI-SIS: LOINC where LOINC has one, the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libs import spaces
 from libs.contracts import commands as cmd
-from libs.contracts.events import HeldBackReleaseDue, SpaceActivated
+from libs.contracts.events import HeldBackReleaseDue, OccupationalPartDue, SpaceActivated
 from libs.runtime import Runtime
 from services.dossier import legacy, parts, service
 from services.dossier.settings import DossierSettings
@@ -33,5 +33,6 @@ def register(runtime: Runtime[DossierSettings]) -> None:
             **spaces.HANDLERS,
             SpaceActivated: legacy.on_space_activated,
             HeldBackReleaseDue: service.on_release_due,  # DOC_07
+            OccupationalPartDue: service.on_occupational_part_due,  # RET_03
         },
     )

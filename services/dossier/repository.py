@@ -34,6 +34,7 @@ async def insert_document(
     version: int = 1,
     replaces: UUID | None = None,
     deposited_by: tuple[str, str] | None = None,
+    prescriber_id: str | None = None,
 ) -> None:
     """`sealed.parts`: the content is in `document_parts` already (uploaded in parts)."""
     await conn.execute(
@@ -42,9 +43,9 @@ async def insert_document(
                                   decision_rule, deposited_at, nonce, content, key_id, key_nonce,
                                   wrapped_key, content_sha256, size, legacy_id, legacy_export,
                                   staged, held_back, version, replaces, deposited_by_id,
-                                  deposited_by_name, parts)
+                                  deposited_by_name, parts, prescriber_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)""",
+                   $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)""",
         document_id,
         ins,
         document_type,
@@ -73,6 +74,7 @@ async def insert_document(
         None if deposited_by is None else deposited_by[0],
         None if deposited_by is None else deposited_by[1],
         sealed.parts,
+        prescriber_id,
     )
     if replaces is not None:
         await conn.execute(
@@ -180,6 +182,20 @@ async def author_of(conn: Conn, ins: str, document_id: UUID) -> asyncpg.Record |
         document_id,
     )
     return row
+
+
+async def delete_of_type(conn: Conn, ins: str, document_type: str) -> list[UUID]:
+    """Every document of the holder of that type (all versions), content and parts too."""
+    rows = await conn.fetch(
+        "DELETE FROM documents WHERE ins = $1 AND document_type = $2 RETURNING document_id",
+        ins,
+        document_type,
+    )
+    ids = [r["document_id"] for r in rows]
+    if ids:
+        await conn.execute("DELETE FROM document_parts WHERE document_id = ANY($1::uuid[])", ids)
+        await conn.execute("DELETE FROM deletion_requests WHERE document_id = ANY($1::uuid[])", ids)
+    return ids
 
 
 async def delete_lineage(conn: Conn, ins: str, document_id: UUID) -> int:

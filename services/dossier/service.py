@@ -43,9 +43,11 @@ from libs.contracts.events import (
     DocumentHeldBack,
     DocumentReleased,
     HeldBackReleaseDue,
+    OccupationalPartDue,
     public_name,
 )
 from libs.contracts.rpc import ErrorCode
+from libs.contracts.vocabulary import OCCUPATIONAL_HEALTH
 from libs.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.periods import add_calendar_years
 from libs.runtime import CommandContext, EventContext
@@ -117,7 +119,7 @@ async def deposit_document(
                 decision,
                 Deposit(
                     c.ins, document_id, document_type, media_type, c.held_back, c.replaces,
-                    c.on_behalf_of,
+                    c.on_behalf_of, c.prescriber_id,
                 ),
                 sealed,
             )
@@ -135,6 +137,7 @@ class Deposit:
     held_back: bool
     replaces: uuid.UUID | None
     on_behalf_of: str | None
+    prescriber_id: str | None = None  # MSG_02: sent the deposit by messaging too
 
 
 def check_depositor(actor: Claims, held_back: bool, on_behalf_of: str | None) -> None:
@@ -184,6 +187,7 @@ async def store_deposit(
         deposited_at=now,
         held_back=deposit.held_back,
         deposited_by=None if deposit.on_behalf_of is None else (actor.sub, actor.name),
+        prescriber_id=deposit.prescriber_id,
     )
     if deposit.held_back:  # DOC_07: retention times the notice and the release
         await uow.emit(DocumentHeldBack(document_id=document_id, ins=ins, held_at=now))
@@ -197,6 +201,7 @@ async def store_deposit(
             author_id=author_id,
             author_name=None if deposit.on_behalf_of else public_name(actor.kind, actor.name),
             deposited_at=now,
+            prescriber_id=deposit.prescriber_id,
         )
     )
     log.info(
@@ -341,6 +346,23 @@ async def on_release_due(ctx: EventContext[DossierSettings], event: HeldBackRele
             ),
             holder_key=event.ins,
             occurred_at=ctx.runtime.now(),
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.causation_id,
+        )
+
+
+async def on_occupational_part_due(
+    ctx: EventContext[DossierSettings], event: OccupationalPartDue
+) -> None:
+    """RET_03: the occupational health part's time is over: every document of it goes, each
+    version, content and parts, and each is announced deleted (DOC_05's event)."""
+    now = ctx.runtime.now()
+    for document_id in await repository.delete_of_type(ctx.conn, event.ins, OCCUPATIONAL_HEALTH):
+        await outbox.add_event(
+            ctx.conn,
+            DocumentDeleted(document_id=document_id, ins=event.ins, deleted_at=now),
+            holder_key=event.ins,
+            occurred_at=now,
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
         )

@@ -8,6 +8,8 @@
   birthday, a protection measure's end date).
 - DOC_07: two weeks after a held-back deposit the holder is told; a month after it the document
   is released (both cancelled by the announcement consultation).
+- RET_03: the occupational health part is deleted forty years after the last occupational health
+  visit (each deposit of that part is one), or ten years after the holder's death.
 
 The ten years of RET_01 are counted by `libs.periods` (calendar years), as identity counts them
 for reactivation.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from uuid import UUID
 
@@ -27,13 +29,19 @@ from libs.contracts.events import (
     PURGE_ANSWERS,
     HeldBackNoticeDue,
     HeldBackReleaseDue,
+    OccupationalPartDue,
     ProxyEndDue,
     SpaceOpeningDue,
 )
-from libs.periods import add_calendar_month, archive_ends_at
+from libs.periods import add_calendar_month, add_calendar_years, archive_ends_at
 
 DeadlineKind = Literal[
-    "space_opening", "space_purge", "proxy_end", "held_back_notice", "held_back_release"
+    "space_opening",
+    "space_purge",
+    "proxy_end",
+    "held_back_notice",
+    "held_back_release",
+    "occupational_part",
 ]
 DeadlineStatus = Literal["pending", "fired", "cancelled"]
 
@@ -43,6 +51,11 @@ PROXY_END: DeadlineKind = "proxy_end"
 HELD_BACK_NOTICE: DeadlineKind = "held_back_notice"
 HELD_BACK_RELEASE: DeadlineKind = "held_back_release"
 HELD_BACK: tuple[DeadlineKind, ...] = (HELD_BACK_NOTICE, HELD_BACK_RELEASE)
+OCCUPATIONAL_PART: DeadlineKind = "occupational_part"
+# RET_03 (decree 2022-1434): the occupational health file is kept forty years after the last
+# visit, ten years after death.
+OCCUPATIONAL_YEARS_AFTER_VISIT = 40
+OCCUPATIONAL_YEARS_AFTER_DEATH = 10
 
 # What a lifecycle event cancels, among the deadlines started before it. An opening ends the
 # wait for it and, after a closure, is a reactivation: the purge is off (RET_01, the holder may
@@ -76,6 +89,17 @@ def held_back_release_at(held_at: datetime) -> datetime:
     return add_calendar_month(held_at)
 
 
+def occupational_due_at(last_visit: datetime) -> datetime:
+    """RET_03: when the occupational health part goes, counted from its last visit."""
+    return add_calendar_years(last_visit, OCCUPATIONAL_YEARS_AFTER_VISIT)
+
+
+def occupational_due_after_death(died_on: date) -> datetime:
+    """RET_03: after death, ten years from the day of death (its start, UTC)."""
+    day = datetime.combine(died_on, time(0, 0), tzinfo=UTC)
+    return add_calendar_years(day, OCCUPATIONAL_YEARS_AFTER_DEATH)
+
+
 def is_due(due_at: datetime, now: datetime) -> bool:
     return due_at <= now
 
@@ -101,6 +125,8 @@ def due_event(
         return HeldBackNoticeDue(
             ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at
         )
+    if kind == OCCUPATIONAL_PART:
+        return OccupationalPartDue(ins=ins, deadline_id=deadline_id, due_at=due_at)
     if kind == HELD_BACK_RELEASE:
         return HeldBackReleaseDue(
             ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at

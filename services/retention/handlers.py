@@ -11,8 +11,11 @@ import structlog
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     PURGE_ANSWERS,
+    DocumentDeposited,
+    DocumentDepositedV1,
     DocumentHeldBack,
     DocumentReleased,
+    HolderDeceased,
     ProxyAppointed,
     ProxyEnded,
     SpaceAnnounced,
@@ -101,6 +104,7 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             SpaceOpened: service.on_space_opened,
             SpaceClosed: service.on_space_closed,
             SpaceDeletionRequested: service.on_space_deletion_requested,
+            HolderDeceased: service.on_holder_deceased,
             SpaceReactivated: service.on_space_reactivated,
             ProxyAppointed: service.on_proxy_appointed,
             ProxyEnded: service.on_proxy_ended,
@@ -111,6 +115,8 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
     runtime.on_events(
         DOCUMENTS_QUEUE,
         {
+            DocumentDeposited: service.on_document_deposited,
+            DocumentDepositedV1: service.on_document_deposited,
             DocumentHeldBack: service.on_document_held_back,
             DocumentReleased: service.on_document_released,
         },

@@ -17,9 +17,12 @@ from asyncpg import Record
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    DocumentDeposited,
+    DocumentDepositedV1,
     DocumentHeldBack,
     DocumentReleased,
     HolderDataPurged,
+    HolderDeceased,
     HolderPurgeRequested,
     ProxyAppointed,
     ProxyEnded,
@@ -29,6 +32,7 @@ from libs.contracts.events import (
     SpaceOpened,
     SpaceReactivated,
 )
+from libs.contracts.vocabulary import OCCUPATIONAL_HEALTH
 from libs.db import Conn, Pool
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, EventContext
@@ -132,6 +136,49 @@ async def on_space_deletion_requested(ctx: EventContext, event: SpaceDeletionReq
     now = ctx.runtime.now()
     await repository.cancel_purges_due_after(ctx.conn, event.ins, event.purge_due_at, now)
     await _record(ctx, event.ins, domain.SPACE_PURGE, event.requested_at, event.purge_due_at)
+
+
+async def on_document_deposited(
+    ctx: EventContext, event: DocumentDeposited | DocumentDepositedV1
+) -> None:
+    """RET_03: each deposit in the occupational health part is a visit; the part is kept forty
+    years after the last one. A later visit replaces the deadline; an earlier one delivered late
+    leaves it (the pending one started after it)."""
+    if event.document_type != OCCUPATIONAL_HEALTH:
+        return
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        (domain.OCCUPATIONAL_PART,),
+        started_by=event.deposited_at,
+        now=ctx.runtime.now(),
+    )
+    await _record(
+        ctx,
+        event.ins,
+        domain.OCCUPATIONAL_PART,
+        event.deposited_at,
+        domain.occupational_due_at(event.deposited_at),
+    )
+
+
+async def on_holder_deceased(ctx: EventContext, event: HolderDeceased) -> None:
+    """RET_03: after death the occupational health part is kept ten years from the death."""
+    cancelled = await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        (domain.OCCUPATIONAL_PART,),
+        started_by=event.recorded_at,
+        now=ctx.runtime.now(),
+    )
+    if cancelled:
+        await _record(
+            ctx,
+            event.ins,
+            domain.OCCUPATIONAL_PART,
+            event.recorded_at,
+            domain.occupational_due_after_death(event.died_on),
+        )
 
 
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:

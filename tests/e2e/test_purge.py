@@ -19,12 +19,13 @@ import pytest
 from libs.bus.rpc import RpcClient
 from libs.bus.tap import EventTap
 from libs.client import Client
-from libs.clock import advance
+from libs.clock import advance, parse_duration
 from libs.contracts import commands as cmd
-from libs.periods import add_calendar_month
+from libs.periods import add_calendar_month, add_calendar_years
 from libs.runtime import Runtime
 from services.retention.domain import PURGE_PARTICIPANTS
 from tests.support import infra
+from tests.support.actors import b64, sign_in_professional
 from tests.support.journey import Cast, Stage, sophie
 from tests.support.smtp import SmtpServer
 from tests.support.system import SERVICES, Keys, build_service, running_system
@@ -214,6 +215,60 @@ def add_calendar_months(moment: datetime, months: int) -> datetime:
     for _ in range(months):
         moment = add_calendar_month(moment)
     return moment
+
+
+async def test_the_occupational_part_goes_forty_years_after_the_last_visit_the_rest_stays__RET_03(
+    stage: Stage, own_database_url: str
+) -> None:
+    cast = await stage.cast()
+    ins = cast.sophie.ins
+
+    async def occupational_visit(token: str) -> cmd.Deposited:
+        return await stage.client.send(
+            cmd.DepositDocument(
+                ins=ins,
+                document_type="occupational_health",
+                title="Visite d'information et de prévention",
+                content_b64=b64(b"aptitude: oui"),
+            ),
+            token=token,
+        )
+
+    first = await occupational_visit(cast.martin.token)
+    await stage.martin_deposits_the_lab_report(cast)
+    await advance(own_database_url, timedelta(days=400))
+    martin = await sign_in_professional(stage.client, cast.martin.pro)
+    last = await occupational_visit(martin)
+    operator = await stage.operator()
+
+    async def occupational_deadlines() -> list[cmd.Deadline]:
+        listed = await stage.client.send(cmd.ListDeadlines(ins=ins), token=operator)
+        return [d for d in listed.deadlines if d.kind == "occupational_part"]
+
+    def last_visit_counts(found: list[cmd.Deadline]) -> bool:
+        pending = [d for d in found if d.status == "pending"]
+        return [d.starts_at for d in pending] == [last.deposited_at] and len(found) == 2
+
+    deadlines = await eventually(lambda: _only_when(occupational_deadlines, last_visit_counts))
+    [pending] = [d for d in deadlines if d.status == "pending"]
+    assert pending.due_at == add_calendar_years(last.deposited_at, 40)
+
+    # Thirty-nine years after the last visit, still kept; forty, gone, and nothing else.
+    await advance(own_database_url, parse_duration("39y", last.deposited_at))
+    await asyncio.sleep(1)
+    assert stage.tap.of_type("DocumentDeleted", ins=ins) == []
+    await advance(own_database_url, parse_duration("1y", pending.due_at) + timedelta(minutes=1))
+    deleted = await stage.tap.wait_for("DocumentDeleted", count=2, ins=ins, timeout=30)
+    assert {e["payload"]["document_id"] for e in deleted} == {
+        str(first.document_id),
+        str(last.document_id),
+    }
+    conn = await asyncpg.connect(own_database_url)
+    try:
+        kept = await conn.fetch("SELECT document_type FROM dossier.documents WHERE ins = $1", ins)
+    finally:
+        await conn.close()
+    assert [r["document_type"] for r in kept] == ["lab_report"]
 
 
 async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_back__RET_01(

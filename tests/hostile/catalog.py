@@ -191,7 +191,12 @@ TARGETS: tuple[Target, ...] = (
         "identity.commands",
         "SetContactPreferences",
         cmd.SetContactPreferences,
-        {"ins": HOLDER_INS, "email": "sophie@example.org", "code_channel": "email"},
+        {
+            "ins": HOLDER_INS,
+            "email": "sophie@example.org",
+            "code_channel": "email",
+            "time_zone": "America/Guadeloupe",
+        },
         "holder",
     ),
     Target(
@@ -455,6 +460,41 @@ TARGETS: tuple[Target, ...] = (
         "professional",
     ),
     Target("messaging.commands", "ListMessages", cmd.ListMessages, _HOLDER, "holder"),
+    Target(
+        "messaging.commands",
+        "StartThread",
+        cmd.StartThread,
+        {
+            "ins": HOLDER_INS,
+            "subject": "Ordonnance",
+            "body": "Bonjour,\nà renouveler.",
+            "professionals": [RPPS],
+            "attachments": [
+                {
+                    "media_type": "text/plain",
+                    "content_b64": "Ym9uam91cg==",
+                    "sha256": "2c1b1e2d2a1d5c1e8e5b1e9f3a2c4c7d6f5e3b2a1c0d9e8f7a6b5c4d3e2f1a0b",
+                    "filename": "note.txt",
+                }
+            ],
+        },
+        "holder",
+    ),
+    Target("messaging.commands", "ListThreads", cmd.ListThreads, _HOLDER, "holder"),
+    Target(
+        "messaging.commands",
+        "ReadThread",
+        cmd.ReadThread,
+        {**_HOLDER, "thread_id": PROXY},
+        "professional",
+    ),
+    Target(
+        "messaging.commands",
+        "GetAttachment",
+        cmd.GetAttachment,
+        {**_HOLDER, "attachment_id": PROXY},
+        "professional",
+    ),
     Target("notifier.commands", "ListAlerts", cmd.ListAlerts, _HOLDER, "holder"),
     Target(
         "notifier.commands",
@@ -494,9 +534,11 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceClosed,
         ev.SpaceActivated,
         ev.HeldBackReleaseDue,
+        ev.OccupationalPartDue,
     ),
     "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
     "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
+    "messaging.people": (ev.TreatingPhysicianDeclared, ev.TreatingPhysicianChanged),
     "notifier.access-alerts": (ev.AccessLogged,),
     "notifier.space-lifecycle": (
         ev.ContactChanged,
@@ -513,11 +555,17 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceOpened,
         ev.SpaceClosed,
         ev.SpaceDeletionRequested,
+        ev.HolderDeceased,
         ev.SpaceReactivated,
         ev.ProxyAppointed,
         ev.ProxyEnded,
     ),
-    "retention.documents": (ev.DocumentHeldBack, ev.DocumentReleased),
+    "retention.documents": (
+        ev.DocumentHeldBack,
+        ev.DocumentReleased,
+        ev.DocumentDeposited,
+        ev.DocumentDepositedV1,
+    ),
     # RET_01: the purge, asked of every service holding a holder's data, answered by each.
     **{f"{service}.purges": (ev.HolderPurgeRequested,) for service in ev.PURGE_ANSWERS},
     "retention.purges": tuple(ev.PURGE_ANSWERS.values()),

@@ -64,6 +64,8 @@ def sample(event: type[Event], ins: str = HOLDER_INS) -> Event:
             values[name] = "granted"
         elif name == "channels":
             values[name] = ["email"]
+        elif name == "time_zone":
+            values[name] = "America/Guadeloupe"
         elif "list" in annotation:
             values[name] = []
         elif "dict" in annotation:

@@ -23,11 +23,19 @@ from typing import Any
 import asyncpg
 import pytest
 
+from libs import periods
 from libs.bus.rpc import RpcClient, RpcError
 from libs.client import Client
 from libs.clock import advance
 from libs.contracts.envelope import Event, envelope_for
-from libs.contracts.events import ProxyEndDue, SpaceAnnounced, SpaceClosed, SpaceOpened
+from libs.contracts.events import (
+    DocumentDeposited,
+    HolderDeceased,
+    ProxyEndDue,
+    SpaceAnnounced,
+    SpaceClosed,
+    SpaceOpened,
+)
 from libs.runtime import Runtime
 from libs.tokens import issue_for
 from scripts import processes
@@ -436,3 +444,54 @@ async def test_a_sweep_killed_9_mid_batch_resumes_firing_each_deadline_once__RET
 
 async def _all_fired(fired: Callable[[], Awaitable[int]], count: int) -> bool:
     return await fired() == count
+
+
+async def test_occupational_part_kept_forty_years_after_last_visit_ten_after_death__RET_03(
+    values: dict[str, Any], own_amqp_url: str
+) -> None:
+    ins = new_nir()
+    async with running(values) as retention:
+        now = retention.now()
+        for visit, when in ((uuid.uuid4(), now - timedelta(days=800)), (uuid.uuid4(), now)):
+            deposit = DocumentDeposited(
+                document_id=visit,
+                ins=ins,
+                document_type="occupational_health",
+                author_kind="professional",
+                author_id="10000000001",
+                author_name="Dr Travail",
+                deposited_at=when,
+            )
+            await publish(own_amqp_url, deposit, ins, when)
+        lab = DocumentDeposited(
+            document_id=uuid.uuid4(),
+            ins=ins,
+            document_type="lab_report",
+            author_kind="professional",
+            author_id="10000000001",
+            author_name="Dr Travail",
+            deposited_at=now,
+        )
+        await publish(own_amqp_url, lab, ins, now)
+
+        async def pending() -> list[asyncpg.Record]:
+            rows = await deadlines(retention, ins)
+            return [r for r in rows if r["cancelled_at"] is None]
+
+        async def forty_years_after_the_last() -> bool:
+            rows = await pending()
+            return [r["due_at"] for r in rows] == [periods.add_calendar_years(now, 40)]
+
+        await eventually(forty_years_after_the_last)
+        assert {r["kind"] for r in await deadlines(retention, ins)} == {"occupational_part"}
+
+        died_on = (now - timedelta(days=3)).date()
+        death = HolderDeceased(ins=ins, died_on=died_on, recorded_at=now)
+        await publish(own_amqp_url, death, ins, now)
+
+        async def ten_years_after_death() -> bool:
+            rows = await pending()
+            due = datetime(died_on.year + 10, died_on.month, died_on.day, tzinfo=UTC)
+            return [r["due_at"] for r in rows] == [due]
+
+        await eventually(ten_years_after_death)
