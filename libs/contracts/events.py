@@ -412,6 +412,36 @@ class LegacyRecordImported(Event):
 # --- access ---------------------------------------------------------------------------------
 
 
+Grantee = Literal["professional", "establishment"]
+
+
+@register
+class AuthorizationGiven(Event):
+    """ACC_14: the holder (or someone collecting their consent) authorized a professional (RPPS)
+    or an establishment (FINESS), permanently (`until` None) or until a time; retention keeps the
+    end as a deadline the holder sees. Ids only."""
+
+    OWNER = "access"
+    TYPE = "AuthorizationGiven"
+    ins: str
+    grantee_kind: Grantee
+    grantee_id: str
+    given_at: datetime
+    until: datetime | None
+
+
+@register
+class AuthorizationWithdrawn(Event):
+    """ACC_14: an authorization revoked before its end: nothing left to wait for."""
+
+    OWNER = "access"
+    TYPE = "AuthorizationWithdrawn"
+    ins: str
+    grantee_kind: Grantee
+    grantee_id: str
+    withdrawn_at: datetime
+
+
 @register
 class AccessGranted(Event):
     OWNER = "access"
@@ -610,6 +640,20 @@ class OccupationalPartDue(Event):
     OWNER = "retention"
     TYPE = "OccupationalPartDue"
     ins: str
+    deadline_id: UUID
+    due_at: datetime
+
+
+@register
+class AuthorizationEndDue(Event):
+    """ACC_14 / RET_04: a time-limited authorization has reached its end (access stopped
+    honouring it at that instant; this tells everyone it is over)."""
+
+    OWNER = "retention"
+    TYPE = "AuthorizationEndDue"
+    ins: str
+    grantee_kind: Grantee
+    grantee_id: str
     deadline_id: UUID
     due_at: datetime
 

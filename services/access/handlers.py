@@ -7,6 +7,7 @@ from datetime import timedelta
 from libs import spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    AuthorizationEndDue,
     CareTeamDeclared,
     CareTeamEnded,
     CatalogueServiceDereferenced,
@@ -50,7 +51,10 @@ def register(runtime: Runtime[AccessSettings]) -> None:
     runtime.handle(cmd.DelegateToTreatingPhysician, service.delegate_to_treating_physician)
     runtime.handle(cmd.ListPermissions, service.list_permissions)
     runtime.handle(cmd.ListAccessHistory, service.list_access_history)
-    runtime.on_events(LIFECYCLE_QUEUE, spaces.HANDLERS)
+    runtime.on_events(
+        LIFECYCLE_QUEUE,
+        {**spaces.HANDLERS, AuthorizationEndDue: service.on_authorization_end_due},
+    )
     # Who may act for whom, who the treating physician is, who works where and in which care
     # team, which applications the catalogue references: identity's facts, access's
     # projection of them (the decision stays here).

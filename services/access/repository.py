@@ -208,6 +208,23 @@ async def delete_authorization(conn: Conn, ins: str, rpps: str) -> bool:
     return bool(deleted)
 
 
+async def delete_ended_authorization(
+    conn: Conn, ins: str, kind: str, grantee_id: str, ended_by: datetime
+) -> None:
+    """An authorization whose end has come (a renewed one, ending later, stays)."""
+    table, column = (
+        ("authorizations", "rpps")
+        if kind == "professional"
+        else ("establishment_authorizations", "finess")
+    )
+    await conn.execute(
+        f"DELETE FROM {table} WHERE ins = $1 AND {column} = $2 AND until <= $3",
+        ins,
+        grantee_id,
+        ended_by,
+    )
+
+
 async def insert_block(conn: Conn, ins: str, rpps: str, now: datetime) -> None:
     await conn.execute(
         "INSERT INTO blocks (ins, rpps, blocked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

@@ -13,10 +13,14 @@ from libs.contracts.events import (
     AccessDenied,
     AccessGranted,
     AccessLogged,
+    AuthorizationEndDue,
+    AuthorizationGiven,
+    AuthorizationWithdrawn,
     CareTeamDeclared,
     CareTeamEnded,
     CatalogueServiceDereferenced,
     CatalogueServiceReferenced,
+    Grantee,
     HolderDeceased,
     ProxyAppointed,
     ProxyEnded,
@@ -296,6 +300,38 @@ async def _manage(
     return actor
 
 
+async def _given(
+    uow: UnitOfWork,
+    ins: str,
+    kind: Grantee,
+    grantee_id: str,
+    now: datetime,
+    until: datetime | None,
+) -> None:
+    """ACC_14: retention keeps the end of a time-limited authorization as a deadline."""
+    await uow.emit(
+        AuthorizationGiven(
+            ins=ins, grantee_kind=kind, grantee_id=grantee_id, given_at=now, until=until
+        )
+    )
+
+
+async def _withdrawn(
+    uow: UnitOfWork, ins: str, kind: Grantee, grantee_id: str, now: datetime
+) -> None:
+    await uow.emit(
+        AuthorizationWithdrawn(ins=ins, grantee_kind=kind, grantee_id=grantee_id, withdrawn_at=now)
+    )
+
+
+async def on_authorization_end_due(ctx: EventContext, event: AuthorizationEndDue) -> None:
+    """ACC_14: decisions stopped honouring it at its end; now it leaves the holder's current
+    permissions too (its end stays in the deadlines the holder lists)."""
+    await repository.delete_ended_authorization(
+        ctx.conn, event.ins, event.grantee_kind, event.grantee_id, event.due_at
+    )
+
+
 def _require_future(ctx: CommandContext[Any], until: datetime | None) -> None:
     if until is not None and until <= ctx.runtime.now():
         raise Conflict("the end of the authorization is already past")
@@ -309,9 +345,11 @@ async def authorize_professional(
     _require_future(ctx, c.until)
     async with ctx.unit_of_work() as uow:
         actor = await _manage(ctx, uow.conn, c.ins)
+        now = ctx.runtime.now()
         await repository.upsert_authorization(
-            uow.conn, c.ins, c.rpps, c.until, ctx.runtime.now(), actor.sub, express=c.express
+            uow.conn, c.ins, c.rpps, c.until, now, actor.sub, express=c.express
         )
+        await _given(uow, c.ins, "professional", c.rpps, now, c.until)
         return uow.answer(
             cmd.Authorization(ins=c.ins, rpps=c.rpps, until=c.until, express=c.express)
         )
@@ -361,6 +399,7 @@ async def collect_consent(
             reason_code=c.reason_code,
             reason=c.reason,
         )
+        await _given(uow, c.ins, "professional", c.rpps, ctx.runtime.now(), c.until)
         return uow.answer(cmd.Authorization(ins=c.ins, rpps=c.rpps, until=c.until))
 
 
@@ -369,6 +408,7 @@ async def revoke_authorization(ctx: CommandContext, c: cmd.RevokeAuthorization) 
         await _manage(ctx, uow.conn, c.ins)
         if not await repository.delete_authorization(uow.conn, c.ins, c.rpps):
             raise NotFound(f"professional {c.rpps} is not authorized")
+        await _withdrawn(uow, c.ins, "professional", c.rpps, ctx.runtime.now())
         return uow.answer(cmd.Revocation(ins=c.ins, rpps=c.rpps, authorized=False))
 
 
@@ -397,9 +437,11 @@ async def authorize_establishment(
     _require_future(ctx, c.until)
     async with ctx.unit_of_work() as uow:
         actor = await _manage(ctx, uow.conn, c.ins)
+        now = ctx.runtime.now()
         await repository.upsert_establishment_authorization(
-            uow.conn, c.ins, c.finess, c.until, ctx.runtime.now(), actor.sub
+            uow.conn, c.ins, c.finess, c.until, now, actor.sub
         )
+        await _given(uow, c.ins, "establishment", c.finess, now, c.until)
         return uow.answer(
             cmd.EstablishmentAuthorization(
                 ins=c.ins, finess=c.finess, authorized=True, until=c.until
@@ -414,6 +456,7 @@ async def revoke_establishment_authorization(
         await _manage(ctx, uow.conn, c.ins)
         if not await repository.delete_establishment_authorization(uow.conn, c.ins, c.finess):
             raise NotFound(f"establishment {c.finess} is not authorized")
+        await _withdrawn(uow, c.ins, "establishment", c.finess, ctx.runtime.now())
         return uow.answer(
             cmd.EstablishmentAuthorization(ins=c.ins, finess=c.finess, authorized=False)
         )

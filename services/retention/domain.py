@@ -8,6 +8,8 @@
   birthday, a protection measure's end date).
 - DOC_07: two weeks after a held-back deposit the holder is told; a month after it the document
   is released (both cancelled by the announcement consultation).
+- ACC_14 / RET_04: a time-limited authorization ends by itself at its end (access no longer
+  honours it from then); the deadline makes that end visible to the holder.
 - RET_03: the occupational health part is deleted forty years after the last occupational health
   visit (each deposit of that part is one), or ten years after the holder's death.
 
@@ -27,6 +29,7 @@ from uuid import UUID
 from libs.contracts.envelope import Event
 from libs.contracts.events import (
     PURGE_ANSWERS,
+    AuthorizationEndDue,
     HeldBackNoticeDue,
     HeldBackReleaseDue,
     OccupationalPartDue,
@@ -42,6 +45,7 @@ DeadlineKind = Literal[
     "held_back_notice",
     "held_back_release",
     "occupational_part",
+    "authorization_end",
 ]
 DeadlineStatus = Literal["pending", "fired", "cancelled"]
 
@@ -52,6 +56,8 @@ HELD_BACK_NOTICE: DeadlineKind = "held_back_notice"
 HELD_BACK_RELEASE: DeadlineKind = "held_back_release"
 HELD_BACK: tuple[DeadlineKind, ...] = (HELD_BACK_NOTICE, HELD_BACK_RELEASE)
 OCCUPATIONAL_PART: DeadlineKind = "occupational_part"
+# ACC_14: a time-limited authorization's end; its subject is `<grantee kind>:<grantee id>`.
+AUTHORIZATION_END: DeadlineKind = "authorization_end"
 # RET_03 (decree 2022-1434): the occupational health file is kept forty years after the last
 # visit, ten years after death.
 OCCUPATIONAL_YEARS_AFTER_VISIT = 40
@@ -89,6 +95,10 @@ def held_back_release_at(held_at: datetime) -> datetime:
     return add_calendar_month(held_at)
 
 
+def authorization_subject(grantee_kind: str, grantee_id: str) -> str:
+    return f"{grantee_kind}:{grantee_id}"
+
+
 def occupational_due_at(last_visit: datetime) -> datetime:
     """RET_03: when the occupational health part goes, counted from its last visit."""
     return add_calendar_years(last_visit, OCCUPATIONAL_YEARS_AFTER_VISIT)
@@ -124,6 +134,15 @@ def due_event(
     if kind == HELD_BACK_NOTICE:
         return HeldBackNoticeDue(
             ins=ins, document_id=UUID(subject), deadline_id=deadline_id, due_at=due_at
+        )
+    if kind == AUTHORIZATION_END:
+        grantee_kind, grantee_id = subject.split(":", 1)
+        return AuthorizationEndDue(
+            ins=ins,
+            grantee_kind=grantee_kind,
+            grantee_id=grantee_id,
+            deadline_id=deadline_id,
+            due_at=due_at,
         )
     if kind == OCCUPATIONAL_PART:
         return OccupationalPartDue(ins=ins, deadline_id=deadline_id, due_at=due_at)

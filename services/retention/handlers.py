@@ -11,6 +11,8 @@ import structlog
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     PURGE_ANSWERS,
+    AuthorizationGiven,
+    AuthorizationWithdrawn,
     DocumentDeposited,
     DocumentDepositedV1,
     DocumentHeldBack,
@@ -105,6 +107,8 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
             SpaceClosed: service.on_space_closed,
             SpaceDeletionRequested: service.on_space_deletion_requested,
             HolderDeceased: service.on_holder_deceased,
+            AuthorizationGiven: service.on_authorization_given,
+            AuthorizationWithdrawn: service.on_authorization_withdrawn,
             SpaceReactivated: service.on_space_reactivated,
             ProxyAppointed: service.on_proxy_appointed,
             ProxyEnded: service.on_proxy_ended,

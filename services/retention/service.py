@@ -17,6 +17,8 @@ from asyncpg import Record
 from libs import outbox
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
+    AuthorizationGiven,
+    AuthorizationWithdrawn,
     DocumentDeposited,
     DocumentDepositedV1,
     DocumentHeldBack,
@@ -159,6 +161,35 @@ async def on_document_deposited(
         domain.OCCUPATIONAL_PART,
         event.deposited_at,
         domain.occupational_due_at(event.deposited_at),
+    )
+
+
+async def on_authorization_given(ctx: EventContext, event: AuthorizationGiven) -> None:
+    """ACC_14: a renewed authorization replaces the end of the former one (a permanent one has
+    none)."""
+    subject = domain.authorization_subject(event.grantee_kind, event.grantee_id)
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        (domain.AUTHORIZATION_END,),
+        started_by=event.given_at,
+        now=ctx.runtime.now(),
+        subject=subject,
+    )
+    if event.until is not None:
+        await _record(
+            ctx, event.ins, domain.AUTHORIZATION_END, event.given_at, event.until, subject=subject
+        )
+
+
+async def on_authorization_withdrawn(ctx: EventContext, event: AuthorizationWithdrawn) -> None:
+    await repository.cancel_pending(
+        ctx.conn,
+        event.ins,
+        (domain.AUTHORIZATION_END,),
+        started_by=event.withdrawn_at,
+        now=ctx.runtime.now(),
+        subject=domain.authorization_subject(event.grantee_kind, event.grantee_id),
     )
 
 

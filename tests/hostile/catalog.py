@@ -514,7 +514,12 @@ for _target in TARGETS:
 # Every queue that consumes events, and the event classes it handles.
 EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
     "identity.space-lifecycle": (ev.SpaceOpeningDue, ev.ProxyEndDue),
-    "access.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
+    "access.space-lifecycle": (
+        ev.SpaceOpened,
+        ev.SpaceReactivated,
+        ev.SpaceClosed,
+        ev.AuthorizationEndDue,
+    ),
     "access.people": (
         ev.ProxyAppointed,
         ev.ProxyEnded,
@@ -556,6 +561,8 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
         ev.SpaceClosed,
         ev.SpaceDeletionRequested,
         ev.HolderDeceased,
+        ev.AuthorizationGiven,
+        ev.AuthorizationWithdrawn,
         ev.SpaceReactivated,
         ev.ProxyAppointed,
         ev.ProxyEnded,

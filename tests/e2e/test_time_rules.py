@@ -1,7 +1,8 @@
-"""Ten years after closure, nothing of the holder is left: the purge through all six services.
+"""The rules of time through all six services: the purge ten years after closure or on request
+(RET_01, RET_02), the occupational health part (RET_03), authorizations that end (ACC_14).
 
-This module runs on a database and a vhost of its own, as moving the clock ten years on must not
-move the other modules' clock. What is left is checked the hard way: every row of every table of
+This module runs on a database and a vhost of its own, as moving the clock years on must not move
+the other modules' clock. What a purge leaves is checked the hard way: every row of every table of
 every service's schema is searched for the holder's INS and e-mail address, before and after.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -19,14 +20,14 @@ import pytest
 from libs.bus.rpc import RpcClient
 from libs.bus.tap import EventTap
 from libs.client import Client
-from libs.clock import advance, parse_duration
+from libs.clock import advance, offset, parse_duration
 from libs.contracts import commands as cmd
 from libs.periods import add_calendar_month, add_calendar_years
 from libs.runtime import Runtime
 from services.retention.domain import PURGE_PARTICIPANTS
 from tests.support import infra
-from tests.support.actors import b64, sign_in_professional
-from tests.support.journey import Cast, Stage, sophie
+from tests.support.actors import b64, sign_in_holder, sign_in_professional
+from tests.support.journey import Cast, SignedIn, Stage, sophie
 from tests.support.smtp import SmtpServer
 from tests.support.system import SERVICES, Keys, build_service, running_system
 
@@ -269,6 +270,49 @@ async def test_the_occupational_part_goes_forty_years_after_the_last_visit_the_r
     finally:
         await conn.close()
     assert [r["document_type"] for r in kept] == ["lab_report"]
+
+
+async def test_a_time_limited_authorization_ends_by_itself_and_the_holder_sees_when__ACC_14__RET_04(
+    stage: Stage, own_database_url: str
+) -> None:
+    cast = await stage.cast()
+    ins, sophie_token = cast.sophie.ins, cast.sophie.token
+    bernard = cast.bernard.pro.rpps
+    shared_now = datetime.now(UTC) + await offset(own_database_url)
+    until = (shared_now + timedelta(days=2)).replace(microsecond=0)
+    await stage.client.send(
+        cmd.AuthorizeProfessional(ins=ins, rpps=bernard, until=until), token=sophie_token
+    )
+    await stage.read_once_access_knows(ins, cast.bernard.token)
+
+    async def ends() -> list[cmd.Deadline]:
+        listed = await stage.client.send(cmd.ListDeadlines(ins=ins), token=sophie_token)
+        return [d for d in listed.deadlines if d.kind == "authorization_end"]
+
+    [pending] = await eventually(ends)
+    assert (pending.status, pending.due_at, pending.subject) == (
+        "pending",
+        until,
+        f"professional:{bernard}",
+    )
+
+    await advance(own_database_url, timedelta(days=3))
+    sophie_token = await sign_in_holder(stage.client, stage.mailbox, ins, cast.sophie.email)
+    bernard_token = await sign_in_professional(stage.client, cast.bernard.pro)
+    [ended] = await eventually(
+        lambda: _only_when(ends, lambda found: [d.status for d in found] == ["fired"])
+    )
+    assert ended.fired_at is not None and ended.fired_at >= until
+    refused = await stage.bernard_is_refused_reading(
+        Cast(cast.sophie, cast.martin, SignedIn(cast.bernard.pro, bernard_token))
+    )
+    assert refused.rule == "ACC_05"
+
+    async def gone_from_permissions() -> bool:
+        view = await stage.client.send(cmd.ListPermissions(ins=ins), token=sophie_token)
+        return bernard not in [a.rpps for a in view.authorized]
+
+    await eventually(gone_from_permissions)
 
 
 async def test_a_service_away_during_the_purge_is_asked_again_and_purges_when_back__RET_01(
