@@ -44,6 +44,23 @@ async def add(conn: Conn, envelope: Envelope, routing_key: str) -> None:
     )
 
 
+async def add_many(conn: Conn, events: list[tuple[Envelope, str]]) -> None:
+    """`add` for many events (a batch of deadlines): one statement, one wake-up."""
+    if not events:
+        return
+    await conn.execute(
+        """WITH written AS (
+               INSERT INTO outbox (event_id, routing_key, body, correlation_id)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[])
+               RETURNING 1)
+           SELECT pg_notify('outbox_' || current_schema(), '') FROM written LIMIT 1""",
+        [envelope.event_id for envelope, _ in events],
+        [routing_key for _, routing_key in events],
+        [envelope.model_dump_json().encode() for envelope, _ in events],
+        [envelope.correlation_id for envelope, _ in events],
+    )
+
+
 async def add_event(
     conn: Conn,
     event: Event,

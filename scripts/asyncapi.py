@@ -45,7 +45,8 @@ def commands() -> list[type[Command[Any]]]:
 class _Recorder:
     """Stands in for a Runtime during `services/<name>/handlers.register`: records, runs nothing."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, name: str, settings: Any) -> None:
+        self.name = name
         self.settings = settings
         self.events: dict[str, list[type[Event]]] = {}
         self.commands: list[type[Command[Any]]] = []
@@ -68,7 +69,7 @@ def registered() -> tuple[list[type[Command[Any]]], dict[str, list[type[Event]]]
         settings_module = importlib.import_module(f"services.{service}.main")
         settings_class = settings_module.Settings
         # Defaults only: registering builds helpers but starts and connects nothing.
-        recorder = _Recorder(settings_class.model_construct())
+        recorder = _Recorder(service, settings_class.model_construct())
         importlib.import_module(f"services.{service}.handlers").register(recorder)
         served += recorder.commands
         found.update(recorder.events)

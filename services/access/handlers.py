@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from libs import spaces
+from libs import purge, spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AuthorizationEndDue,
@@ -21,6 +21,7 @@ from libs.contracts.events import (
     TreatingPhysicianDeclared,
 )
 from libs.runtime import Runtime
+from services.access import purge as holder_purge
 from services.access import service
 from services.access.settings import AccessSettings
 
@@ -29,6 +30,8 @@ PEOPLE_QUEUE = "access.people"
 
 
 def register(runtime: Runtime[AccessSettings]) -> None:
+    # RET_01 / RET_02: its part of a holder's purge.
+    purge.register(runtime, holder_purge.PURGE)
     # On a queue of its own, so that decisions never wait behind the holder's commands.
     runtime.handle(
         cmd.Decide,

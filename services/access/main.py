@@ -9,10 +9,9 @@ from pathlib import Path
 
 from faststream import FastStream
 
-from libs import purge, spaces
+from libs import spaces
 from libs.runtime import Runtime
 from services.access import domain, handlers
-from services.access import purge as holder_purge
 from services.access.settings import AccessSettings
 
 NAME = "access"
@@ -30,8 +29,6 @@ def build(settings: AccessSettings | None = None) -> Runtime[AccessSettings]:
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
-    # RET_01: its part of a holder's purge, ten years after closure.
-    purge.register(runtime, holder_purge.PURGE)
     return runtime
 
 

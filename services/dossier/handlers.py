@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from libs import spaces
+from libs import purge, spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import HeldBackReleaseDue, OccupationalPartDue, SpaceActivated
 from libs.runtime import Runtime
 from services.dossier import legacy, parts, service
+from services.dossier import purge as holder_purge
 from services.dossier.settings import DossierSettings
 
 LIFECYCLE_QUEUE = "dossier.space-lifecycle"
 
 
 def register(runtime: Runtime[DossierSettings]) -> None:
+    # RET_01 / RET_02: its part of a holder's purge.
+    purge.register(runtime, holder_purge.PURGE)
     runtime.handle(cmd.DepositDocument, service.deposit_document)
     runtime.handle(cmd.ReadDossier, service.read_dossier)
     runtime.handle(cmd.GetDocument, service.get_document)

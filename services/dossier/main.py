@@ -9,10 +9,9 @@ from pathlib import Path
 
 from faststream import FastStream
 
-from libs import purge, spaces
+from libs import spaces
 from libs.runtime import Runtime
 from services.dossier import handlers, service
-from services.dossier import purge as holder_purge
 from services.dossier.keys import rewrapper
 from services.dossier.parts import upload_pruner
 from services.dossier.settings import DossierSettings
@@ -29,8 +28,6 @@ def build(settings: DossierSettings | None = None) -> Runtime[DossierSettings]:
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
-    # RET_01: its part of a holder's purge, ten years after closure.
-    purge.register(runtime, holder_purge.PURGE)
     # DOC_11: after a master key rotation, every document key moves to the new key meanwhile.
     rewrapping = rewrapper(runtime, service.master_keys(runtime.settings))
     runtime.add_background(rewrapping.start, rewrapping.stop)

@@ -6,11 +6,13 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from libs import purge
 from libs.contracts import commands as cmd
 from libs.contracts.envelope import Contract
 from libs.contracts.events import ProxyEndDue, SpaceOpeningDue
 from libs.runtime import CommandContext, Runtime
 from services.identity import contacts, directory, proxies, service
+from services.identity import purge as holder_purge
 from services.identity.background import CodeSender, janitor
 from services.identity.messages import Sender
 from services.identity.settings import IdentitySettings
@@ -22,6 +24,8 @@ R = TypeVar("R", bound=Contract)
 
 
 def register(runtime: Runtime[IdentitySettings]) -> None:
+    # RET_01 / RET_02: its part of a holder's purge.
+    purge.register(runtime, holder_purge.PURGE)
     settings = runtime.settings
     sender = CodeSender(settings)
     cleaner = janitor(runtime, service.sign_in_policy(settings), settings.prune_interval_seconds)

@@ -3,7 +3,7 @@ treating physicians it relays them to."""
 
 from __future__ import annotations
 
-from libs import spaces
+from libs import purge, spaces
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     DocumentDeposited,
@@ -12,6 +12,7 @@ from libs.contracts.events import (
     TreatingPhysicianDeclared,
 )
 from libs.runtime import Runtime
+from services.messaging import purge as holder_purge
 from services.messaging import service
 from services.messaging.settings import MessagingSettings
 
@@ -21,6 +22,8 @@ PEOPLE_QUEUE = "messaging.people"
 
 
 def register(runtime: Runtime[MessagingSettings]) -> None:
+    # RET_01 / RET_02: its part of a holder's purge.
+    purge.register(runtime, holder_purge.PURGE)
     runtime.handle(cmd.SendMessage, service.send_message)
     runtime.handle(cmd.ListMessages, service.list_messages)
     runtime.handle(cmd.StartThread, service.start_thread)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from faststream import FastStream
 
-from libs import purge, spaces
+from libs import spaces
 from libs.runtime import Runtime
 from services.messaging import handlers
-from services.messaging import purge as holder_purge
 from services.messaging.settings import MessagingSettings
 
 NAME = "messaging"
@@ -27,8 +26,6 @@ def build(settings: MessagingSettings | None = None) -> Runtime[MessagingSetting
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
-    # RET_01: its part of a holder's purge, ten years after closure.
-    purge.register(runtime, holder_purge.PURGE)
     return runtime
 
 

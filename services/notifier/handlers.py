@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs import purge
 from libs.contracts import commands as cmd
 from libs.contracts.events import (
     AccessLogged,
@@ -16,6 +17,7 @@ from libs.contracts.events import (
     SpaceReactivated,
 )
 from libs.runtime import Runtime
+from services.notifier import purge as holder_purge
 from services.notifier import service
 from services.notifier.settings import NotifierSettings
 
@@ -25,6 +27,8 @@ MESSAGES_QUEUE = "notifier.messages"
 
 
 def register(runtime: Runtime[NotifierSettings]) -> None:
+    # RET_01 / RET_02: its part of a holder's purge.
+    purge.register(runtime, holder_purge.PURGE)
     runtime.on_events(ACCESS_QUEUE, {AccessLogged: service.alert_on_access})
     runtime.on_events(
         LIFECYCLE_QUEUE,

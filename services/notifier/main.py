@@ -9,11 +9,10 @@ from pathlib import Path
 
 from faststream import FastStream
 
-from libs import purge, spaces
+from libs import spaces
 from libs.maintenance import Periodic
 from libs.runtime import Runtime
 from services.notifier import handlers, service
-from services.notifier import purge as holder_purge
 from services.notifier.mailer import MailWorker
 from services.notifier.settings import NotifierSettings
 
@@ -31,8 +30,6 @@ def build(settings: NotifierSettings | None = None) -> Runtime[NotifierSettings]
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
-    # RET_01: its part of a holder's purge, ten years after closure.
-    purge.register(runtime, holder_purge.PURGE)
     worker = MailWorker(runtime, settings)
     runtime.add_background(worker.start, worker.stop)
     # Bursts: each digest is queued once its window has ended (state in PostgreSQL).

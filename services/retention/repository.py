@@ -83,6 +83,13 @@ async def cancel_purges_due_after(conn: Conn, ins: str, due_at: datetime, now: d
     return int(result.split()[-1])
 
 
+async def lock_holder(conn: Conn, ins: str) -> None:
+    """Until the transaction ends: one lifecycle change of a space at a time. Deliveries are
+    applied concurrently, and a closure and a deletion request (or a reopening) decide together
+    which purge stays pending."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('retention:' || $1, 0))", ins)
+
+
 async def try_sweep_lock(conn: Conn, key: int) -> bool:
     """Within the caller's transaction: True if this replica is the one sweeping now."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", key))
@@ -103,9 +110,11 @@ async def claim_due(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Recor
     return rows
 
 
-async def mark_fired(conn: Conn, deadline_id: uuid.UUID, now: datetime) -> None:
+async def mark_fired(conn: Conn, deadline_ids: list[uuid.UUID], now: datetime) -> None:
     await conn.execute(
-        "UPDATE deadlines SET fired_at = $2 WHERE deadline_id = $1", deadline_id, now
+        "UPDATE deadlines SET fired_at = $2 WHERE deadline_id = ANY($1::uuid[])",
+        deadline_ids,
+        now,
     )
 
 

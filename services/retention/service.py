@@ -16,6 +16,7 @@ from asyncpg import Record
 
 from libs import outbox
 from libs.contracts import commands as cmd
+from libs.contracts.envelope import Envelope, envelope_for
 from libs.contracts.events import (
     AuthorizationGiven,
     AuthorizationWithdrawn,
@@ -64,6 +65,7 @@ async def on_space_announced(ctx: EventContext, event: SpaceAnnounced) -> None:
 
 async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
     """The opening happened: nothing left to wait for; after a closure, no purge (RET_01)."""
+    await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -75,6 +77,7 @@ async def on_space_opened(ctx: EventContext, event: SpaceOpened) -> None:
 
 async def on_space_reactivated(ctx: EventContext, event: SpaceReactivated) -> None:
     """RET_01: reactivated within the ten years: the purge is off."""
+    await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -135,6 +138,7 @@ async def on_document_released(ctx: EventContext, event: DocumentReleased) -> No
 async def on_space_deletion_requested(ctx: EventContext, event: SpaceDeletionRequested) -> None:
     """RET_02: the express request brings the purge forward (never back): a later pending
     purge is replaced by this one."""
+    await repository.lock_holder(ctx.conn, event.ins)
     now = ctx.runtime.now()
     await repository.cancel_purges_due_after(ctx.conn, event.ins, event.purge_due_at, now)
     await _record(ctx, event.ins, domain.SPACE_PURGE, event.requested_at, event.purge_due_at)
@@ -148,6 +152,7 @@ async def on_document_deposited(
     leaves it (the pending one started after it)."""
     if event.document_type != OCCUPATIONAL_HEALTH:
         return
+    await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -167,6 +172,7 @@ async def on_document_deposited(
 async def on_authorization_given(ctx: EventContext, event: AuthorizationGiven) -> None:
     """ACC_14: a renewed authorization replaces the end of the former one (a permanent one has
     none)."""
+    await repository.lock_holder(ctx.conn, event.ins)
     subject = domain.authorization_subject(event.grantee_kind, event.grantee_id)
     await repository.cancel_pending(
         ctx.conn,
@@ -183,6 +189,7 @@ async def on_authorization_given(ctx: EventContext, event: AuthorizationGiven) -
 
 
 async def on_authorization_withdrawn(ctx: EventContext, event: AuthorizationWithdrawn) -> None:
+    await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -195,6 +202,7 @@ async def on_authorization_withdrawn(ctx: EventContext, event: AuthorizationWith
 
 async def on_holder_deceased(ctx: EventContext, event: HolderDeceased) -> None:
     """RET_03: after death the occupational health part is kept ten years from the death."""
+    await repository.lock_holder(ctx.conn, event.ins)
     cancelled = await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -214,6 +222,7 @@ async def on_holder_deceased(ctx: EventContext, event: HolderDeceased) -> None:
 
 async def on_space_closed(ctx: EventContext, event: SpaceClosed) -> None:
     """RET_01: ten years of archive from closure, then the purge; no opening any more."""
+    await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
         ctx.conn,
         event.ins,
@@ -266,14 +275,13 @@ async def fire_due(pool: Pool, now: datetime, limit: int, *, proof_key: bytes = 
         if not await repository.try_sweep_lock(conn, SWEEP_LOCK):
             return None
         rows = await repository.claim_due(conn, now, limit)
+        fired: list[uuid.UUID] = []
+        events: list[tuple[Envelope, str]] = []
         purged: set[str] = set()
         for row in rows:
             if row["ins"] in purged:
                 continue  # deleted with the rest of the holder's deadlines by their purge
-            await repository.mark_fired(conn, row["deadline_id"], now)
-            log.info(
-                "deadline_fired", ins=row["ins"], kind=row["kind"], deadline_id=row["deadline_id"]
-            )
+            fired.append(row["deadline_id"])
             if row["kind"] == domain.SPACE_PURGE:
                 await _start_purge(conn, row, now, proof_key)
                 purged.add(row["ins"])
@@ -285,14 +293,19 @@ async def fire_due(pool: Pool, now: datetime, limit: int, *, proof_key: bytes = 
                 due_at=row["due_at"],
                 subject=row["subject"],
             )
-            await outbox.add_event(
-                conn,
+            envelope = envelope_for(
                 event,
                 holder_key=row["ins"],
                 occurred_at=now,
                 correlation_id=row["correlation_id"] or uuid.uuid4().hex,
                 causation_id=str(row["cause_event_id"]) if row["cause_event_id"] else None,
             )
+            events.append((envelope, event.routing_key()))
+        # A batch is two statements besides the claim, whatever its size.
+        await repository.mark_fired(conn, fired, now)
+        await outbox.add_many(conn, events)
+        if rows:
+            log.info("deadlines_fired", count=len(fired), kinds=sorted({r["kind"] for r in rows}))
         return len(rows)
 
 

@@ -266,21 +266,30 @@ async def test_reactivation_cancels_the_purge_and_a_new_closure_sets_another__RE
     assert second["due_at"].year == closed_again.year + 10
 
 
-async def test_only_the_operator_lists_deadlines(
+async def test_only_the_operator_and_the_holder_list_a_spaces_deadlines__RET_02(
     values: dict[str, Any], keys: Keys, client: Client
 ) -> None:
-    ins = new_nir()
+    ins, other = new_nir(), new_nir()
     async with running(values) as retention:
-        holder = issue_for(
-            keys.identity_private,
-            sub=ins,
-            kind="holder",
-            name="Jeanne Durand",
-            now=retention.now(),
-            ttl=timedelta(hours=1),
+
+        def holder(sub: str) -> str:
+            return issue_for(
+                keys.identity_private,
+                sub=sub,
+                kind="holder",
+                name="Jeanne Durand",
+                now=retention.now(),
+                ttl=timedelta(hours=1),
+            )
+
+        listed = await client.rpc.call(
+            "retention.commands", "ListDeadlines", {"ins": ins}, token=holder(ins)
         )
+        assert listed == {"deadlines": []}
         with pytest.raises(RpcError) as refused:
-            await client.rpc.call("retention.commands", "ListDeadlines", {"ins": ins}, token=holder)
+            await client.rpc.call(
+                "retention.commands", "ListDeadlines", {"ins": ins}, token=holder(other)
+            )
         assert refused.value.code == "forbidden"
 
 
