@@ -1436,6 +1436,8 @@ class StartThread(Command[MessageReceipt]):
     subject: Text
     body: MessageBody
     professionals: list[ProfessionalId] = Field(default_factory=list, max_length=20)
+    # MSG_01: establishments, read and answered by their staff of the moment.
+    establishments: list[Finess] = Field(default_factory=list, max_length=5)
     attachments: list[NewAttachment] = Field(default_factory=list, max_length=10)
 
 
@@ -1479,8 +1481,9 @@ class ListMessages(Command[MessagePage]):
 
 
 class Participant(Contract):
-    kind: Literal["holder", "professional"]
-    id: str  # the INS for the holder's side, the professional's identifier otherwise
+    kind: Literal["holder", "professional", "establishment"]
+    # The INS for the holder's side, the professional's identifier, the establishment's FINESS.
+    id: str
 
 
 class Thread(Contract):

@@ -21,7 +21,7 @@ from libs.tokens import Claims
 
 SpaceStatus = Literal["open", "closed"]
 Sender = Literal["holder", "representative", "professional"]
-Side = Literal["holder", "professional"]
+Side = Literal["holder", "professional", "establishment"]
 
 DEPOSIT_SUBJECT = "Nouveau document dans votre dossier"
 PATIENT_DEPOSIT_SUBJECT = "Nouveau document dans le dossier d'un patient"
@@ -30,7 +30,7 @@ SUBJECT = "messaging/message-subject"
 BODY = "messaging/message-body"
 MAX_SUBJECT_CHARS = 300  # as SendMessage bounds them
 MAX_BODY_CHARS = 100_000
-MAX_PARTICIPANTS = 21  # the holder's side and the 20 professionals StartThread may name
+MAX_PARTICIPANTS = 26  # the holder's side, the 20 professionals and 5 establishments named
 MAX_ATTACHMENTS = 10  # as the contracts bound them; the settings may allow fewer
 MAX_FILENAME_CHARS = 300
 
@@ -63,6 +63,14 @@ class Party:
     # Whether the access service must allow it first: a professional (MSG_01), and a
     # representative, whose appointment access knows (SPC_04, SPC_05).
     asks_access: bool
+    # MSG_01: a professional reads and writes for the establishments (FINESS) they work in now.
+    establishments: frozenset[str] = frozenset()
+
+    def takes_part(self, participants: Participants) -> bool:
+        return (self.side, self.id) in participants or any(
+            side == "establishment" and finess in self.establishments
+            for side, finess in participants
+        )
 
 
 def party_of(actor: Claims, ins: str) -> Party:
@@ -112,17 +120,25 @@ Participants = list[tuple[Side, str]]
 
 
 def participants_of_new_thread(
-    party: Party, ins: str, professionals: Sequence[str]
+    party: Party, ins: str, professionals: Sequence[str], establishments: Sequence[str] = ()
 ) -> Participants:
     """MSG_01: the holder's side always takes part. The holder's side names the professionals
-    it writes to; a professional writes to the holder and names no one else (they could not
-    tell whether the holder wants that one to read: the holder decides who reads)."""
+    and establishments (read by their staff of the moment) it writes to; a professional writes
+    to the holder and names no one else (they could not tell whether the holder wants that one
+    to read: the holder decides who reads)."""
     named = list(dict.fromkeys(professionals))
+    places = list(dict.fromkeys(establishments))
     if party.side == "holder":
-        if not named:
-            raise InvalidInput("name the professionals (their RPPS) this thread is with")
-        return [("holder", ins), *(("professional", p) for p in named)]
-    if any(p != party.id for p in named):
+        if not named and not places:
+            raise InvalidInput(
+                "name the professionals (RPPS) or establishments (FINESS) this thread is with"
+            )
+        return [
+            ("holder", ins),
+            *(("professional", p) for p in named),
+            *(("establishment", f) for f in places),
+        ]
+    if places or any(p != party.id for p in named):
         raise InvalidInput("a professional starts a thread with the holder only")
     return [("holder", ins), ("professional", party.id)]
 
@@ -137,7 +153,7 @@ def own_thread(party: Party, ins: str) -> Participants:
 
 def check_reads(party: Party, participants: Participants, thread_id: UUID) -> None:
     """MSG_03: a thread is shown to its participants only; to anyone else it does not exist."""
-    if (party.side, party.id) not in participants:
+    if not party.takes_part(participants):
         raise NotFound(f"no thread {thread_id} of yours")
 
 

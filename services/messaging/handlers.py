@@ -8,6 +8,8 @@ from libs.contracts import commands as cmd
 from libs.contracts.events import (
     DocumentDeposited,
     DocumentDepositedV1,
+    StaffJoined,
+    StaffLeft,
     TreatingPhysicianChanged,
     TreatingPhysicianDeclared,
 )
@@ -43,6 +45,8 @@ def register(runtime: Runtime[MessagingSettings]) -> None:
     runtime.on_events(
         PEOPLE_QUEUE,
         {
+            StaffJoined: service.on_staff_joined,
+            StaffLeft: service.on_staff_left,
             TreatingPhysicianDeclared: service.on_treating_physician,
             TreatingPhysicianChanged: service.on_treating_physician,
         },

@@ -198,6 +198,7 @@ async def thread_candidates(
     *,
     side: str,
     party: str,
+    establishments: Sequence[str] = (),
     ins: str | None,
     after: Position | None,
     limit: int,
@@ -206,8 +207,12 @@ async def thread_candidates(
     activity first, strictly after `after`."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT t.thread_id, t.seq, t.ins, t.kind, t.started_at, t.last_message_at
-           FROM threads t JOIN thread_participants p ON p.thread_id = t.thread_id
-           WHERE p.kind = $1 AND p.id = $2 AND ($3::text IS NULL OR t.ins = $3)
+           FROM threads t
+           WHERE t.thread_id IN (
+                   SELECT p.thread_id FROM thread_participants p
+                   WHERE (p.kind = $1 AND p.id = $2)
+                      OR (p.kind = 'establishment' AND p.id = ANY($7::text[])))
+             AND ($3::text IS NULL OR t.ins = $3)
              AND ($4::timestamptz IS NULL OR (t.last_message_at, t.seq) < ($4, $5))
            ORDER BY t.last_message_at DESC, t.seq DESC
            LIMIT $6""",
@@ -217,6 +222,7 @@ async def thread_candidates(
         None if after is None else after.at,
         None if after is None else after.seq,
         limit,
+        establishments,
     )
     return rows
 
@@ -287,3 +293,28 @@ async def treating_physician(conn: Conn, ins: str) -> str | None:
         "SELECT rpps FROM treating_physicians WHERE ins = $1", ins
     )
     return found
+
+
+# --- establishments' staff (MSG_01) ---------------------------------------------------------
+
+
+async def set_staff(conn: Conn, finess: str, rpps: str, present: bool, at: datetime) -> None:
+    """The latest change identity made wins, whatever the order they arrive in."""
+    await conn.execute(
+        """INSERT INTO establishment_staff AS s (finess, rpps, present, changed_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (finess, rpps) DO UPDATE SET present = EXCLUDED.present,
+                                                    changed_at = EXCLUDED.changed_at
+           WHERE EXCLUDED.changed_at > s.changed_at""",
+        finess,
+        rpps,
+        present,
+        at,
+    )
+
+
+async def establishments_of(conn: Conn, rpps: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT finess FROM establishment_staff WHERE rpps = $1 AND present", rpps
+    )
+    return [r["finess"] for r in rows]

@@ -39,6 +39,7 @@ Choices made here (docs/messaging.md tells the whole model):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import uuid
@@ -56,6 +57,8 @@ from libs.contracts.events import (
     DocumentDeposited,
     DocumentDepositedV1,
     MessageSent,
+    StaffJoined,
+    StaffLeft,
     TreatingPhysicianChanged,
     TreatingPhysicianDeclared,
     public_name,
@@ -238,8 +241,10 @@ async def start_thread(
     ctx: CommandContext[MessagingSettings], c: cmd.StartThread
 ) -> cmd.MessageReceipt:
     """MSG_01: a new thread between the holder's side and professionals, and its first message."""
-    party = domain.party_of(ctx.require_actor(), c.ins)
-    participants = domain.participants_of_new_thread(party, c.ins, c.professionals)
+    party = await _party(ctx, c.ins)
+    participants = domain.participants_of_new_thread(
+        party, c.ins, c.professionals, c.establishments
+    )
     files = _checked(ctx, c.attachments)
     return await _start(ctx, party, c.ins, participants, c.subject, c.body, files)
 
@@ -249,7 +254,7 @@ async def send_message(
 ) -> cmd.MessageReceipt:
     """MSG_01 / MSG_03: a participant writes in a thread (a professional as access allows);
     without a thread, one is started (see the module's choices)."""
-    party = domain.party_of(ctx.require_actor(), c.ins)
+    party = await _party(ctx, c.ins)
     files = _checked(ctx, c.attachments)
     if c.thread_id is None:
         own = domain.own_thread(party, c.ins)
@@ -344,7 +349,27 @@ async def _thread(conn: Conn, ins: str, thread_id: uuid.UUID) -> tuple[Any, doma
 
 
 def _sides(rows: Sequence[tuple[str, str]]) -> domain.Participants:
-    return [("holder" if side == "holder" else "professional", id_) for side, id_ in rows]
+    sides: dict[str, domain.Side] = {
+        "holder": "holder",
+        "professional": "professional",
+        "establishment": "establishment",
+    }
+    return [(sides[side], id_) for side, id_ in rows]
+
+
+async def _party(ctx: CommandContext[MessagingSettings], ins: str) -> domain.Party:
+    return await _with_establishments(ctx, domain.party_of(ctx.require_actor(), ins))
+
+
+async def _with_establishments(
+    ctx: CommandContext[MessagingSettings], party: domain.Party
+) -> domain.Party:
+    """A professional takes part for the establishments they work in now (MSG_01)."""
+    if party.side != "professional":
+        return party
+    async with ctx.runtime.pool.acquire() as conn:
+        places = await repository.establishments_of(conn, party.id)
+    return dataclasses.replace(party, establishments=frozenset(places))
 
 
 async def list_messages(
@@ -364,7 +389,7 @@ async def read_thread(
     ctx: CommandContext[MessagingSettings], c: cmd.ReadThread
 ) -> cmd.ThreadMessages:
     """MSG_03: a thread's messages, newest first, for its participants only."""
-    party = domain.party_of(ctx.require_actor(), c.ins)
+    party = await _party(ctx, c.ins)
     after = None if c.cursor is None else paging.decode_cursor(c.cursor)
     async with ctx.runtime.pool.acquire() as peek:
         _, participants = await _thread(peek, c.ins, c.thread_id)
@@ -381,7 +406,7 @@ async def list_threads(
     ctx: CommandContext[MessagingSettings], c: cmd.ListThreads
 ) -> cmd.ThreadPage:
     """MSG_03: the threads the caller takes part in, latest activity first, one page."""
-    party = domain.lister(ctx.require_actor(), c.ins)
+    party = await _with_establishments(ctx, domain.lister(ctx.require_actor(), c.ins))
     after = None if c.cursor is None else paging.decode_cursor(c.cursor)
     if domain.reads_ask_access(party) and c.ins is not None:
         await require_access(ctx, c.ins, "message")
@@ -390,7 +415,13 @@ async def list_threads(
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
         candidates = await repository.thread_candidates(
-            conn, side=party.side, party=party.id, ins=c.ins, after=after, limit=c.page_size + 1
+            conn,
+            side=party.side,
+            party=party.id,
+            establishments=sorted(party.establishments),
+            ins=c.ins,
+            after=after,
+            limit=c.page_size + 1,
         )
         page = candidates[: c.page_size]
         threads = await _threads(ctx, conn, [r["thread_id"] for r in page], None)
@@ -573,7 +604,7 @@ async def get_attachment(
     ctx: CommandContext[MessagingSettings], c: cmd.GetAttachment
 ) -> cmd.Attachment:
     """MSG_03: an attachment's bytes, for the participants of its thread only."""
-    party = domain.party_of(ctx.require_actor(), c.ins)
+    party = await _party(ctx, c.ins)
     async with ctx.runtime.pool.acquire() as conn:
         row = await repository.attachment(conn, c.ins, c.attachment_id)
         found = {} if row is None else await repository.participants(conn, [row["thread_id"]])
@@ -672,6 +703,15 @@ async def on_document_deposited(
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
         )
+
+
+async def on_staff_joined(ctx: EventContext[MessagingSettings], event: StaffJoined) -> None:
+    """MSG_01: from now, this professional reads the establishment's threads."""
+    await repository.set_staff(ctx.conn, event.finess, event.rpps, True, event.at)
+
+
+async def on_staff_left(ctx: EventContext[MessagingSettings], event: StaffLeft) -> None:
+    await repository.set_staff(ctx.conn, event.finess, event.rpps, False, event.at)
 
 
 async def on_treating_physician(

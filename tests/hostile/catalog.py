@@ -543,7 +543,12 @@ EVENT_QUEUES: dict[str, tuple[type[Event], ...]] = {
     ),
     "messaging.space-lifecycle": (ev.SpaceOpened, ev.SpaceReactivated, ev.SpaceClosed),
     "messaging.deposits": (ev.DocumentDeposited, ev.DocumentDepositedV1),
-    "messaging.people": (ev.TreatingPhysicianDeclared, ev.TreatingPhysicianChanged),
+    "messaging.people": (
+        ev.TreatingPhysicianDeclared,
+        ev.TreatingPhysicianChanged,
+        ev.StaffJoined,
+        ev.StaffLeft,
+    ),
     "notifier.access-alerts": (ev.AccessLogged,),
     "notifier.space-lifecycle": (
         ev.ContactChanged,

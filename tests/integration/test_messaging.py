@@ -30,6 +30,8 @@ from libs.contracts.events import (
     DocumentDepositedV1,
     SpaceClosed,
     SpaceOpened,
+    StaffJoined,
+    StaffLeft,
     TreatingPhysicianChanged,
     TreatingPhysicianDeclared,
 )
@@ -1083,3 +1085,68 @@ async def test_the_latest_treating_physician_is_told_whatever_the_order_of_event
     await eventually(told)
     assert len(await notices(client, keys, messaging, second)) == 1
     assert await notices(client, keys, messaging, first) == []
+
+
+async def test_a_thread_with_an_establishment_is_read_by_its_staff_of_the_moment__MSG_01__MSG_03(
+    client: Client, messaging: Runtime, access: AccessStandIn, keys: Keys, own_amqp_url: str
+) -> None:
+    ins = await space_with_status(messaging, own_amqp_url)
+    holder = token(keys, messaging, ins, "holder", "Jeanne Durand")
+    finess = "750712184"
+    nurse, newcomer, elsewhere = new_rpps(), new_rpps(), new_rpps()
+    now = messaging.now()
+    for rpps in (nurse, newcomer):
+        await publish(own_amqp_url, StaffJoined(finess=finess, rpps=rpps, at=now), ins, messaging)
+    await publish(
+        own_amqp_url, StaffJoined(finess="130783236", rpps=elsewhere, at=now), ins, messaging
+    )
+    # The newcomer leaves (a later change), and a stale "joined" delivered after changes nothing.
+    await publish(
+        own_amqp_url,
+        StaffLeft(finess=finess, rpps=newcomer, at=now + timedelta(seconds=1)),
+        ins,
+        messaging,
+    )
+    await publish(own_amqp_url, StaffJoined(finess=finess, rpps=newcomer, at=now), ins, messaging)
+
+    async def staff_known() -> bool:
+        async with messaging.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT rpps, present FROM establishment_staff")
+        return {(r["rpps"], r["present"]) for r in rows} >= {
+            (nurse, True),
+            (newcomer, False),
+            (elsewhere, True),
+        }
+
+    await eventually(staff_known)
+    access.by_holder[ins] = grant(rule="ACC_14")
+    started = await client.send(
+        cmd.StartThread(
+            ins=ins, subject="Rendez-vous", body="Quel jour pour l'IRM ?", establishments=[finess]
+        ),
+        token=holder,
+    )
+    staff = token(keys, messaging, nurse, "professional", "Paul Infirmier")
+    read = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=staff)
+    assert [(p.kind, p.id) for p in read.thread.participants] == [
+        ("holder", ins),
+        ("establishment", finess),
+    ]
+    await client.send(
+        cmd.SendMessage(
+            ins=ins, thread_id=started.thread_id, subject="Re: Rendez-vous", body="Mardi 9 h."
+        ),
+        token=staff,
+    )
+    [listed] = (await client.send(cmd.ListThreads(), token=staff)).threads
+    assert listed.thread_id == started.thread_id
+    # Who left, and who works elsewhere, do not see it.
+    for outsider in (newcomer, elsewhere):
+        other = token(keys, messaging, outsider, "professional", "Ailleurs")
+        refused = await refusal(
+            client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=other)
+        )
+        assert refused.code == "not_found"
+        assert (await client.send(cmd.ListThreads(), token=other)).threads == []
+    mine = await client.send(cmd.ReadThread(ins=ins, thread_id=started.thread_id), token=holder)
+    assert [m.body for m in mine.messages] == ["Mardi 9 h.", "Quel jour pour l'IRM ?"]

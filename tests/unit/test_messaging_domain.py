@@ -426,3 +426,20 @@ def test_a_deposit_names_its_prescriber_by_id_only_and_older_events_still_read__
         }
     )
     assert (sent.thread_id, sent.attachments) == (None, 0)
+
+
+def test_an_establishment_takes_part_through_its_staff_of_the_moment__MSG_01__MSG_03() -> None:
+    ins, finess = "185057512345678", "750712184"
+    holder = domain.Party("holder", ins, "holder", asks_access=False)
+    thread = domain.participants_of_new_thread(holder, ins, [], [finess, finess])
+    assert thread == [("holder", ins), ("establishment", finess)]
+    staff = domain.Party("professional", "10000000001", "professional", True, frozenset({finess}))
+    outsider = domain.Party("professional", "10000000002", "professional", True)
+    assert staff.takes_part(thread) and not outsider.takes_part(thread)
+    with pytest.raises(NotFound):
+        domain.check_reads(outsider, thread, uuid.uuid4())
+    # A professional cannot bring an establishment in: the holder decides who reads.
+    with pytest.raises(InvalidInput):
+        domain.participants_of_new_thread(staff, ins, [], [finess])
+    with pytest.raises(InvalidInput):
+        domain.participants_of_new_thread(holder, ins, [], [])
