@@ -5,15 +5,33 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv tools asyncapi rules reset clean
+.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv lock tools asyncapi rules reset clean
 
-$(STAMP): pyproject.toml
+# Every dependency, runtime and dev, pinned with its hashes (`make lock` makes them from
+# pyproject.toml); the venv, CI and the image (deploy/Dockerfile) install from them, then the
+# project itself without dependencies.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+UV_VERSION := 0.13.8
+
+$(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## Regenerate the lock files after changing a dependency in pyproject.toml (uv, from PyPI):
+## the dev lock first, then the runtime one within it, so the two never pin differently.
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command "make lock"
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_COMPILE) --extra dev $(LOCK_ARGS) -o $(DEV_LOCK)
+	$(UV_COMPILE) --constraint $(DEV_LOCK) -o $(LOCK)
 
 # The AsyncAPI project's parser (Node.js), which the tests validate docs/asyncapi.json with.
 ASYNCAPI_TOOLS := tools/asyncapi/node_modules/.package-lock.json
@@ -22,7 +40,13 @@ $(ASYNCAPI_TOOLS): tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
+# kustomize, which tests/unit/test_k8s.py builds deploy/k8s's overlays with: its own binary, or
+# the one built into kubectl (`kubectl kustomize`, which this project's machine image ships).
+KUSTOMIZE_CHECK := command -v kustomize >/dev/null || command -v kubectl >/dev/null || { echo \
+	"kustomize or kubectl is needed (deploy/k8s): install kubectl, or kustomize >= 5" >&2; exit 1; }
+
 tools: $(ASYNCAPI_TOOLS)
+	@$(KUSTOMIZE_CHECK)
 
 ## Regenerate docs/rules.md's proof table from the tests and the last `make test` run.
 rules: venv
@@ -70,6 +94,8 @@ typecheck: venv
 bench: venv infra
 	$(PY) -m bench.bench $(BENCH_ARGS)
 	$(PY) -m bench.tokens
+	$(PY) -m bench.alerts
+	$(PY) -m bench.retention
 
 clean:
 	rm -rf $(VENV) .run tools/asyncapi/node_modules

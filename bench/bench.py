@@ -482,6 +482,7 @@ async def system(
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
         "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
         "purge_proof_key": "pUrG3pr00fK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "log_pseudonym_key": "l0gPs3udOnYmK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bF",
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
         "clock_mode": "adjustable",

@@ -34,6 +34,50 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
     return pool
 
 
+def migration_files(sources: dict[str, Path]) -> list[tuple[str, Path]]:
+    """Every migration of `sources`, in the order applied, as (version, file)."""
+    return [
+        (f"{source}/{path.stem}", path)
+        for source, directory in sources.items()
+        for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    ]
+
+
+async def pending(pool: Pool, schema: str, sources: dict[str, Path]) -> list[str]:
+    """The migrations of `sources` not yet applied to `schema` (all of them on a fresh one)."""
+    async with pool.acquire() as conn:
+        table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+        done = (
+            {
+                r["version"]
+                for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+            }
+            if table is not None
+            else set()
+        )
+    return [version for version, _ in migration_files(sources) if version not in done]
+
+
+class SchemaBehind(RuntimeError):
+    """A service told not to migrate (MIGRATE_ON_START=false) found its schema behind."""
+
+
+async def require_migrated(pool: Pool, schema: str, sources: dict[str, Path]) -> None:
+    """Refuse to go on while `schema` misses a migration: run `python -m libs.migrate` first."""
+    missing = await pending(pool, schema, sources)
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        message = (
+            f"the {schema} schema is not at its latest migration ({len(missing)} pending: {shown});"
+            f" migrations are a separate step here (migrate_on_start is false):"
+            f" run `python -m libs.migrate {schema}` first"
+        )
+        log.error("schema_behind", schema=schema, pending=missing)
+        raise SchemaBehind(message)
+
+
 async def migrate(pool: Pool, schema: str, sources: dict[str, Path]) -> list[str]:
     """Apply, in order, the files of each source (e.g. {"libs": ..., "identity": ...})."""
     applied_now: list[str] = []
@@ -53,20 +97,18 @@ async def migrate(pool: Pool, schema: str, sources: dict[str, Path]) -> list[str
                 r["version"]
                 for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
             }
-            for source, directory in sources.items():
-                for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-                    version = f"{source}/{path.stem}"
-                    if version in done:
-                        continue
-                    async with conn.transaction():
-                        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-                        await conn.execute(path.read_text())
-                        await conn.execute(
-                            f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)',
-                            version,
-                        )
-                    applied_now.append(version)
-                    log.info("migration_applied", schema=schema, version=version)
+            for version, path in migration_files(sources):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)',
+                        version,
+                    )
+                applied_now.append(version)
+                log.info("migration_applied", schema=schema, version=version)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext('migrate:' || $1))", schema)
     return applied_now

@@ -6,6 +6,8 @@ connection is open; and no queue is stalled (deliveries in hand, none finished f
 
 The HTTP probes are for orchestrators, which cannot speak AMQP: `GET /livez` (the process's loop
 answers) and `GET /readyz` (200 when ready, 503 otherwise, the details as JSON either way).
+`GET /metrics` is for Prometheus (libs/metrics.py): the gauges that cost a query (outbox backlog,
+dead-letter queues, readiness) are sampled when it is asked, so an unscraped service pays nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class Progress:
 
 
 Check = Callable[[], Awaitable[dict[str, Any]]]
-Metrics = Callable[[], bytes]
+Metrics = Callable[[], Awaitable[bytes]]
 
 
 class HealthServer:
@@ -104,7 +106,7 @@ class HealthServer:
                 status, body = 404, {"error": "GET /livez, /readyz or /metrics"}
             payload = json.dumps(body).encode()
             if path == "/metrics":
-                status, payload = 200, self._metrics()
+                status, payload = 200, await self._metrics()
                 content_type = "text/plain; version=0.0.4; charset=utf-8"
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
             writer.write(

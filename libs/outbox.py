@@ -5,23 +5,32 @@ The relay claims unsent rows with `FOR UPDATE SKIP LOCKED` and a lease (never "i
 the last seen": sequences are taken before commit, so a late commit would be skipped forever),
 publishes them with confirms, then marks them sent. A crash between confirm and mark republishes:
 consumers de-duplicate by event id (inbox). LISTEN/NOTIFY is not durable, so it also polls.
+
+Each row keeps the trace it was written in (`trace_context`, a W3C `traceparent`, NULL when not
+tracing): the relay publishes it as the message's `traceparent` header, so the consumer's span
+continues the writer's trace (libs/telemetry.py). The relay also counts what it publishes and
+how long rows waited (libs/metrics.py), and `backlog` measures what is still unsent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
+from opentelemetry import trace
 
+from libs import telemetry
 from libs.bus.publisher import ConfirmingPublisher
 from libs.bus.topology import EVENTS_EXCHANGE
 from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.db import Conn, Pool
+from libs.metrics import ServiceMetrics
 
 log = structlog.get_logger()
 
@@ -34,13 +43,14 @@ async def add(conn: Conn, envelope: Envelope, routing_key: str) -> None:
     # One round trip: the insert, and the wake-up the relay gets when this transaction commits.
     await conn.execute(
         """WITH written AS (
-               INSERT INTO outbox (event_id, routing_key, body, correlation_id)
-               VALUES ($1, $2, $3, $4) RETURNING 1)
+               INSERT INTO outbox (event_id, routing_key, body, correlation_id, trace_context)
+               VALUES ($1, $2, $3, $4, $5) RETURNING 1)
            SELECT pg_notify('outbox_' || current_schema(), '') FROM written""",
         envelope.event_id,
         routing_key,
         envelope.model_dump_json().encode(),
         envelope.correlation_id,
+        telemetry.current_traceparent(),
     )
 
 
@@ -50,14 +60,16 @@ async def add_many(conn: Conn, events: list[tuple[Envelope, str]]) -> None:
         return
     await conn.execute(
         """WITH written AS (
-               INSERT INTO outbox (event_id, routing_key, body, correlation_id)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[])
+               INSERT INTO outbox (event_id, routing_key, body, correlation_id, trace_context)
+               SELECT e, r, b, c, $5::text
+               FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[]) AS u(e, r, b, c)
                RETURNING 1)
            SELECT pg_notify('outbox_' || current_schema(), '') FROM written LIMIT 1""",
         [envelope.event_id for envelope, _ in events],
         [routing_key for _, routing_key in events],
         [envelope.model_dump_json().encode() for envelope, _ in events],
         [envelope.correlation_id for envelope, _ in events],
+        telemetry.current_traceparent(),
     )
 
 
@@ -91,8 +103,12 @@ class OutboxRelay:
         batch_size: int = 256,
         lease: timedelta = timedelta(seconds=30),
         poll_interval: float = 1.0,
+        tracer: trace.Tracer | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._tracer = tracer
+        self._metrics = metrics
         self._publisher = publisher
         self._schema = schema
         self._batch_size = batch_size
@@ -154,7 +170,8 @@ class OutboxRelay:
                   AND (claimed_until IS NULL OR claimed_until < clock_timestamp())
                 ORDER BY seq LIMIT $2
                 FOR UPDATE SKIP LOCKED)
-            RETURNING event_id, seq, routing_key, body, correlation_id
+            RETURNING event_id, seq, routing_key, body, correlation_id, trace_context,
+                extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited
             """,
             self._lease,
             self._batch_size,
@@ -165,22 +182,23 @@ class OutboxRelay:
         rows = sorted(await self.claim(), key=lambda r: r["seq"])
         if not rows:
             return 0
+        started = time.monotonic()
         results = await asyncio.gather(
-            *(
-                self._publisher.publish(
-                    EVENTS_EXCHANGE,
-                    r["routing_key"],
-                    r["body"],
-                    message_id=str(r["event_id"]),
-                    correlation_id=r["correlation_id"],
-                )
-                for r in rows
-            ),
+            *(self._publish(r) for r in rows),
             return_exceptions=True,
         )
         sent = [r["event_id"] for r, res in zip(rows, results, strict=True) if res is None]
         failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
         await self.mark_sent(sent)
+        if self._metrics is not None:
+            service, took = self._metrics.service, time.monotonic() - started
+            self._metrics.outbox_published.labels(service).inc(len(sent))
+            if failed:
+                self._metrics.outbox_publish_failures.labels(service).inc(len(failed))
+            delay = self._metrics.outbox_delay.labels(service)
+            for r, res in zip(rows, results, strict=True):
+                if res is None and r["waited"] is not None:
+                    delay.observe(r["waited"] + took)
         for row, error in failed:
             log.warning("outbox_publish_failed", event_id=str(row["event_id"]), error=repr(error))
             await self._pool.execute(
@@ -192,6 +210,44 @@ class OutboxRelay:
             )
         return len(sent)
 
+    async def _publish(self, row: asyncpg.Record) -> None:
+        """Publish one row, continuing the trace it was written in (if it was)."""
+        saved = row["trace_context"]
+        parent = telemetry.context_of(saved) if self._tracer is not None else None
+        if parent is None:
+            # Not tracing here (or nothing saved): a saved context still goes on unchanged.
+            await self._publisher.publish(
+                EVENTS_EXCHANGE,
+                row["routing_key"],
+                row["body"],
+                message_id=str(row["event_id"]),
+                correlation_id=row["correlation_id"],
+                headers={telemetry.TRACEPARENT: saved} if saved else None,
+            )
+            return
+        assert self._tracer is not None
+        with self._tracer.start_as_current_span(
+            f"{EVENTS_EXCHANGE}.{row['routing_key']} publish",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.destination.name": EVENTS_EXCHANGE,
+                "messaging.rabbitmq.destination.routing_key": row["routing_key"],
+                "messaging.message.id": str(row["event_id"]),
+            },
+        ):
+            headers: dict[str, Any] = {}
+            telemetry.inject(headers)
+            await self._publisher.publish(
+                EVENTS_EXCHANGE,
+                row["routing_key"],
+                row["body"],
+                message_id=str(row["event_id"]),
+                correlation_id=row["correlation_id"],
+                headers=headers,
+            )
+
     async def mark_sent(self, event_ids: list[Any]) -> None:
         if event_ids:
             await self._pool.execute(
@@ -199,3 +255,19 @@ class OutboxRelay:
                 " last_error = NULL WHERE event_id = ANY($1::uuid[])",
                 event_ids,
             )
+
+
+async def backlog(conn: Conn | Pool) -> tuple[int, float]:
+    """What is still unsent: how many rows, and the age in seconds of the oldest (0 if none).
+
+    Both read the partial index of unsent rows; the count stops at a million (a backlog that
+    large is an incident whatever its exact size)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE sent_at IS NULL
+                                         LIMIT 1000000) AS unsent) AS unsent,
+                  coalesce(extract(epoch FROM clock_timestamp() - (
+                      SELECT created_at FROM outbox WHERE sent_at IS NULL
+                      ORDER BY seq LIMIT 1))::float8, 0) AS oldest"""
+    )
+    assert row is not None
+    return int(row["unsent"]), max(0.0, float(row["oldest"]))

@@ -42,6 +42,9 @@ SECRET_OWNERS: dict[str, tuple[str, ...]] = {
     "purge_proof_key": ("retention",),
     # The SMS provider's key: identity's sign-in codes (and the notifier's, once it sends SMS).
     "sms_api_key": ("identity", "notifier"),
+    # The key INS values are hashed under in logs (libs/logging.py): every service's, the same
+    # for all (so that one holder is one pseudonym across services), and nobody else's.
+    "log_pseudonym_key": SERVICES,
 }
 
 
@@ -224,6 +227,7 @@ def new_env() -> str:
         "DOSSIER_CONTENT_KEY": b64e(secrets.token_bytes(32)),
         "MESSAGING_CONTENT_KEY": b64e(secrets.token_bytes(32)),
         "PURGE_PROOF_KEY": b64e(secrets.token_bytes(32)),
+        "LOG_PSEUDONYM_KEY": b64e(secrets.token_bytes(32)),
     }
     lines = ["# Secrets made by `python -m libs.provision new-env`: never commit them."]
     return "\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n"
@@ -259,16 +263,72 @@ async def apply_from(variables: Mapping[str, str]) -> Environment:
     )
 
 
+# Secrets a container reads as files (deploy/compose.yaml's `secrets:`), from the variables of
+# deploy/.env: each service's two passwords and the secrets SECRET_OWNERS gives it, the
+# database administrator's password, and the broker administrator's user as definitions.
+OPTIONAL_SECRETS = ("SMS_API_KEY", "SMTP_PASSWORD")  # empty when unused
+# Public keys (identity's only in SECRET_OWNERS), yet configuration: an environment variable.
+NOT_FILES = ("OPERATOR_PUBLIC_KEYS",)
+BROKER_ADMIN_DEFINITIONS = "rabbitmq_admin_definitions.json"
+
+
+def secret_file_names() -> list[str]:
+    """The variables of deploy/.env written as secret files (each as its lower-case name)."""
+    owned = [key.upper() for key in SECRET_OWNERS if key.upper() not in NOT_FILES]
+    passwords = [password_variable(kind, s) for s in SERVICES for kind in ("DB", "BUS")]
+    return sorted({"POSTGRES_PASSWORD", *passwords, *owned, *OPTIONAL_SECRETS})
+
+
+def write_secret_files(variables: Mapping[str, str], directory: str) -> list[str]:
+    """One file per secret (readable inside the containers it is mounted in: compose mounts
+    the file as it is; the directory, 0700, keeps it from the host's other users)."""
+    folder = os.path.abspath(directory)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    missing = [n for n in secret_file_names() if n not in OPTIONAL_SECRETS and not variables.get(n)]
+    if missing or not variables.get("RABBITMQ_PASSWORD"):
+        raise SystemExit(f"secret-files: missing {', '.join(missing or ['RABBITMQ_PASSWORD'])}")
+    contents = {name.lower(): variables.get(name, "") for name in secret_file_names()}
+    # No provider's key: one for compose's SMS stand-in (scripts/sms_sink.py), which checks it.
+    contents["sms_api_key"] = contents["sms_api_key"] or secrets.token_urlsafe(24)
+    admin = authority.admin_definitions(
+        variables.get("RABBITMQ_ADMIN_USER", "dmp"), variables["RABBITMQ_PASSWORD"]
+    )
+    contents[BROKER_ADMIN_DEFINITIONS] = json.dumps(admin, indent=2)
+    for name, value in contents.items():
+        path = os.path.join(folder, name)
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(value)
+        os.chmod(path, 0o644)
+    return sorted(contents)
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    values = {}
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                name, _, value = line.partition("=")
+                values[name.strip()] = value
+    return values
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["new-env"]:
         sys.stdout.write(new_env())
+    elif argv[:1] == ["secret-files"] and len(argv) == 3:
+        written = write_secret_files(_read_env_file(argv[1]), argv[2])
+        print(f"{len(written)} secret files in {argv[2]}: {', '.join(written)}")
     elif argv[:1] == ["apply"]:
         environment = asyncio.run(apply_from(os.environ))
         parties = ", ".join(environment.bus_prefix + p for p in authority.parties())
         roles = ", ".join(environment.role(s) for s in SERVICES)
         print(f"provisioned broker users {parties}; database roles {roles}")
     else:
-        raise SystemExit("usage: python -m libs.provision new-env | apply")
+        raise SystemExit(
+            "usage: python -m libs.provision new-env | apply | secret-files ENV_FILE DIRECTORY"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ discipline:
   short backoff; past the delivery limit the broker dead-letters it.
 - commands: request/reply, one handler per command contract (`handle`); the token is verified
   locally; the reply is the command's typed result or a clear error.
+
+Every delivery is counted by what became of it and timed (libs/metrics.py), and, when tracing
+is configured, handled in a span continuing the sender's trace (libs/telemetry.py).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 from typing_extensions import TypeVar  # with defaults (PEP 696) before Python 3.13
 
-from libs import db
+from libs import db, outbox
 from libs.bus import topology
 from libs.bus.authority import OPS
 from libs.bus.publisher import ConfirmingPublisher
@@ -53,10 +56,17 @@ from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
 from libs.health import HealthServer, Progress
 from libs.inbox import first_delivery
-from libs.logging import bind_correlation, configure_logging, new_message_context
+from libs.logging import (
+    BROKER_LOGGER,
+    bind_correlation,
+    configure_logging,
+    new_message_context,
+)
 from libs.maintenance import Periodic, prune
+from libs.metrics import ServiceMetrics
 from libs.outbox import OutboxRelay
 from libs.settings import ServiceSettings
+from libs.telemetry import Tracing
 from libs.tokens import Claims, TokenVerifier
 from libs.uow import AlreadyAnswered, RequestKey, UnitOfWork, stored_reply, unit_of_work
 
@@ -199,15 +209,30 @@ class Runtime(Generic[S]):
         self.clock = Clock(adjustable=settings.clock_mode == "adjustable")
         self.tokens = TokenVerifier(settings.identity_jwks, issuer=settings.identity_issuer)
         # faststream's Prometheus middleware counts, times and sizes every message of every
-        # queue (received, processed, failed, in progress), served at /metrics with the probes.
+        # queue (received, processed, failed, in progress), served at /metrics with the probes;
+        # what became of each message, the outbox and readiness are the runtime's own
+        # (`meters`, libs/metrics.py). Every series carries `service`.
         self.metrics = CollectorRegistry()
+        self.meters = ServiceMetrics(self.metrics, name)
+        # Spans only when an exporter is configured (libs/telemetry.py).
+        self.tracing = Tracing(
+            name, otlp_endpoint=settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
+        )
         self.broker = RabbitBroker(
             settings.amqp_url,
-            middlewares=[RabbitPrometheusMiddleware(registry=self.metrics, app_name=name)],
+            middlewares=[
+                *self.tracing.middlewares(),
+                RabbitPrometheusMiddleware(
+                    registry=self.metrics, app_name=name, custom_labels={"service": name}
+                ),
+            ],
             default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
             graceful_timeout=settings.graceful_timeout_seconds,
             ack_policy=AckPolicy.MANUAL,
             log_level=logging.DEBUG,
+            # A logger of ours, not faststream's own (which writes plain text to stdout): its
+            # lines go through libs.logging's processors (JSON, INS pseudonymised).
+            logger=logging.getLogger(BROKER_LOGGER),
             app_id=name,
         )
         self.publisher = ConfirmingPublisher(settings.amqp_url, name=name)
@@ -216,6 +241,7 @@ class Runtime(Generic[S]):
             name=name,
             timeout=settings.rpc_timeout_seconds,
             exchange=topology.INTERNAL_EXCHANGE,
+            tracer=self.tracing.tracer if self.tracing.enabled else None,
         )
         self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
@@ -233,7 +259,7 @@ class Runtime(Generic[S]):
                 settings.health_host,
                 settings.health_port,
                 self.readiness,
-                lambda: generate_latest(self.metrics),
+                self.scrape,
             )
             if settings.health_port is not None
             else None
@@ -261,10 +287,13 @@ class Runtime(Generic[S]):
         @subscriber
         async def consume(message: RabbitMessage) -> None:
             self.health.began(queue)
+            started = time.perf_counter()
+            outcome = "failed"
             try:
-                await self._consume_event(queue, handlers, message)
+                outcome = await self._consume_event(queue, handlers, message)
             finally:
                 self.health.ended(queue)
+                self._count(queue, "event", outcome, started)
 
     def handle(
         self,
@@ -292,11 +321,19 @@ class Runtime(Generic[S]):
         @subscriber
         async def serve(message: RabbitMessage) -> None:
             self.health.began(queue)
+            started = time.perf_counter()
+            outcome = "failed"
             try:
-                await self._serve_command(queue, commands, message)
+                outcome = await self._serve_command(queue, commands, message)
                 self.health.progressed(queue)
             finally:
                 self.health.ended(queue)
+                self._count(queue, "command", outcome, started)
+
+    def _count(self, queue: str, kind: str, outcome: str, started: float) -> None:
+        meters, service = self.meters, self.name
+        meters.handled.labels(service, queue, kind, outcome).inc()
+        meters.handling_seconds.labels(service, queue, kind).observe(time.perf_counter() - started)
 
     def _subscriber(self, queue: str) -> RabbitSubscriber:
         subscriber: RabbitSubscriber = self.broker.subscriber(
@@ -358,6 +395,42 @@ class Runtime(Generic[S]):
             return False
         return bool(await self.publisher.consumers(queue))
 
+    async def scrape(self) -> bytes:
+        """The metrics as Prometheus reads them, the sampled gauges refreshed first (at most a
+        few seconds: a slow database or broker leaves them as last sampled)."""
+        try:
+            async with asyncio.timeout(3):
+                await self._sample()
+        except TimeoutError:
+            self.meters.sample_failures.labels(self.name, "timeout").inc()
+        return generate_latest(self.metrics)
+
+    async def _sample(self) -> None:
+        meters, service = self.meters, self.name
+        if self._pool is not None:
+            try:
+                unsent, oldest = await outbox.backlog(self._pool)
+            except Exception:
+                meters.sample_failures.labels(service, "outbox").inc()
+            else:
+                meters.outbox_unsent.labels(service).set(unsent)
+                meters.outbox_oldest_age.labels(service).set(oldest)
+        queues = sorted(self._queues)
+        depths = await asyncio.gather(
+            *(self.publisher.counts(topology.dlq_name(queue)) for queue in queues)
+        )
+        for queue, counts in zip(queues, depths, strict=True):
+            if counts is None:
+                meters.sample_failures.labels(service, "dead_letters").inc()
+            else:
+                meters.dead_letter_depth.labels(service, queue).set(counts[0])
+        ready = await self.readiness()
+        meters.ready.labels(service).set(1 if ready["ready"] else 0)
+        for queue, consumed in ready["consuming"].items():
+            meters.queue_consumed.labels(service, queue).set(1 if consumed else 0)
+        for queue in queues:
+            meters.queue_stalled.labels(service, queue).set(1 if queue in ready["stalled"] else 0)
+
     async def _prune(self) -> None:
         settings = self.settings
         deleted = await prune(
@@ -375,11 +448,14 @@ class Runtime(Generic[S]):
 
     async def prepare(self) -> None:
         """Everything but consuming: database, migrations, clock, publisher, topology."""
-        configure_logging(self.name, self.settings.log_level)
+        configure_logging(self.name, self.settings.log_level, self.settings.log_pseudonym_key)
         self._pool = await db.create_pool(
             self.settings.database_url, self.schema, max_size=self.settings.db_pool_size
         )
-        await db.migrate(self._pool, self.schema, self.migrations)
+        if self.settings.migrate_on_start:
+            await db.migrate(self._pool, self.schema, self.migrations)
+        else:  # migrations are their own step (`python -m libs.migrate`): never silently
+            await db.require_migrated(self._pool, self.schema, self.migrations)
         await self.clock.start(self.settings.database_url)
         await self.publisher.connect()
         for queue, keys in self._queues.items():
@@ -387,7 +463,13 @@ class Runtime(Generic[S]):
                 self.publisher.channel, queue, keys, commands=queue in self._command_queues
             )
         await self.rpc.connect()
-        self.relay = OutboxRelay(self._pool, self.publisher, self.schema)
+        self.relay = OutboxRelay(
+            self._pool,
+            self.publisher,
+            self.schema,
+            tracer=self.tracing.tracer if self.tracing.enabled else None,
+            metrics=self.meters,
+        )
 
     async def start_consuming(self) -> None:
         assert self.relay is not None
@@ -421,6 +503,7 @@ class Runtime(Generic[S]):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        self.tracing.shutdown()
         log.info("service_stopped")
 
     def app(self) -> FastStream:
@@ -438,7 +521,8 @@ class Runtime(Generic[S]):
 
     async def _consume_event(
         self, queue: str, handlers: dict[type[Event], EventHandler], message: Any
-    ) -> None:
+    ) -> str:
+        """Handle one event delivery; returns what became of it (for the metrics)."""
         raw = message.raw_message
         new_message_context(
             self.name, correlation_id=raw.correlation_id, queue=queue, message_id=raw.message_id
@@ -448,19 +532,21 @@ class Runtime(Generic[S]):
             event = open_envelope(envelope)
             handler = handlers[type(event)]
         except ValidationError as exc:
-            await self._dead_letter_and_ack(queue, message, f"schema: {describe(exc)}")
-            return
+            return await self._dead_letter_and_ack(
+                queue, message, f"schema: {describe(exc)}", kind="schema"
+            )
         except LookupError as exc:
-            await self._dead_letter_and_ack(queue, message, f"unknown event: {exc}")
-            return
+            return await self._dead_letter_and_ack(
+                queue, message, f"unknown event: {exc}", kind="unknown_event"
+            )
         bind_correlation(envelope.correlation_id, event_type=envelope.type)
         if len(raw.body) > self.settings.max_message_bytes:
-            await self._dead_letter_and_ack(queue, message, "too large")
-            return
+            return await self._dead_letter_and_ack(queue, message, "too large", kind="too_large")
         if forged := self._forgery(raw, envelope, event):
-            await self._dead_letter_and_ack(queue, message, f"forged: {forged}")
-            return
-        await self._apply_event(queue, handler, envelope, event, message)
+            return await self._dead_letter_and_ack(
+                queue, message, f"forged: {forged}", kind="forged"
+            )
+        return await self._apply_event(queue, handler, envelope, event, message)
 
     def _forgery(self, raw: Any, envelope: Envelope, event: Event) -> str | None:
         """Why the event cannot be believed, if it cannot: only its owner may have published it.
@@ -496,7 +582,7 @@ class Runtime(Generic[S]):
         envelope: Envelope,
         event: Event,
         message: Any,
-    ) -> None:
+    ) -> str:
         """Apply once, then ack. Wait out the infrastructure; park only the message's own fault.
 
         An outage keeps the delivery in hand (retrying with backoff) rather than giving it back,
@@ -507,39 +593,42 @@ class Runtime(Generic[S]):
         held_since = time.monotonic()
         failures = 0
         while True:
+            applied = True
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     if await first_delivery(conn, queue, str(envelope.event_id)):
                         await handler(EventContext(self, conn, envelope), event)
                     else:
+                        applied = False
                         log.info("duplicate_ignored", event_id=str(envelope.event_id))
             except DomainError as exc:
-                await self._dead_letter_and_ack(queue, message, f"{exc.code}: {exc.message}")
-                return
+                return await self._dead_letter_and_ack(
+                    queue, message, f"{exc.code}: {exc.message}", kind="refused"
+                )
             except Exception as exc:
                 failures += 1
                 if not is_transient(exc):
                     if failures >= POISON_ATTEMPTS:
                         log.error("event_poison", error=repr(exc), attempts=failures)
-                        await self._dead_letter_and_ack(
-                            queue, message, f"failed {failures} times: {exc!r}"
+                        return await self._dead_letter_and_ack(
+                            queue, message, f"failed {failures} times: {exc!r}", kind="poison"
                         )
-                        return
+                    self.meters.failures.labels(self.name, queue, "error").inc()
                     log.warning("event_failed_will_retry", attempt=failures, error=repr(exc))
                     await asyncio.sleep(0.1 * failures)
                     continue
+                self.meters.failures.labels(self.name, queue, "transient").inc()
                 self.health.infrastructure_failed(exc)
                 log.warning("event_waits_for_infrastructure", attempt=failures, error=repr(exc))
                 if time.monotonic() - held_since > self.settings.hold_seconds:
-                    await self._give_back(queue, message)
-                    return
+                    return await self._give_back(queue, message)
                 await asyncio.sleep(min(0.2 * 2 ** min(failures, 10), 5.0))
                 continue
             self.health.progressed(queue)
             await _ack(message)
-            return
+            return "applied" if applied else "duplicate"
 
-    async def _give_back(self, queue: str, message: Any) -> None:
+    async def _give_back(self, queue: str, message: Any) -> str:
         """Put a message back at its queue's tail as a new delivery, then ack the original."""
         raw = message.raw_message
         headers = dict(raw.headers or {})
@@ -559,11 +648,16 @@ class Runtime(Generic[S]):
             log.warning("give_back_failed", error=repr(exc))
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
-            return
+            return "requeued"
         await message.ack()
         log.info("event_given_back", queue=queue)
+        return "given_back"
 
-    async def _dead_letter_and_ack(self, queue: str, message: Any, reason: str) -> None:
+    async def _dead_letter_and_ack(
+        self, queue: str, message: Any, reason: str, *, kind: str
+    ) -> str:
+        """Park the message in `<queue>.dlq` with `reason` (`kind`: its bounded category, for
+        the metrics), then ack; returns what became of it."""
         raw = message.raw_message
         log.error("dead_lettered", reason=reason)
         headers = dict(raw.headers or {})
@@ -590,12 +684,15 @@ class Runtime(Generic[S]):
             await asyncio.sleep(1.0)
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
-            return
+            return "requeued"
+        self.meters.dead_lettered.labels(self.name, queue, kind).inc()
         await _ack(message)
+        return "dead_lettered"
 
     async def _serve_command(
         self, queue: str, commands: dict[tuple[str, int], Handler[Any]], message: Any
-    ) -> None:
+    ) -> str:
+        """Serve one request; returns what became of it (for the metrics)."""
         raw = message.raw_message
         new_message_context(self.name, correlation_id=raw.correlation_id, queue=queue)
         deadline = (raw.headers or {}).get(DEADLINE_HEADER)
@@ -603,7 +700,7 @@ class Runtime(Generic[S]):
             # The caller has given up and been told so: acting now would surprise them.
             log.warning("request_expired_dropped")
             await message.ack()
-            return
+            return "expired"
         reply = await self._run_command(
             commands, raw.body, deadline if isinstance(deadline, int) else None, raw.user_id
         )
@@ -616,11 +713,14 @@ class Runtime(Generic[S]):
                 log.error("reply_failed", error=repr(exc))
         elif not reply.ok:
             assert reply.error is not None
-            await self._dead_letter_and_ack(
-                queue, message, f"{reply.error.code}: {reply.error.message}"
+            return await self._dead_letter_and_ack(
+                queue, message, f"{reply.error.code}: {reply.error.message}", kind="unanswered"
             )
-            return
         await message.ack()
+        if reply.ok:
+            return "ok"
+        assert reply.error is not None
+        return _COMMAND_OUTCOMES.get(reply.error.code, "refused")
 
     async def _run_command(
         self,
@@ -726,6 +826,10 @@ class Runtime(Generic[S]):
             request.payload,
             command.replay_window,
         )
+
+
+# A refusal is the caller's (a domain rule, a bad request); these are the service's own.
+_COMMAND_OUTCOMES = {ErrorCode.INTERNAL_ERROR: "failed", ErrorCode.UNAVAILABLE: "unavailable"}
 
 
 def _error(code: str, message: str, rule: str | None = None) -> Reply:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
+from libs.sealing import check_key
 from libs.tokens import DEFAULT_ISSUER
 
 
@@ -49,6 +57,69 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = 30
     request_retention_days: float = 7
     prune_interval_seconds: float = 3600
+    # Observability (docs/observability.md). The key under which INS values are hashed in logs
+    # (32 bytes, base64url; the same for every service, a secret): unset, each process draws
+    # its own and pseudonyms cannot be followed from one service to another.
+    log_pseudonym_key: str | None = Field(None, repr=False)
+    # Where spans go (OTLP over HTTP, e.g. http://otel-collector:4318/v1/traces); unset: no
+    # tracing at all. The share of new traces kept (a caller's decision is followed).
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+
+    @field_validator("log_pseudonym_key", "otlp_endpoint", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_pseudonym_key")
+    @classmethod
+    def _key_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_key(value, "log_pseudonym_key")
+
+    # False in production: migrations are their own step (`python -m libs.migrate`, a job) and
+    # a service whose schema is behind refuses to start instead of migrating it.
+    migrate_on_start: bool = True
+    # The passwords of the two URLs, when a deployment keeps them apart as secret files
+    # (`database_password`, `amqp_password` in SECRETS_DIR): put into the URLs.
+    database_password: str | None = Field(default=None, repr=False)
+    amqp_password: str | None = Field(default=None, repr=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """With SECRETS_DIR set (e.g. /run/secrets, where compose and Kubernetes mount a
+        container's secrets), a setting may also be a file named after it, e.g.
+        `dossier_content_key`; the environment still comes first."""
+        directory = os.environ.get("SECRETS_DIR")
+        if directory and os.path.isdir(directory):
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=directory)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _passwords_into_urls(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for url, password in (("database_url", "database_password"), ("amqp_url", "amqp_password")):
+            if data.get(password):
+                given = data.get(url) or cls.model_fields[url].default
+                data = {**data, url: with_password(given, data[password])}
+        return data
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with its user's password set to `password`."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username or ''}:{quote(password, safe='')}@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class SmsSettings(ServiceSettings):

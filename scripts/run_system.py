@@ -66,12 +66,13 @@ def keys() -> dict[str, str]:
                     "dossier_content_key": b64e(os.urandom(32)),
                     "messaging_content_key": b64e(os.urandom(32)),
                     "purge_proof_key": b64e(os.urandom(32)),
+                    "log_pseudonym_key": b64e(os.urandom(32)),
                 }
             )
         )
         path.chmod(0o600)
     loaded: dict[str, str] = json.loads(path.read_text())
-    for made_later in ("messaging_content_key", "purge_proof_key"):
+    for made_later in ("messaging_content_key", "purge_proof_key", "log_pseudonym_key"):
         if made_later not in loaded:  # made by an older version
             loaded[made_later] = b64e(os.urandom(32))
             path.write_text(json.dumps(loaded))
@@ -145,6 +146,7 @@ async def main() -> None:
         "dossier_content_key": k["dossier_content_key"],
         "messaging_content_key": k["messaging_content_key"],
         "purge_proof_key": k["purge_proof_key"],
+        "log_pseudonym_key": k["log_pseudonym_key"],  # every service's (libs/logging.py)
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
         "sms_gateway_url": sms.url,

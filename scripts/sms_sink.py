@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -30,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from libs.sms import E164
-from scripts.smtp_sink import free_port
 
 PATH = "/v1/messages"
 
@@ -95,15 +96,16 @@ class SmsServer:
         api_key: str | None = None,
         spool: Path | None = None,
         on_message: Callable[[Sms], None] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.inbox = SmsInbox(spool=spool, on_message=on_message)
         self.api_key = api_key or secrets.token_urlsafe(24)
-        self.port = port or free_port()
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}{PATH}"
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._by_key: dict[str, Sms] = {}
-        self._http = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._http = ThreadingHTTPServer((host, self.port), self._handler())
         self._http.daemon_threads = True
         self._thread = threading.Thread(
             target=self._http.serve_forever, name="sms-sink", daemon=True
@@ -269,6 +271,12 @@ def _invalid(body: Any, key: str | None) -> str | None:
     return None
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main(argv: list[str]) -> None:
     port = int(argv[0]) if argv else None
 
@@ -277,7 +285,11 @@ def main(argv: list[str]) -> None:
             f"{sms.received_at:%H:%M:%S} SMS from {sms.sender} to {sms.to}: {sms.text}", flush=True
         )
 
-    with SmsServer(port=port, on_message=show) as server:
+    # In a container (deploy/compose.yaml): every interface, and the key identity is given.
+    host = os.environ.get("SMS_SINK_HOST", "127.0.0.1")
+    key_file = os.environ.get("SMS_API_KEY_FILE")
+    api_key = Path(key_file).read_text().strip() if key_file else None
+    with SmsServer(port=port, api_key=api_key or None, on_message=show, host=host) as server:
         print(f"SMS provider API at {server.url}, bearer key {server.api_key}", flush=True)
         try:
             threading.Event().wait()

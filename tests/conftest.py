@@ -67,6 +67,7 @@ def settings_values(
         "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
         "messaging_content_key": "m3sS4g1nGk3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhAx",
         "purge_proof_key": "pUrG3pr00fK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "log_pseudonym_key": "l0gPs3udOnYmK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bF",
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
         "sms_gateway_url": sms.url,

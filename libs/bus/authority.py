@@ -30,6 +30,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -228,18 +229,24 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
 def definitions(
     vhost: str,
     prefix: str,
-    passwords: dict[str, str],
+    passwords: dict[str, str] | None,
     extra_services: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Every party's user and permissions, and the bounds of `ops.unrouted`, as RabbitMQ
-    definitions: what `apply` imports, and what a deployment may load at the broker's boot."""
+    """Every party's user and permissions, the shared exchanges, `ops.unrouted` and its
+    bounds, as RabbitMQ definitions: what `apply` imports (the tests, `make run`, the
+    provisioning job), and, with no passwords, what a deployment loads at the broker's boot
+    (`python -m libs.bus.authority definitions`, deploy/rabbitmq/definitions.json).
+
+    Without `passwords` every user is made without a usable password (an empty hash: no login
+    succeeds) until provisioning sets it: password hashes are secrets, never in a file that is
+    committed. Each service declares its own queues at start (`topology.declare_queue`)."""
     users, permissions, topic_permissions = [], [], []
     for grant in grants(extra_services):
         user = prefix + grant.party
         users.append(
             {
                 "name": user,
-                "password_hash": password_hash(passwords[grant.party]),
+                "password_hash": password_hash(passwords[grant.party]) if passwords else "",
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": "",  # no management, no administrator
             }
@@ -267,6 +274,7 @@ def definitions(
         "vhosts": [{"name": vhost}],
         "permissions": permissions,
         "topic_permissions": topic_permissions,
+        **shared_topology(vhost),
         "policies": [
             {
                 "vhost": vhost,
@@ -278,6 +286,81 @@ def definitions(
             }
         ],
     }
+
+
+def shared_topology(vhost: str) -> dict[str, list[dict[str, Any]]]:
+    """What `topology.declare_exchanges` declares, as definitions: the exchanges the
+    administrator owns (services only check they exist) and `ops.unrouted`."""
+
+    def exchange(name: str, kind: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "vhost": vhost,
+            "type": kind,
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": arguments or {},
+        }
+
+    return {
+        "exchanges": [
+            exchange(topology.UNROUTED_EXCHANGE, "fanout"),
+            exchange(
+                topology.EVENTS_EXCHANGE,
+                "topic",
+                {"alternate-exchange": topology.UNROUTED_EXCHANGE},
+            ),
+            exchange(topology.DEAD_EXCHANGE, "direct"),
+            exchange(topology.COMMANDS_EXCHANGE, "direct"),
+            exchange(topology.INTERNAL_EXCHANGE, "direct"),
+        ],
+        "queues": [
+            {
+                "name": topology.UNROUTED_QUEUE,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {"x-queue-type": "quorum"},
+            }
+        ],
+        "bindings": [
+            {
+                "source": topology.UNROUTED_EXCHANGE,
+                "vhost": vhost,
+                "destination": topology.UNROUTED_QUEUE,
+                "destination_type": "queue",
+                "routing_key": "",
+                "arguments": {},
+            }
+        ],
+    }
+
+
+def admin_definitions(user: str, password: str, vhost: str = "/") -> dict[str, Any]:
+    """The broker's administrator, for a deployment whose broker loads definitions at boot
+    (then RabbitMQ makes no default user): a secret, made per environment by
+    `python -m libs.provision secret-files`, never committed."""
+    return {
+        "users": [
+            {
+                "name": user,
+                "password_hash": password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "administrator",
+            }
+        ],
+        "vhosts": [{"name": vhost}],
+        "permissions": [
+            {"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+        ],
+    }
+
+
+def deployment_definitions(vhost: str = "/", prefix: str = "") -> dict[str, Any]:
+    """deploy/rabbitmq/definitions.json: loaded at the broker's boot, users without passwords
+    (the provisioning job sets them); a test checks the committed file is this."""
+    return definitions(vhost, prefix, None)
 
 
 def parties(extra_services: tuple[str, ...] = ()) -> list[str]:
@@ -312,3 +395,14 @@ async def declare_shared(admin_url: str) -> None:
         await topology.declare_exchanges(await connection.channel())
     finally:
         await connection.close()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] != ["definitions"] or len(argv) > 3:
+        raise SystemExit("usage: python -m libs.bus.authority definitions [VHOST [USER_PREFIX]]")
+    document = deployment_definitions(*argv[1:])
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -53,6 +53,12 @@ class ConfirmingPublisher:
     async def consumers(self, queue: str) -> int | None:
         """How many consumers the broker counts on `queue` (a passive declare, which needs no
         permission); None when the broker cannot say (unreachable, no such queue)."""
+        counts = await self.counts(queue)
+        return None if counts is None else counts[1]
+
+    async def counts(self, queue: str) -> tuple[int, int] | None:
+        """(messages ready, consumers) of `queue` as the broker counts them (a passive
+        declare); None when the broker cannot say (unreachable, no such queue)."""
         if self._connection is None or self._connection.is_closed:
             return None
         try:
@@ -62,7 +68,9 @@ class ConfirmingPublisher:
         except Exception:
             return None
         result = found.declaration_result
-        return None if result is None else int(result.consumer_count or 0)
+        if result is None:
+            return None
+        return int(result.message_count or 0), int(result.consumer_count or 0)
 
     async def close(self) -> None:
         if self._connection is not None:

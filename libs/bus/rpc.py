@@ -6,11 +6,15 @@ pseudo-queue and matches replies to waiting callers by correlation id, so caller
 each other. Every call has a deadline: the request carries it (the server drops a request whose
 caller has already given up, so a late command cannot take effect behind the caller's back), and
 the caller gets `RpcTimeout`, which callers of `access.decide` treat as a denial.
+
+The request carries the caller's trace context (`traceparent`, libs/telemetry.py), so the
+server's span continues the caller's trace; with a tracer, the call is a client span of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any, TypeVar, cast
@@ -22,8 +26,10 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from opentelemetry import trace
 from pydantic import ValidationError
 
+from libs import telemetry
 from libs.bus.publisher import broker_user
 from libs.bus.topology import COMMANDS_EXCHANGE
 from libs.contracts.envelope import Contract
@@ -61,7 +67,9 @@ class RpcClient:
         timeout: float = 5.0,
         exchange: str = COMMANDS_EXCHANGE,
         max_request_bytes: int = 32 * 1024 * 1024,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer
         # Refused here rather than by the broker, which would close the channel under us.
         self.max_request_bytes = max_request_bytes
         self._url = url
@@ -123,22 +131,34 @@ class RpcClient:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         deadline_ms = int((time.time() + timeout) * 1000)
+        headers: dict[str, Any] = {DEADLINE_HEADER: deadline_ms}
+        span = (
+            self._tracer.start_as_current_span(
+                f"{queue} send",
+                kind=trace.SpanKind.CLIENT,
+                attributes={"messaging.system": "rabbitmq", "messaging.destination.name": queue},
+            )
+            if self._tracer is not None
+            else contextlib.nullcontext()
+        )
         try:
             async with asyncio.timeout(timeout):
-                await self._exchange.publish(
-                    aio_pika.Message(
-                        body,
-                        content_type="application/json",
-                        correlation_id=correlation_id,
-                        message_id=correlation_id,
-                        reply_to=REPLY_TO,
-                        headers={DEADLINE_HEADER: deadline_ms},
-                        user_id=self._user_id,
-                    ),
-                    routing_key=queue,
-                    mandatory=True,
-                )
-                return await future
+                with span:
+                    telemetry.inject(headers)
+                    await self._exchange.publish(
+                        aio_pika.Message(
+                            body,
+                            content_type="application/json",
+                            correlation_id=correlation_id,
+                            message_id=correlation_id,
+                            reply_to=REPLY_TO,
+                            headers=headers,
+                            user_id=self._user_id,
+                        ),
+                        routing_key=queue,
+                        mandatory=True,
+                    )
+                    return await future
         except TimeoutError:
             raise RpcTimeout(queue, timeout) from None
         except aio_pika.exceptions.PublishError:

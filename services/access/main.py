@@ -29,6 +29,8 @@ def build(settings: AccessSettings | None = None) -> Runtime[AccessSettings]:
         shared_migrations=spaces.MIGRATIONS,
     )
     handlers.register(runtime)
+    # Every decision counted by rule and outcome (libs/metrics.py), exposed from the start.
+    assert runtime.meters.access_decisions is not None
     return runtime
 
 

@@ -62,7 +62,7 @@ async def decide(ctx: CommandContext[AccessSettings], c: cmd.Decide) -> cmd.Deci
             c.purpose,
             on_behalf_of=c.on_behalf_of,
         )
-        return uow.answer(
+        reply = uow.answer(
             cmd.Decision(
                 decision_id=decision_id,
                 granted=decision.granted,
@@ -75,6 +75,17 @@ async def decide(ctx: CommandContext[AccessSettings], c: cmd.Decide) -> cmd.Deci
                 include_held_back=decision.include_held_back,
             )
         )
+    _count_decision(ctx, decision, c.action)  # committed: counted
+    return reply
+
+
+def _count_decision(
+    ctx: CommandContext[AccessSettings], decision: domain.Decision, action: str
+) -> None:
+    outcome = "granted" if decision.granted else "denied"
+    ctx.runtime.meters.access_decisions.labels(
+        ctx.runtime.name, decision.rule, outcome, action
+    ).inc()
 
 
 async def _decide_and_trace(
@@ -400,7 +411,9 @@ async def collect_consent(
             reason=c.reason,
         )
         await _given(uow, c.ins, "professional", c.rpps, ctx.runtime.now(), c.until)
-        return uow.answer(cmd.Authorization(ins=c.ins, rpps=c.rpps, until=c.until))
+        reply = uow.answer(cmd.Authorization(ins=c.ins, rpps=c.rpps, until=c.until))
+    _count_decision(ctx, decision, "collect_consent")  # committed: counted
+    return reply
 
 
 async def revoke_authorization(ctx: CommandContext, c: cmd.RevokeAuthorization) -> cmd.Revocation:

@@ -34,7 +34,6 @@ from datetime import timedelta
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
-from prometheus_client import Counter
 
 from libs.bus.rpc import RpcError
 from libs.contracts.commands import GetAlertContact
@@ -67,13 +66,12 @@ class MailWorker:
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
         self._sms = gateway_for(settings)
         self._mailer = Mailer(settings)  # one kept SMTP connection
-        # Ops see what could not be delivered by a channel (the alert stays in the inbox).
-        self._delivered = Counter(
-            "notifier_alert_deliveries",
-            "Alert deliveries by channel and outcome (sent, given_up)",
-            ["channel", "outcome"],
-            registry=runtime.metrics,
-        )
+        # Ops see what could not be delivered by a channel (the alert stays in the inbox):
+        # `notifier_alert_deliveries_total{service, channel, outcome}` (libs/metrics.py).
+        self._deliveries = runtime.meters.alert_deliveries
+
+    def _delivered(self, channel: str, outcome: str) -> None:
+        self._deliveries.labels(self._runtime.name, channel, outcome).inc()
 
     @property
     def _channel(self) -> str:
@@ -177,7 +175,7 @@ class MailWorker:
             try:
                 await self._send(channel, address, row, contact.display_name)
             except SmsRefused as exc:  # permanent: never retried
-                self._delivered.labels(channel, "given_up").inc()
+                self._delivered(channel, "given_up")
                 log.error(
                     "alert_delivery_failed", alert_id=str(alert_id), channel=channel, error=str(exc)
                 )
@@ -185,7 +183,7 @@ class MailWorker:
                 continue
             except Exception as exc:
                 if row["attempts"] >= settings.delivery_max_attempts:
-                    self._delivered.labels(channel, "given_up").inc()
+                    self._delivered(channel, "given_up")
                     log.error(
                         "alert_delivery_failed",
                         alert_id=str(alert_id),
@@ -195,10 +193,11 @@ class MailWorker:
                     )
                     await repository.mark_channel_done(pool, alert_id, channel, "given_up")
                 else:
+                    self._delivered(channel, "retried")
                     errors.append(f"{channel}: {exc!r}")
                 continue
             delivered += 1
-            self._delivered.labels(channel, "sent").inc()
+            self._delivered(channel, "sent")
             await repository.mark_channel_done(pool, alert_id, channel, "sent")
         if errors:
             await self._retry(row, "; ".join(errors))

@@ -1,6 +1,7 @@
-"""deploy/compose.yaml's chain without Docker: `new-env`, the provisioning job with exactly the
-environment compose gives it (against a broker with its management API, as in the image, and a
-PostgreSQL that checks passwords), then a service with exactly its container's environment.
+"""deploy/compose.yaml's chain without Docker: `new-env` and `secret-files`, the provisioning
+job with exactly the environment compose gives it (against a broker with its management API, as
+in the image, and a PostgreSQL that checks passwords), the migration job, then a service with
+exactly its container's environment and secret files (SECRETS_DIR, as /run/secrets).
 
 Compose's host names are mapped to a private RabbitMQ node and a private PostgreSQL cluster of
 the test's own, so the users and roles it makes (`access`, `dmp_access`...) touch no one else.
@@ -9,6 +10,7 @@ the test's own, so the users and roles it makes (`access`, `dmp_access`...) touc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -16,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -26,6 +29,7 @@ from libs.bus import authority, topology
 from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.contracts.events import AccessLogged
+from libs.settings import with_password
 from scripts.processes import wait_ready
 from tests.support import compose
 from tests.support.bus import consume_as, publish_as
@@ -39,6 +43,7 @@ from tests.support.private_servers import (
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"
 
 
 @dataclass
@@ -46,6 +51,11 @@ class Deployment:
     env: dict[str, str]  # deploy/.env as an operator makes it
     rabbit: RabbitNode
     pg: PrivatePostgres
+    secrets: Path  # deploy/secrets/ as `python -m libs.provision secret-files` makes it
+    mounts: Path  # each container's /run/secrets, one folder each
+
+    def secret_dir(self, service: str) -> Path:
+        return compose.mount_secrets(service, self.secrets, self.mounts / service)
 
     def container(self, service: str) -> dict[str, str]:
         """The container's environment, compose's host names pointing at the private servers."""
@@ -55,17 +65,27 @@ class Deployment:
             "@postgres:5432/": f"@127.0.0.1:{self.pg.port}/",
         }
         values = compose.environment(service, self.env)
+        mounted = self.secret_dir(service)
         for name, value in values.items():
             for host, here in hosts.items():
                 value = value.replace(host, here)
             values[name] = value
+        # The URLs as the settings make them from the secret files (libs/settings.py).
+        for url, password in (("DATABASE_URL", "database_password"), ("AMQP_URL", "amqp_password")):
+            if url in values and (mounted / password).is_file():
+                values[url] = with_password(values[url], (mounted / password).read_text())
         return values
 
     def run(self, module: str, service: str, *args: str) -> subprocess.Popen[bytes]:
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            env={**keep, "PYTHONPATH": str(ROOT), **self.container(service)},
+            env={
+                **keep,
+                "PYTHONPATH": str(ROOT),
+                **self.container(service),
+                "SECRETS_DIR": str(self.secret_dir(service)),
+            },
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -73,7 +93,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     made = subprocess.run(
         [sys.executable, "-m", "libs.provision", "new-env"],
         cwd=ROOT,
@@ -82,6 +102,8 @@ def deployment() -> Iterator[Deployment]:
         check=True,
     ).stdout
     env = compose.parse_env(compose.ENV_EXAMPLE.read_text()) | compose.parse_env(made)
+    folder = tmp_path_factory.mktemp("deploy")
+    provision.write_secret_files(env, str(folder / "secrets"))
     with (
         private_rabbitmq(management=True) as rabbit,
         private_postgres(password=secrets.token_hex(12)) as pg,
@@ -91,7 +113,7 @@ def deployment() -> Iterator[Deployment]:
         rabbit.ctl("set_user_tags", "dmp", "administrator")
         rabbit.ctl("set_permissions", "-p", "/", "dmp", ".*", ".*", ".*")
         asyncio.run(_create_database_administrator(pg, env["POSTGRES_PASSWORD"]))
-        yield Deployment(env, rabbit, pg)
+        yield Deployment(env, rabbit, pg, folder / "secrets", folder / "run-secrets")
 
 
 async def _create_database_administrator(pg: PrivatePostgres, password: str) -> None:
@@ -112,8 +134,17 @@ async def provisioned(deployment: Deployment) -> Deployment:
 
 
 @pytest.fixture(scope="module")
-async def access(provisioned: Deployment) -> AsyncIterator[subprocess.Popen[bytes]]:
-    process = provisioned.run("services.access", "access")
+async def migrated(provisioned: Deployment) -> Deployment:
+    job = provisioned.run("libs.migrate", "migrate")
+    output, _ = await asyncio.to_thread(job.communicate, timeout=120)
+    assert job.returncode == 0, output.decode()
+    assert "access: " in output.decode()
+    return provisioned
+
+
+@pytest.fixture(scope="module")
+async def access(migrated: Deployment) -> AsyncIterator[subprocess.Popen[bytes]]:
+    process = migrated.run("services.access", "access")
     try:
         yield process
     finally:
@@ -197,3 +228,25 @@ async def test_no_party_is_a_broker_administrator_nor_knows_the_administrators_p
         container = str(provisioned.container(service))
         assert provisioned.env["RABBITMQ_PASSWORD"] not in container
         assert provisioned.env["POSTGRES_PASSWORD"] not in container
+
+
+async def test_the_broker_holds_the_committed_definitions_once_provisioned(
+    provisioned: Deployment,
+) -> None:
+    """deploy/rabbitmq/definitions.json (what the broker loads at boot) is what provisioning
+    loads: every exchange, queue, binding, policy and permission of the file is there."""
+    exported = json.loads(provisioned.rabbit.ctl("-q", "export_definitions", "-"))
+    committed = json.loads(DEFINITIONS.read_text())
+
+    def keyed(items: list[dict[str, Any]], *keys: str) -> set[tuple[Any, ...]]:
+        return {tuple(json.dumps(item.get(k), sort_keys=True) for k in keys) for item in items}
+
+    for kind, keys in {
+        "exchanges": ("name", "vhost", "type", "durable", "arguments"),
+        "queues": ("name", "vhost", "durable", "arguments"),
+        "bindings": ("source", "vhost", "destination", "routing_key"),
+        "policies": ("name", "vhost", "pattern", "definition"),
+        "permissions": ("user", "vhost", "configure", "write", "read"),
+        "topic_permissions": ("user", "vhost", "exchange", "write", "read"),
+    }.items():
+        assert keyed(committed[kind], *keys) <= keyed(exported[kind], *keys), kind

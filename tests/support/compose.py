@@ -54,3 +54,28 @@ def environment(service: str, env: dict[str, str]) -> dict[str, str]:
         return default
 
     return {k: _REFERENCE.sub(fill, v) for k, v in raw_environment(service).items()}
+
+
+def secrets(service: str) -> dict[str, str]:
+    """The secret files a container gets: {file name in /run/secrets: the secret's name}."""
+    found = {}
+    for entry in compose()["services"][service].get("secrets", []):
+        source = entry if isinstance(entry, str) else entry["source"]
+        target = source if isinstance(entry, str) else entry.get("target", source)
+        found[target] = source
+    return found
+
+
+def secret_files() -> dict[str, str]:
+    """Every secret of the compose file: {its name: its file, relative to deploy/}."""
+    return {name: spec["file"] for name, spec in compose().get("secrets", {}).items()}
+
+
+def mount_secrets(service: str, made: Path, into: Path) -> Path:
+    """`into` laid out as the container's /run/secrets, from the files `secret-files` made in
+    `made`: what SECRETS_DIR points at in the container."""
+    into.mkdir(parents=True, exist_ok=True)
+    files = secret_files()
+    for target, source in secrets(service).items():
+        (into / target).write_bytes((made / Path(files[source]).name).read_bytes())
+    return into

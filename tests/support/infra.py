@@ -179,6 +179,11 @@ def db_url(admin_database_url: str, service: str) -> str:
     return environment.db_url(service)
 
 
+def db_prefix(admin_database_url: str) -> str:
+    """The prefix of the database's service roles (`<prefix><service>`)."""
+    return _DB[admin_database_url][0]
+
+
 def service_values(values: dict[str, Any], service: str) -> dict[str, Any]:
     """Settings as a service gets them: its own broker user and database role."""
     return {

@@ -88,7 +88,7 @@ class ProbeRuntime(Runtime):
                 self.pool, self.publisher, self.schema, lease=timedelta(seconds=self.lease)
             )
 
-    async def _consume_event(self, queue: str, handlers: Any, message: Any) -> None:
+    async def _consume_event(self, queue: str, handlers: Any, message: Any) -> str:
         raw = message.raw_message
         await self.pool.execute(
             "INSERT INTO deliveries (message_id, delivery_count, pid) VALUES ($1, $2, $3)",
@@ -104,7 +104,7 @@ class ProbeRuntime(Runtime):
                 os._exit(9)
 
             message.ack = die_instead_of_ack
-        await super()._consume_event(queue, handlers, message)
+        return await super()._consume_event(queue, handlers, message)
 
 
 async def apply(ctx: EventContext, event: EffectRequested) -> None:

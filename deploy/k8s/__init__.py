@@ -1,0 +1,1 @@
+"""Kubernetes manifests (kustomize): see deploy/README.md, "Kubernetes"."""
