@@ -69,8 +69,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port(low: int = 30000, high: int = 44000, *, with_dist: bool = False) -> int:
-    """A port that is free (and, for a RabbitMQ node, whose port + 20000 is free too)."""
+def free_port(low: int = 10000, high: int = 12700, *, with_dist: bool = False) -> int:
+    """A port that is free (and, for a RabbitMQ node, whose port + 20000 is free too).
+
+    Below Linux's ephemeral range (32768-60999), for the port and its distribution port: while a
+    private server is down, the services keep connecting to its port, and a client's ephemeral
+    port may then be that very port, connecting to itself (TCP simultaneous open) and holding it,
+    so that the server cannot listen there again when it comes back.
+    """
     for _ in range(500):
         port = secrets.randbelow(high - low) + low
         if _port_free(port) and (not with_dist or _port_free(port + DIST_OFFSET)):
