@@ -23,8 +23,7 @@ import argparse
 import asyncio
 import smtplib
 import time
-import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import aio_pika
@@ -36,10 +35,10 @@ from libs.bus.rpc import RpcClient
 from libs.client import Client
 from libs.contracts import commands as cmd
 from libs.contracts.envelope import envelope_for
-from libs.contracts.events import AccessLogged
 from libs.mail import Mailer, MailSettings, message_for
 from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
 from tests.support import infra
+from tests.support.events import access_logged
 from tests.support.people import new_nir
 from tests.support.smtp import SmtpServer
 from tests.support.system import build_service
@@ -106,19 +105,7 @@ async def _end_to_end(holders: int) -> tuple[float, float]:
                 exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
 
                 def message(ins: str) -> tuple[aio_pika.Message, str]:
-                    event = AccessLogged(
-                        trace_id=uuid.uuid4(),
-                        decision_id=uuid.uuid4(),
-                        ins=ins,
-                        actor_kind="professional",
-                        actor_id="10000000001",
-                        actor_name="Claire Martin",
-                        actor_profession="physician",
-                        action="read",
-                        outcome="granted",
-                        rule="ACC_05",
-                        at=datetime.now(UTC),
-                    )
+                    event = access_logged(ins, actor_id="10000000001")
                     envelope = envelope_for(
                         event, holder_key=ins, occurred_at=event.at, correlation_id="bench"
                     )

@@ -38,6 +38,7 @@ from libs.errors import (
 )
 from libs.runtime import CommandContext, EventContext
 from libs.tokens import Claims, current_signing_key, issue_for, public_key, verify_bytes
+from libs.uow import UnitOfWork
 from services.identity import domain, messages, repository
 from services.identity.messages import Outgoing, Sender
 from services.identity.settings import IdentitySettings
@@ -637,13 +638,9 @@ async def close_space(ctx: CommandContext[IdentitySettings], c: cmd.CloseSpace) 
     actor = ctx.require_actor()
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
-        await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
-        space = await repository.lock_space(uow.conn, c.ins)
-        if space is None:
-            raise NotFound(f"no space for INS {c.ins}")
+        space = await _space_acted_on(uow, actor, c.ins, now)
         domain.check_closable(space["status"])
-        await repository.set_space_status(uow.conn, c.ins, "closed", now)
-        await uow.emit(SpaceClosed(ins=c.ins, closed_at=now, requested_by=actor_label(actor)))
+        await _close(uow, actor, c.ins, now)
         return uow.answer(cmd.Closure(ins=c.ins, status="closed", closed_at=now))
 
 
@@ -655,22 +652,33 @@ async def request_space_deletion(
     actor = ctx.require_actor()
     now = ctx.runtime.now()
     async with ctx.unit_of_work() as uow:
-        await require_acting_for(uow.conn, actor, c.ins, now, operator=True)
-        space = await repository.lock_space(uow.conn, c.ins)
-        if space is None:
-            raise NotFound(f"no space for INS {c.ins}")
+        space = await _space_acted_on(uow, actor, c.ins, now)
         domain.check_deletable(space["status"])
-        by = actor_label(actor)
         if space["status"] == "open":
-            await repository.set_space_status(uow.conn, c.ins, "closed", now)
-            await uow.emit(SpaceClosed(ins=c.ins, closed_at=now, requested_by=by))
+            await _close(uow, actor, c.ins, now)
         due = periods.deletion_due_at(now)
         await uow.emit(
-            SpaceDeletionRequested(ins=c.ins, requested_at=now, purge_due_at=due, requested_by=by)
+            SpaceDeletionRequested(
+                ins=c.ins, requested_at=now, purge_due_at=due, requested_by=actor_label(actor)
+            )
         )
         return uow.answer(
             cmd.SpaceDeletion(ins=c.ins, status="closed", requested_at=now, purge_due_at=due)
         )
+
+
+async def _space_acted_on(uow: UnitOfWork, actor: Claims, ins: str, now: datetime) -> Any:
+    """The space, locked, once the actor is found to act for its holder (or is the operator)."""
+    await require_acting_for(uow.conn, actor, ins, now, operator=True)
+    space = await repository.lock_space(uow.conn, ins)
+    if space is None:
+        raise NotFound(f"no space for INS {ins}")
+    return space
+
+
+async def _close(uow: UnitOfWork, actor: Claims, ins: str, now: datetime) -> None:
+    await repository.set_space_status(uow.conn, ins, "closed", now)
+    await uow.emit(SpaceClosed(ins=ins, closed_at=now, requested_by=actor_label(actor)))
 
 
 async def get_signing_keys(

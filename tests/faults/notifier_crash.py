@@ -44,6 +44,7 @@ from scripts.sms_sink import Sms, SmsServer
 from scripts.smtp_sink import free_port
 from tests.faults import harness
 from tests.support.bus import publish_raw
+from tests.support.events import access_logged
 from tests.support.people import new_nir
 from tests.support.system import new_keys
 
@@ -206,19 +207,7 @@ async def kill_between_send_and_commit(
 
             envelopes = [
                 envelope_for(
-                    AccessLogged(
-                        trace_id=uuid.uuid4(),
-                        decision_id=uuid.uuid4(),
-                        ins=ins,
-                        actor_kind="professional",
-                        actor_id="10001234567",
-                        actor_name="Claire Martin",
-                        actor_profession="physician",
-                        action="read",
-                        outcome="granted",
-                        rule="ACC_05",
-                        at=datetime.now(UTC),
-                    ),
+                    access_logged(ins),
                     holder_key=ins,
                     occurred_at=datetime.now(UTC),
                     correlation_id=f"crash-{i}",

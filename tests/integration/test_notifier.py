@@ -39,6 +39,7 @@ from tests.faults.notifier_crash import (
 from tests.support.access_stand_in import AccessStandIn, deny
 from tests.support.actors import sign_in_operator
 from tests.support.bus import EventTap, dead_letters, publish_raw
+from tests.support.events import access_logged
 from tests.support.people import new_nir
 from tests.support.sms import SmsServer
 from tests.support.smtp import RestartableSmtp
@@ -182,20 +183,10 @@ def new_email() -> str:
 
 
 def access(ins: str, **overrides: Any) -> AccessLogged:
-    values: dict[str, Any] = {
-        "trace_id": uuid.uuid4(),
-        "decision_id": uuid.uuid4(),
-        "ins": ins,
-        "actor_kind": "professional",
-        "actor_id": "10001234567",
-        "actor_name": "Claire Martin",
-        "actor_profession": "physician",
-        "action": "read",
-        "outcome": "granted",
-        "rule": "ACC_05:consent",
-        "at": datetime(2025, 7, 14, 12, 30, tzinfo=UTC),
-    }
-    return AccessLogged(**{**values, **overrides})
+    return access_logged(
+        ins,
+        **{"rule": "ACC_05:consent", "at": datetime(2025, 7, 14, 12, 30, tzinfo=UTC), **overrides},
+    )
 
 
 def holder_token(keys: Keys, notifier: Runtime, ins: str) -> str:
