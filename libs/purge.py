@@ -82,9 +82,15 @@ async def delete_holder(conn: Conn, purge: Purge, ins: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     for table, statement in purge.tables:
         rows[table] = rows.get(table, 0) + _count(await conn.execute(statement, ins))
-    for table, statement in KEPT_BY_EVERY_SERVICE:
-        rows[table] = _count(await conn.execute(statement, ins))
-    return rows
+    return rows | await delete_mentions(conn, ins)
+
+
+async def delete_mentions(conn: Conn, ins: str) -> dict[str, int]:
+    """The events in this service's outbox and its stored replies that name `ins`."""
+    return {
+        table: _count(await conn.execute(statement, ins))
+        for table, statement in KEPT_BY_EVERY_SERVICE
+    }
 
 
 def register(runtime: Runtime[Any], purge: Purge) -> None:

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import asyncpg
 
-from libs import purge
 from libs.db import Conn
 
 
@@ -211,14 +210,6 @@ async def complete_purge(conn: Conn, purge_id: uuid.UUID, now: datetime) -> None
     await conn.execute(
         "UPDATE purges SET completed_at = $2, ins = NULL WHERE purge_id = $1", purge_id, now
     )
-
-
-async def delete_mentions(conn: Conn, ins: str) -> dict[str, int]:
-    """Retention's own events and stored replies that name the INS (see libs.purge)."""
-    rows = {}
-    for table, statement in purge.KEPT_BY_EVERY_SERVICE:
-        rows[table] = int((await conn.execute(statement, ins)).split()[-1])
-    return rows
 
 
 async def claim_unanswered(conn: Conn, before: datetime, limit: int) -> list[asyncpg.Record]:

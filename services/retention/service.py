@@ -15,6 +15,7 @@ import structlog
 from asyncpg import Record
 
 from libs import outbox
+from libs import purge as holder_purge
 from libs.contracts import commands as cmd
 from libs.contracts.envelope import Envelope, envelope_for
 from libs.contracts.events import (
@@ -384,7 +385,8 @@ async def on_holder_purged(ctx: EventContext, event: HolderDataPurged) -> None:
     answered = await repository.answered(ctx.conn, event.purge_id)
     if not domain.purge_complete(answered):
         return
-    mentions = await repository.delete_mentions(ctx.conn, purge["ins"])
+    # Retention's own events and replies that named the INS (the purge requests among them).
+    mentions = await holder_purge.delete_mentions(ctx.conn, purge["ins"])
     await repository.add_to_answer(ctx.conn, event.purge_id, domain.RETENTION, mentions)
     await repository.complete_purge(ctx.conn, event.purge_id, now)
     log.info("purge_completed", purge_id=str(event.purge_id))
