@@ -23,12 +23,23 @@ Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyn
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 
+async def _keep_session(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Run on each connection given back to the pool, after asyncpg has rolled back any
+    transaction left open. asyncpg's default also sends `SELECT pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL`, one more round trip per use of a connection (about 7 % of a
+    service's CPU under load). The services leave no session state behind: `SET LOCAL` only,
+    transaction-scoped advisory locks, no LISTEN on pooled connections, cursors inside
+    transactions; the one session lock (migrations, `migrate`) is released before its
+    connection goes back."""
+
+
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     pool: Pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": schema},
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

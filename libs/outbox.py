@@ -54,22 +54,31 @@ async def add(conn: Conn, envelope: Envelope, routing_key: str) -> None:
     )
 
 
-async def add_many(conn: Conn, events: list[tuple[Envelope, str]]) -> None:
-    """`add` for many events (a batch of deadlines): one statement, one wake-up."""
+async def add_many(
+    conn: Conn,
+    events: list[tuple[Envelope, str]],
+    *,
+    also: str = "",
+    also_args: tuple[Any, ...] = (),
+) -> None:
+    """`add` for many events (a batch of deadlines, a unit of work's): one statement, one
+    wake-up. `also`: one more data-modifying `name AS (...)` run in the same statement, its
+    parameters `also_args` numbered from $6 (a unit of work stores its reply so)."""
     if not events:
         return
     await conn.execute(
-        """WITH written AS (
+        f"""WITH written AS (
                INSERT INTO outbox (event_id, routing_key, body, correlation_id, trace_context)
                SELECT e, r, b, c, $5::text
                FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[]) AS u(e, r, b, c)
-               RETURNING 1)
+               RETURNING 1){f", {also}" if also else ""}
            SELECT pg_notify('outbox_' || current_schema(), '') FROM written LIMIT 1""",
         [envelope.event_id for envelope, _ in events],
         [routing_key for _, routing_key in events],
         [envelope.model_dump_json().encode() for envelope, _ in events],
         [envelope.correlation_id for envelope, _ in events],
         telemetry.current_traceparent(),
+        *also_args,
     )
 
 

@@ -80,10 +80,13 @@ S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
 POISON_ATTEMPTS = 3
 
 
-async def _raw_body(message: Any) -> bytes:
-    """faststream's decoder would parse JSON before the runtime sees the message, and a body that
-    fails there is never acked nor dead-lettered (it halts the consumer): the runtime decodes."""
-    return message.body  # type: ignore[no-any-return]
+async def _the_message(message: RabbitMessage) -> RabbitMessage:
+    """What the handlers are given: the message itself, undecoded. faststream's decoder would
+    parse JSON before the runtime sees the message, and a body that fails there is never acked
+    nor dead-lettered (it halts the consumer): the runtime decodes. The broker injects nothing
+    (`apply_types=False`): fast_depends resolved the message as a context field in a worker
+    thread, a thread hop per message (about a tenth of each service's CPU under load)."""
+    return message
 
 
 async def _ack(message: Any) -> None:
@@ -234,6 +237,7 @@ class Runtime(Generic[S]):
             # lines go through libs.logging's processors (JSON, INS pseudonymised).
             logger=logging.getLogger(BROKER_LOGGER),
             app_id=name,
+            apply_types=False,
         )
         self.publisher = ConfirmingPublisher(settings.amqp_url, name=name)
         self.rpc = RpcClient(
@@ -340,7 +344,7 @@ class Runtime(Generic[S]):
             RabbitQueue(queue, declare=False),
             no_reply=True,
             ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
+            decoder=_the_message,
         )
         self._subscribers[queue] = subscriber
         return subscriber

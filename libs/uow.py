@@ -6,11 +6,13 @@
         return uow.answer({...})  # what the caller is told, stored with the effects
 
 `emit` writes to the outbox in the same transaction, the holder key, time, correlation and
-causation filled from the context. For a command carrying a request id, the request is claimed
-in the same transaction and its reply stored with the effects: a retried or redelivered request
-finds the claim, changes nothing, and gets the first reply (`AlreadyAnswered`, which the runtime
-turns into that reply). Two copies of one request running at once meet on the claim's primary
-key: the second waits for the first to commit, then replays its reply.
+causation filled from the context; the events are written when the work is done, with the stored
+reply, in one statement (one round trip however many events). For a command carrying a request
+id, the request is claimed in the same transaction and its reply stored with the effects: a
+retried or redelivered request finds the claim, changes nothing, and gets the first reply
+(`AlreadyAnswered`, which the runtime turns into that reply). Two copies of one request running
+at once meet on the claim's primary key: the second waits for the first to commit, then replays
+its reply.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from libs import outbox
-from libs.contracts.envelope import Event
+from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.contracts.rpc import ErrorCode
 from libs.db import Conn, Pool
 from libs.errors import Conflict
@@ -103,6 +105,8 @@ class UnitOfWork:
     causation_id: str | None = None
     reply: Any = None
     emitted: list[Event] = field(default_factory=list)
+    # Written to the outbox when the work is done (`_record`), in this transaction.
+    pending: list[tuple[Envelope, str]] = field(default_factory=list)
 
     def answer(self, reply: R) -> R:
         """The reply to the request, stored with the effects when the transaction commits."""
@@ -114,14 +118,14 @@ class UnitOfWork:
         key = holder_key if holder_key is not None else getattr(event, "ins", None)
         if key is None:
             raise ValueError(f"{type(event).__name__} names no holder: pass holder_key")
-        await outbox.add_event(
-            self.conn,
+        envelope = envelope_for(
             event,
             holder_key=key,
             occurred_at=self.now,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
         )
+        self.pending.append((envelope, event.routing_key()))
         self.emitted.append(event)
 
 
@@ -148,13 +152,27 @@ async def unit_of_work(
                 raise AlreadyAnswered(found)
         uow = UnitOfWork(conn, correlation_id, now, causation_id)
         yield uow
-        if request is not None:
-            if uow.reply is None:
-                raise RuntimeError(f"{request.command}: the unit of work set no reply")
-            if isinstance(uow.reply, BaseModel):
-                uow.reply = uow.reply.model_dump(mode="json")
-            await conn.execute(
-                "UPDATE requests SET reply = $2 WHERE request_key = $1",
-                request.key,
-                json.dumps(uow.reply, default=str),
-            )
+        await _record(conn, uow, request)
+
+
+async def _record(conn: Conn, uow: UnitOfWork, request: RequestKey | None) -> None:
+    """The events emitted and the reply, in one statement, last in the transaction."""
+    if request is None:
+        await outbox.add_many(conn, uow.pending)
+        return
+    if uow.reply is None:
+        raise RuntimeError(f"{request.command}: the unit of work set no reply")
+    if isinstance(uow.reply, BaseModel):
+        uow.reply = uow.reply.model_dump(mode="json")
+    reply = json.dumps(uow.reply, default=str)
+    if not uow.pending:
+        await conn.execute(
+            "UPDATE requests SET reply = $2 WHERE request_key = $1", request.key, reply
+        )
+        return
+    await outbox.add_many(
+        conn,
+        uow.pending,
+        also="answered AS (UPDATE requests SET reply = $7 WHERE request_key = $6 RETURNING 1)",
+        also_args=(request.key, reply),
+    )

@@ -134,6 +134,10 @@ async def notices_thread(
 ) -> uuid.UUID:
     """The thread of the deposits told to `reader` about this space, made the first time."""
     notices_for = f"{side}:{reader}"
+    find = "SELECT thread_id FROM threads WHERE ins = $1 AND notices_for = $2"
+    found: uuid.UUID | None = await conn.fetchval(find, ins, notices_for)
+    if found is not None:  # made, with its reader, in the transaction that made it
+        return found
     await conn.execute(
         """INSERT INTO threads (thread_id, ins, kind, notices_for, started_at, last_message_at)
            VALUES ($1, $2, 'notices', $3, $4, $4)
@@ -143,9 +147,7 @@ async def notices_thread(
         notices_for,
         at,
     )
-    thread_id: uuid.UUID = await conn.fetchval(
-        "SELECT thread_id FROM threads WHERE ins = $1 AND notices_for = $2", ins, notices_for
-    )
+    thread_id: uuid.UUID = await conn.fetchval(find, ins, notices_for)
     await conn.execute(
         """INSERT INTO thread_participants (thread_id, ins, kind, id, position)
            VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING""",

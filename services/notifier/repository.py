@@ -27,8 +27,11 @@ async def lock_holder(conn: Conn, ins: str) -> asyncpg.Record:
     Alerts and contact changes for one holder go through this lock, so an alert raised while
     the contact arrives is either mailed at once or picked up by the contact change.
     """
-    await conn.execute("INSERT INTO contacts (ins) VALUES ($1) ON CONFLICT DO NOTHING", ins)
-    row = await conn.fetchrow("SELECT * FROM contacts WHERE ins = $1 FOR UPDATE", ins)
+    lock = "SELECT * FROM contacts WHERE ins = $1 FOR UPDATE"
+    row = await conn.fetchrow(lock, ins)
+    if row is None:  # the holder's first: two at once meet on the key, then both lock it
+        await conn.execute("INSERT INTO contacts (ins) VALUES ($1) ON CONFLICT DO NOTHING", ins)
+        row = await conn.fetchrow(lock, ins)
     assert row is not None
     return row
 
@@ -246,12 +249,15 @@ async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
     No address, subject or body: the worker builds them when it sends, from the alert (or the
     digest) and the contact identity gives it then.
     """
+    # One round trip (each statement of a WITH runs once, whatever the query reads of it).
     await conn.execute(
-        "INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        f"""WITH queued AS (
+                INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1),
+            pending AS (
+                UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1 RETURNING 1)
+            SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')""",
         alert_id,
     )
-    await conn.execute("UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1", alert_id)
-    await conn.execute(f"SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')")
 
 
 async def claim_mails(

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import structlog
 
 from libs import outbox, paging, spaces
@@ -71,7 +72,9 @@ async def raise_alert(ctx: EventContext[Any], ins: str, words: Words) -> bool:
     outward = sorted(set(holder["channels"]) & {"email", "sms"})
     if outward:
         # The addresses are asked of identity when the alert is sent (they are not kept here).
-        folded = await send_or_fold(ctx.runtime, conn, ins, alert_id, alert.foldable, now)
+        folded = await send_or_fold(
+            ctx.runtime, conn, ins, alert_id, alert.foldable, now, burst_row=holder
+        )
         channels += ["digest"] if folded else outward
     # Else (SPC_06): no channel; the alert waits in the space. An unknown contact is mailed
     # once ContactChanged arrives (see change_contact).
@@ -100,13 +103,16 @@ async def send_or_fold(
     alert_id: UUID,
     foldable: bool,
     now: datetime,
+    *,
+    burst_row: asyncpg.Record | None = None,
 ) -> bool:
     """The alert's mail goes out on its own, or, past the first few of its burst, the alert is
     folded into the burst's digest (NTF_01 without flooding; domain.route). True if folded.
-    The holder's row is locked by the caller."""
+    The holder's row is locked by the caller; `burst_row`: that row as locked, if nothing in
+    this transaction has changed its burst since."""
     settings = runtime.settings
     window = timedelta(seconds=settings.digest_window_seconds)
-    row = await repository.burst_of(conn, ins)
+    row = burst_row if burst_row is not None else await repository.burst_of(conn, ins)
     burst = domain.Burst(row["burst_started_at"], row["burst_sent"])
     routing = domain.route(
         burst, now, foldable=foldable, alone=settings.alerts_before_digest, window=window
