@@ -146,7 +146,7 @@ def _stdlib_send(port: int, n: int) -> None:
     """The former way: a new SMTP connection per mail (smtplib, blocking)."""
     message = message_for("dmp@example.org", "x@example.org", "Accès", "corps", f"bench-{n}")
     with smtplib.SMTP("127.0.0.1", port) as connection:
-        connection.send_message(message)
+        connection.sendmail("dmp@example.org", ["x@example.org"], message)
 
 
 async def _clients(mails: int) -> tuple[float, float]:

@@ -157,7 +157,9 @@ class OutboxRelay:
         while True:
             try:
                 await self._listen()
-                while await self.relay_once() > 0:
+                # A batch short of full took every row there was: rows committed since have
+                # woken the relay (NOTIFY), so it waits rather than claim nothing once more.
+                while await self.relay_once() >= self._batch_size:
                     pass
             except asyncio.CancelledError:
                 raise
