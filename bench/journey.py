@@ -317,7 +317,10 @@ async def declare_floor(amqp_url: str, database_url: str) -> None:
     db = await asyncpg.connect(database_url)
     try:
         await db.execute(
-            "CREATE TABLE IF NOT EXISTS floor_rows (id uuid PRIMARY KEY, k int, v text)"
+            "CREATE TABLE IF NOT EXISTS floor_rows (id uuid PRIMARY KEY, k int, v text);"
+            "CREATE TABLE IF NOT EXISTS floor_marks (id int PRIMARY KEY, n int);"
+            "INSERT INTO floor_marks SELECT g, 0 FROM generate_series(0, 9999) g"
+            " ON CONFLICT DO NOTHING"
         )
     finally:
         await db.close()

@@ -295,16 +295,17 @@ async def claim_mails(
 async def mark_done(pool: Pool, alert_id: UUID, outcome: str, at: datetime) -> None:
     """Finished: `sent`, or `no_address` (the holder has no e-mail now; the alert is in the
     space, SPC_06). `at` is the shared clock's, which the pruning schedule counts from."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            """UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL,
+    # One statement, so one round trip and atomic without BEGIN and COMMIT of its own.
+    await pool.execute(
+        """WITH finished AS (
+               UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL,
                                 last_error = NULL
-               WHERE alert_id = $1""",
-            alert_id,
-            outcome,
-            at,
-        )
-        await conn.execute("UPDATE alerts SET delivery = $2 WHERE alert_id = $1", alert_id, outcome)
+               WHERE alert_id = $1 RETURNING 1)
+           UPDATE alerts SET delivery = $2 WHERE alert_id = $1""",
+        alert_id,
+        outcome,
+        at,
+    )
 
 
 async def mark_channel_done(pool: Pool, alert_id: UUID, channel: str, outcome: str) -> None:

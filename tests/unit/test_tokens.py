@@ -258,3 +258,25 @@ def test_the_new_key_command_prints_a_set_of_one_fresh_signing_key(
     (key,) = json.loads(capsys.readouterr().out)["keys"]
     assert (key["kty"], key["crv"], key["alg"]) == ("OKP", "Ed25519", "EdDSA")
     assert {"d", "x", "kid"} <= key.keys()
+
+
+def test_a_token_verified_before_still_expires_and_a_copy_altered_after_is_refused(
+    identity_private: str, verifier: TokenVerifier
+) -> None:
+    """The verifier remembers tokens it has verified (a session sends the same one each time):
+    a remembered token is still refused once expired, and what is remembered is the token's
+    exact text, so altering a verified token is checked, and refused, as any other."""
+    token = token_for(identity_private, sub=INS, kind="holder", now=NOW)
+    assert verifier.verify(token, NOW).sub == INS
+    assert verifier.verify(token, NOW + timedelta(minutes=59)).sub == INS  # remembered
+    assert "has expired" in refusal(verifier, token, NOW + timedelta(hours=1))
+    header, _, signature = token.split(".")
+    altered = tokens.b64e(json.dumps(payload_for(NOW, kind="operator")).encode())
+    assert "signature is invalid" in refusal(verifier, f"{header}.{altered}.{signature}")
+
+
+def test_the_verifier_remembers_a_bounded_number_of_tokens(identity_private: str) -> None:
+    verifier = TokenVerifier(public_jwks(identity_private))
+    for i in range(tokens.VERIFIED_TOKENS_KEPT + 10):
+        verifier.verify(token_for(identity_private, sub=f"1{i:014d}", kind="holder", now=NOW), NOW)
+    assert len(verifier._verified) == tokens.VERIFIED_TOKENS_KEPT
