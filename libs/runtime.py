@@ -170,6 +170,11 @@ class Handler(Generic[C]):
     use_case: Callable[[CommandContext[Any], C], Awaitable[Contract | dict[str, Any]]]
     # How long a reply may be replayed under its request id (None: while it is kept).
     replay_window: timedelta | None = None
+    # Look the request id up before the use case runs. Needed when the use case acts before
+    # its unit of work (asks another service, sends): a retry must not act again. A use case
+    # whose every effect is in its unit of work is answered by the claim there as well, and
+    # saves the lookup.
+    replay_first: bool = True
 
 
 class Permanent(DomainError):
@@ -305,8 +310,10 @@ class Runtime(Generic[S]):
         use_case: Callable[[CommandContext[Any], C], Awaitable[Contract | dict[str, Any]]],
         *,
         replay_window: timedelta | None = None,
+        replay_first: bool = True,
     ) -> None:
-        """Serve `contract` (a `libs.contracts.rpc.Command`) with `use_case`, on its queue."""
+        """Serve `contract` (a `libs.contracts.rpc.Command`) with `use_case`, on its queue
+        (`replay_window`, `replay_first`: see `Handler`)."""
         assert issubclass(contract, Command), f"{contract.__name__} is not a command contract"
         queue = contract.QUEUE
         if queue not in self._commands:
@@ -315,7 +322,7 @@ class Runtime(Generic[S]):
             self._serve_queue(queue, self._commands[queue])
         key = (contract.NAME, contract.VERSION)
         assert key not in self._commands[queue], f"{contract.NAME} registered twice"
-        self._commands[queue][key] = Handler(contract, use_case, replay_window)
+        self._commands[queue][key] = Handler(contract, use_case, replay_window, replay_first)
 
     def _serve_queue(self, queue: str, commands: dict[tuple[str, int], Handler[Any]]) -> None:
         self._queues[queue] = []
@@ -765,7 +772,11 @@ class Runtime(Generic[S]):
             except ValidationError as exc:
                 raise InvalidInput(describe(exc)) from None
             key = self._request_key(command, request, actor, caller)
-            if key is not None and (replay := await stored_reply(self.pool, key)) is not None:
+            if (
+                key is not None
+                and command.replay_first
+                and (replay := await stored_reply(self.pool, key)) is not None
+            ):
                 log.info("request_replayed")
                 return Reply(ok=True, result=_replayed(contract, replay))
             result = await command.use_case(

@@ -39,6 +39,8 @@ def register(runtime: Runtime[AccessSettings]) -> None:
         # Long enough for any retry of the command that asks; never long enough for an old
         # grant to outrun a revocation.
         replay_window=timedelta(minutes=5),
+        # Decided, traced and answered in one unit of work, whose claim finds a retry.
+        replay_first=False,
     )
     runtime.handle(cmd.AuthorizeProfessional, service.authorize_professional)
     runtime.handle(cmd.RevokeAuthorization, service.revoke_authorization)
