@@ -150,6 +150,7 @@ class FloorServer:
     def __init__(self, amqp_url: str, database_url: str, smtp_port: int) -> None:
         self.amqp_url, self.database_url, self.smtp_port = amqp_url, database_url, smtp_port
         self.pending: dict[str, asyncio.Future[bytes]] = {}
+        self.background: set[asyncio.Future[None]] = set()
 
     async def serve_forever(self) -> None:
         self.pool = await asyncpg.create_pool(self.database_url, min_size=4, max_size=10)
@@ -210,6 +211,23 @@ class FloorServer:
             routing_key=message.reply_to or "",
         )
 
+    def _afterwards(self, work: Awaitable[None]) -> None:
+        """What the design does after the commit, not in the caller's way: the outbox relayed
+        (published with confirms, then marked sent), a mail sent."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _relay(self, body: bytes, *keys: str) -> None:
+        await asyncio.gather(*(self._publish(key, body) for key in keys))
+        await self._marks(1)  # the outbox rows marked sent
+
+    async def _mail(self, body: bytes) -> None:
+        await self.call("identity", body)  # GetAlertContact
+        async with self.smtp_lock:
+            await self.smtp.sendmail("bench@example.org", ["holder@example.org"], _MAIL)
+        await self._marks(2)  # the channel's outcome, then the mail and alert done
+
     def _serve(self, name: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def serve(message: AbstractIncomingMessage) -> None:
             body = message.body
@@ -217,32 +235,24 @@ class FloorServer:
                 await self._lookups(2)  # the request id and the space
                 await self.call("access", body)
                 await self._transaction(FLOOR["dossier"].transaction)
-                await self._publish("messaging", body)  # DocumentDeposited
-                await self._publish("retention", body)  # (the same event, bound twice)
-                await self._marks(1)  # the outbox marked sent
                 await self._reply(message)
+                self._afterwards(self._relay(body, "deposited"))  # to messaging and retention
             elif name == "access":
                 await self._lookups(1)
                 await self._transaction(FLOOR["access"].transaction)
-                await self._publish("notifier", body)  # AccessLogged
-                await self._publish("unrouted", body)  # AccessGranted, subscribed by none
-                await self._marks(1)
                 await self._reply(message)
+                # AccessLogged to the notifier; AccessGranted, subscribed by none, parked.
+                self._afterwards(self._relay(body, "notifier", "unrouted"))
             elif name == "identity":
                 await self._lookups(1)
                 await self._reply(message)
             elif name == "notifier":
                 await self._transaction(FLOOR["notifier"].transaction)
-                await self._publish("unrouted", body)  # HolderAlerted
-                await self._marks(1)
-                await self.call("identity", body)  # GetAlertContact
-                async with self.smtp_lock:
-                    await self.smtp.sendmail("bench@example.org", ["holder@example.org"], _MAIL)
-                await self._marks(2)
+                self._afterwards(self._relay(body, "unrouted"))  # HolderAlerted, parked
+                self._afterwards(self._mail(body))
             elif name == "messaging":
                 await self._transaction(FLOOR["messaging"].transaction)
-                await self._publish("notifier", body)  # MessageSent
-                await self._marks(1)
+                self._afterwards(self._relay(body, "notifier"))  # MessageSent
             elif name == "retention":
                 await self._transaction(FLOOR["retention"].transaction)
             await message.ack()
@@ -312,6 +322,8 @@ async def declare_floor(amqp_url: str, database_url: str) -> None:
                 f"floor.{name}", durable=True, arguments={"x-queue-type": "quorum"}
             )
             await queue.bind(exchange, routing_key=name)
+            if name in ("messaging", "retention"):  # both take DocumentDeposited
+                await queue.bind(exchange, routing_key="deposited")
     finally:
         await connection.close()
     db = await asyncpg.connect(database_url)

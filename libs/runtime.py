@@ -872,5 +872,11 @@ def _typed_result(contract: type[Command[Any]], result: Contract | dict[str, Any
 
 
 def serve(app: Callable[[], FastStream]) -> None:
-    """Run a service until SIGINT/SIGTERM (FastStream stops gracefully on either)."""
-    asyncio.run(app().run())
+    """Run a service until SIGINT/SIGTERM (FastStream stops gracefully on either), on uvloop
+    where it is installed (a tenth less CPU per message, docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(app().run())
+    else:
+        uvloop.run(app().run())
