@@ -125,9 +125,8 @@ FLOOR = {
     # lookup of the request id and of the space, then BEGIN, claim, space locked, document,
     # outbox and reply, COMMIT; the outbox marked sent.
     "dossier": FloorStep(transaction=6, alone=3),
-    # lookup of the request id; BEGIN, claim, holder settings, trace chained, outbox and reply,
-    # COMMIT; marked sent.
-    "access": FloorStep(transaction=6, alone=2),
+    # BEGIN, claim, holder settings, trace chained, outbox and reply, COMMIT; marked sent.
+    "access": FloorStep(transaction=6, alone=1),
     # AccessLogged: BEGIN, inbox, holder locked, alert, mail queued, outbox, COMMIT; marked
     # sent; after the mail, two updates.
     "notifier": FloorStep(transaction=7, alone=3),
@@ -238,7 +237,6 @@ class FloorServer:
                 await self._reply(message)
                 self._afterwards(self._relay(body, "deposited"))  # to messaging and retention
             elif name == "access":
-                await self._lookups(1)
                 await self._transaction(FLOOR["access"].transaction)
                 await self._reply(message)
                 # AccessLogged to the notifier; AccessGranted, subscribed by none, parked.
