@@ -1,7 +1,7 @@
 """What one deposit costs the database: statements per deposit, by service, and the commonest.
 
     .venv/bin/python -m bench.statements                # 200 deposits
-    .venv/bin/python -m bench.statements --deposits 500 --log /var/log/postgresql/postgresql-15-main.log
+    .venv/bin/python -m bench.statements --deposits 500 --log /path/to/postgresql.log
 
 Runs `bench.bench`'s six-service section in a fresh database set to `log_statement = all`, and
 reads, from the server's log (`--log`: it must be readable here, as on a developer's machine),
@@ -41,11 +41,9 @@ async def count(deposits: int, log: Path) -> str:
         # The section times the deposits, waits for their alerts, then starts the sign-ins:
         # what lies between the first two calls is the deposits' journey.
         if call.__name__ == "deposit" and n == deposits:
-            state["start"] = log.stat().st_size
+            state["start"] = log.stat().st_size  # noqa: ASYNC240 (before the timing starts)
         elif "start" in state:
-            with log.open("rb") as f:
-                f.seek(state["start"])
-                state["text"] = f.read().decode(errors="replace")
+            state["text"] = _read_from(log, state["start"])
             raise Counted
         return await real(n, k, call)
 
@@ -69,6 +67,12 @@ async def count(deposits: int, log: Path) -> str:
         bench.run_in_flight = real  # type: ignore[assignment]
     text: str = state.get("text", "")
     return text
+
+
+def _read_from(log: Path, offset: int) -> str:
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 def tally(text: str, deposits: int) -> None:
