@@ -96,6 +96,7 @@ bench: venv infra
 	$(PY) -m bench.tokens
 	$(PY) -m bench.alerts
 	$(PY) -m bench.retention
+	$(PY) -m bench.journey
 
 clean:
 	rm -rf $(VENV) .run tools/asyncapi/node_modules

@@ -379,11 +379,14 @@ async def run(
     await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
     await admin.execute(f"CREATE DATABASE {DATABASE}")
     bench_url = url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    pools: list[db.Pool] = []
     try:
         access = migrations.plan("access")
         dossier = migrations.plan("dossier")
         access_pool = await db.create_pool(bench_url, access.schema, max_size=1)
+        pools.append(access_pool)
         dossier_pool = await db.create_pool(bench_url, dossier.schema, max_size=2)
+        pools.append(dossier_pool)
         await db.migrate(access_pool, access.schema, access.sources)
         await db.migrate(dossier_pool, dossier.schema, dossier.sources)
         async with access_pool.acquire() as traces_conn, dossier_pool.acquire() as conn:
@@ -508,7 +511,7 @@ async def run(
                     await conn.fetchval("SELECT 1")
                     await conn.fetchval("SELECT 1")
 
-            heavy, ordinary = f"{holder_documents:,} documents", f"{sizes['ordinary']} documents"
+            heavy, ordinary = f"{sizes['heavy']:,} documents", f"{sizes['ordinary']} documents"
             measures: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
                 ("floor", "SELECT 1 (the database's floor)", lambda: conn.fetchval("SELECT 1")),
                 (
@@ -555,11 +558,33 @@ async def run(
             ]
             results = [(group, name, await timed(repeat, call)) for group, name, call in measures]
 
-            async def explain(on: Any, call: Callable[[Any], Awaitable[object]]) -> list[str]:
-                """The plan of the SQL `call` sends, run on `on`."""
+            async def explain(
+                on: Any, call: Callable[[Any], Awaitable[object]], generic: bool = False
+            ) -> list[str]:
+                """The plan of the SQL `call` sends, run on `on`; `generic`: the plan a prepared
+                statement settles on after its fifth run when it finds it no dearer."""
                 capture: Any = _Capture()
                 await call(capture)
-                rows = await on.fetch("EXPLAIN (ANALYZE, BUFFERS) " + capture.query, *capture.args)
+                explained = "EXPLAIN (ANALYZE, BUFFERS) "
+                async with on.transaction():
+                    if not generic:
+                        rows = await on.fetch(explained + capture.query, *capture.args)
+                    else:  # EXECUTE's parameters are the statement's, not its values
+                        await on.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                        await on.execute("PREPARE bench_generic AS " + capture.query)
+                        types = await on.fetchval(
+                            "SELECT parameter_types::text[] FROM pg_prepared_statements"
+                            " WHERE name = 'bench_generic'"
+                        )
+                        given = [
+                            await on.fetchval(f"SELECT quote_literal($1::{t}::text)", value)
+                            + f"::{t}"
+                            for value, t in zip(capture.args, types, strict=True)
+                        ]
+                        rows = await on.fetch(
+                            f"{explained}EXECUTE bench_generic({', '.join(given)})"
+                        )
+                        await on.execute("DEALLOCATE bench_generic")
                 return [row[0] for row in rows]
 
             page = [row["document_id"] for row in (await listing(HOLDER, 20))[:20]]
@@ -572,9 +597,15 @@ async def run(
                 "page_of's rows of the newest 20 (documents_by_id)": await explain(
                     conn, lambda c: dossier_repository.documents_by_id(c, HOLDER, page)
                 ),
+                "the same, generic plan (a prepared statement's from its sixth run)": await explain(
+                    conn,
+                    lambda c: dossier_repository.documents_by_id(c, HOLDER, page),
+                    generic=True,
+                ),
             }
-        await access_pool.close()
-        await dossier_pool.close()
+        for pool in pools:
+            await pool.close()
+        pools.clear()
 
         print(
             f"the heavy holder: {holder_traces:,} traces among {sizes['traces']:,},"
@@ -585,7 +616,7 @@ async def run(
             "floor": "floor",
             "a": "(a) ListAccessHistory: traces_page",
             "b": "(b) ReadDossier, a physician reading: page_candidates",
-            "page": "    the dossier's whole page: service.page_of",
+            "page": "beside (b), the whole page ReadDossier reads: service.page_of",
         }
         for group, title in titles.items():
             print(title)
@@ -599,7 +630,7 @@ async def run(
             f" (target {TARGET_MS:g} ms), floor {worst['floor']:.2f} ms"
         )
         for name, plan in plans.items():
-            print(f"\nplan of the {name}:")
+            print(f"\nplan: {name}")
             for row in plan:
                 print("  " + row)
 
@@ -638,6 +669,8 @@ async def run(
             "plans": plans,
         }
     finally:
+        for pool in pools:
+            pool.terminate()
         await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         await admin.close()
     return report

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -163,6 +163,18 @@ EventHandler = Callable[[EventContext[Any], Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Only:
+    """An event handler for the events `when` accepts (a pure test of the event). The others,
+    checked as any event is (schema, publisher), are acknowledged without a transaction: there
+    is nothing to apply, so nothing to remember in the inbox either (a redelivery is ignored
+    again). A service that takes every deposit for the few that concern it pays so nothing for
+    the rest."""
+
+    handler: EventHandler
+    when: Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
 class Handler(Generic[C]):
     """A command contract and the use case that serves it (registered with `Runtime.handle`)."""
 
@@ -288,7 +300,7 @@ class Runtime(Generic[S]):
 
     # --- registration ---------------------------------------------------------------------
 
-    def on_events(self, queue: str, handlers: dict[type[Event], EventHandler]) -> None:
+    def on_events(self, queue: str, handlers: Mapping[type[Event], EventHandler | Only]) -> None:
         self._queues[queue] = [cls.routing_key() for cls in handlers]
 
         subscriber = self._subscriber(queue)
@@ -531,7 +543,7 @@ class Runtime(Generic[S]):
     # --- the edges --------------------------------------------------------------------------
 
     async def _consume_event(
-        self, queue: str, handlers: dict[type[Event], EventHandler], message: Any
+        self, queue: str, handlers: Mapping[type[Event], EventHandler | Only], message: Any
     ) -> str:
         """Handle one event delivery; returns what became of it (for the metrics)."""
         raw = message.raw_message
@@ -557,6 +569,12 @@ class Runtime(Generic[S]):
             return await self._dead_letter_and_ack(
                 queue, message, f"forged: {forged}", kind="forged"
             )
+        if isinstance(handler, Only):
+            if not handler.when(event):
+                self.health.progressed(queue)
+                await _ack(message)
+                return "ignored"
+            handler = handler.handler
         return await self._apply_event(queue, handler, envelope, event, message)
 
     def _forgery(self, raw: Any, envelope: Envelope, event: Event) -> str | None:

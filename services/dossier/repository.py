@@ -300,18 +300,22 @@ async def set_masked(conn: Conn, ins: str, document_id: UUID, masked: bool) -> b
 
 
 async def documents_by_id(conn: Conn, ins: str, document_ids: list[UUID]) -> list[asyncpg.Record]:
-    """The holder's documents among these ids, with their sealed title and content."""
+    """The holder's documents among these ids, with their sealed title and content.
+
+    Found by primary key only, the holder checked here: with `ins = $1` in the query, the
+    generic plan PostgreSQL settles on for a prepared statement (from its sixth run) scanned the
+    holder's whole range of `documents_by_holder` and filtered the ids, 30 ms at p99 for a
+    holder with 5,000 documents instead of a fraction of a millisecond (bench.population)."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT document_id, document_type, masked, media_type, author_id, author_name,
+        """SELECT ins, document_id, document_type, masked, media_type, author_id, author_name,
                   deposited_at, title_nonce, title_sealed, nonce, content, key_id, key_nonce,
                   wrapped_key, content_sha256, held_back, released_at, version, replaces,
                   replaced_by, deposited_by_name, size, parts
            FROM documents
-           WHERE ins = $1 AND document_id = ANY($2::uuid[])""",
-        ins,
+           WHERE document_id = ANY($1::uuid[])""",
         document_ids,
     )
-    return rows
+    return [row for row in rows if row["ins"] == ins]
 
 
 # --- the legacy record (SPC_08) -----------------------------------------------------------------

@@ -26,7 +26,7 @@ from libs.contracts.events import (
     SpaceOpened,
     SpaceReactivated,
 )
-from libs.runtime import Runtime
+from libs.runtime import Only, Runtime
 from services.retention import service
 from services.retention.settings import RetentionSettings
 
@@ -119,8 +119,9 @@ def register(runtime: Runtime[RetentionSettings]) -> None:
     runtime.on_events(
         DOCUMENTS_QUEUE,
         {
-            DocumentDeposited: service.on_document_deposited,
-            DocumentDepositedV1: service.on_document_deposited,
+            # RET_03: only the occupational health part's deposits are visits.
+            DocumentDeposited: Only(service.on_document_deposited, service.is_a_visit),
+            DocumentDepositedV1: Only(service.on_document_deposited, service.is_a_visit),
             DocumentHeldBack: service.on_document_held_back,
             DocumentReleased: service.on_document_released,
         },

@@ -145,13 +145,17 @@ async def on_space_deletion_requested(ctx: EventContext, event: SpaceDeletionReq
     await _record(ctx, event.ins, domain.SPACE_PURGE, event.requested_at, event.purge_due_at)
 
 
+def is_a_visit(event: DocumentDeposited | DocumentDepositedV1) -> bool:
+    return event.document_type == OCCUPATIONAL_HEALTH
+
+
 async def on_document_deposited(
     ctx: EventContext, event: DocumentDeposited | DocumentDepositedV1
 ) -> None:
     """RET_03: each deposit in the occupational health part is a visit; the part is kept forty
     years after the last one. A later visit replaces the deadline; an earlier one delivered late
     leaves it (the pending one started after it)."""
-    if event.document_type != OCCUPATIONAL_HEALTH:
+    if not is_a_visit(event):
         return
     await repository.lock_holder(ctx.conn, event.ins)
     await repository.cancel_pending(
