@@ -48,6 +48,7 @@ from typing import Any
 import aio_pika
 import aiosmtplib
 import asyncpg
+import uvloop
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench import bench
@@ -159,15 +160,15 @@ class FloorServer:
         await (await self.channel.get_queue(REPLY_TO, ensure=False)).consume(
             self._on_reply, no_ack=True
         )
+        self.smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.smtp_port)
+        await self.smtp.connect()
+        self.smtp_lock = asyncio.Lock()
         for name in FLOOR_QUEUES:
             # A channel (and prefetch) per queue: a handler waiting for another's reply must
             # not hold the deliveries that reply needs.
             consuming = await self.connection.channel()
             await consuming.set_qos(prefetch_count=IN_FLIGHT)
             await (await consuming.get_queue(f"floor.{name}")).consume(self._serve(name))
-        self.smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.smtp_port)
-        await self.smtp.connect()
-        self.smtp_lock = asyncio.Lock()
         print("ready", flush=True)
         await asyncio.Event().wait()
 
@@ -259,7 +260,8 @@ class FloorServer:
 
 
 FLOOR_EXCHANGE = "floor.events"
-FLOOR_PROCESSES = 2
+# Competing consumers of every floor queue (the services run one process each: six).
+FLOOR_PROCESSES = 3
 _MAIL = (
     "From: bench@example.org\r\nTo: holder@example.org\r\nSubject: Un acces a votre dossier\r\n"
     "\r\n" + "Un professionnel a consulte votre dossier.\r\n" * 8
@@ -320,6 +322,7 @@ async def declare_floor(amqp_url: str, database_url: str) -> None:
                 f"floor.{name}", durable=True, arguments={"x-queue-type": "quorum"}
             )
             await queue.bind(exchange, routing_key=name)
+            await queue.purge()  # what a last round left unfinished is not this round's
             if name in ("messaging", "retention"):  # both take DocumentDeposited
                 await queue.bind(exchange, routing_key="deposited")
     finally:
@@ -630,7 +633,8 @@ def cli() -> None:
     args = parser.parse_args()
     if args.floor_server:
         amqp_url, database_url, smtp_port = args.floor_server
-        asyncio.run(FloorServer(amqp_url, database_url, int(smtp_port)).serve_forever())
+        # On the services' event loop (libs.runtime.serve).
+        uvloop.run(FloorServer(amqp_url, database_url, int(smtp_port)).serve_forever())
         return
     print(f"bench.journey: {os.cpu_count()} cpus, {vars(args)}", flush=True)
     result = asyncio.run(main(args))

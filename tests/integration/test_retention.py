@@ -504,3 +504,49 @@ async def test_occupational_part_kept_forty_years_after_last_visit_ten_after_dea
             return [r["due_at"] for r in rows] == [due]
 
         await eventually(ten_years_after_death)
+
+
+async def test_a_deposit_outside_the_occupational_part_needs_no_transaction__RET_03(
+    values: dict[str, Any], own_amqp_url: str
+) -> None:
+    """Retention takes every deposit for the occupational health ones (libs.runtime.Only): the
+    others are checked as any event, acknowledged, and leave nothing behind, not even an inbox
+    row; a visit is applied and remembered as before."""
+    ins = new_nir()
+    async with running(values) as retention:
+        now = retention.now()
+
+        def deposit(document_type: str) -> DocumentDeposited:
+            return DocumentDeposited(
+                document_id=uuid.uuid4(),
+                ins=ins,
+                document_type=document_type,
+                author_kind="professional",
+                author_id="10000000001",
+                author_name="Dr Travail",
+                deposited_at=now,
+            )
+
+        def handled(outcome: str) -> float:
+            counter = retention.meters.handled.labels(
+                "retention", "retention.documents", "event", outcome
+            )
+            return float(counter._value.get())
+
+        ignored_before, applied_before = handled("ignored"), handled("applied")
+        lab = await publish(own_amqp_url, deposit("lab_report"), ins, now)
+        visit = await publish(own_amqp_url, deposit("occupational_health"), ins, now)
+
+        async def both_handled() -> bool:
+            return handled("ignored") > ignored_before and handled("applied") > applied_before
+
+        await eventually(both_handled)
+        async with retention.pool.acquire() as conn:
+            remembered = {
+                str(r["message_id"])
+                for r in await conn.fetch(
+                    "SELECT message_id FROM inbox WHERE message_id = ANY($1::text[])", [lab, visit]
+                )
+            }
+        assert remembered == {visit}
+        assert [r["kind"] for r in await deadlines(retention, ins)] == ["occupational_part"]
