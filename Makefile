@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-faults test-unit test-integration test-e2e lint typecheck bench infra venv lock tools asyncapi rules reset clean
+.PHONY: run test test-faults test-hostile test-unit test-integration test-e2e lint typecheck bench infra venv lock tools asyncapi rules reset clean
 
 # Every dependency, runtime and dev, pinned with its hashes (`make lock` makes them from
 # pyproject.toml); the venv, CI and the image (deploy/Dockerfile) install from them, then the
@@ -71,6 +71,10 @@ reset: venv infra
 ## Lint, type-check, then every test tier against real PostgreSQL, RabbitMQ and SMTP.
 test: venv tools infra lint typecheck
 	mkdir -p .run && $(PY) -m pytest -q -p no:cacheprovider --junitxml=.run/junit$(if $(PYTEST_ARGS),-partial,).xml $(PYTEST_ARGS)
+
+## The hostile suite with all its examples (`make test` draws half as many).
+test-hostile: venv infra
+	HOSTILE=full $(PY) -m pytest -q -p no:cacheprovider tests/hostile $(PYTEST_ARGS)
 
 ## The whole fault suite (private RabbitMQ, RabbitMQ cluster and PostgreSQL; about 20 minutes).
 test-faults: venv infra

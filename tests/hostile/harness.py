@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ T = TypeVar("T")
 SERVICES = ("identity", "access", "dossier", "messaging", "notifier", "retention")
 REPLY_TIMEOUT = 20.0
 IN_FLIGHT = 12
+
+
+def examples(full: int) -> int:
+    """How many examples a property draws: `full` with `HOSTILE=full` (`make test-hostile`),
+    half of it in `make test`, which must stay well under fifteen minutes (hypothesis's boundary
+    cases come first either way; the half keeps every target and every property)."""
+    return full if os.environ.get("HOSTILE") == "full" else max(4, full // 2)
 
 
 def draw(strategy: st.SearchStrategy[T], n: int) -> list[T]:

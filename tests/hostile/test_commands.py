@@ -22,6 +22,7 @@ from tests.hostile.catalog import TARGETS, Target, TokenKind
 from tests.hostile.harness import (
     changed,
     draw,
+    examples,
     fingerprint,
     ping,
     refusals_outside,
@@ -39,7 +40,7 @@ from tests.support.system import Keys
 
 pytestmark = pytest.mark.hostile
 
-EXAMPLES = 30
+EXAMPLES = examples(30)
 # What a refused request may be told. Never `internal_error`, never a timeout.
 REFUSED_AT_THE_EDGE = {"malformed_request", "invalid_input"}
 # What a request the contract lets through may be told when it is refused further in.

@@ -29,14 +29,14 @@ from libs.contracts.envelope import Envelope, Event, envelope_for, open_envelope
 from libs.runtime import Runtime
 from tests.hostile import catalog
 from tests.hostile.catalog import EVENT_QUEUES, HOLDER_INS, consumers_of, owner_of
-from tests.hostile.harness import changed, draw, fingerprint, settled, wait_until
+from tests.hostile.harness import changed, draw, examples, fingerprint, settled, wait_until
 from tests.hostile.strategies import controls, huge_text, wrong_types
 from tests.support import infra
 from tests.support.bus import dead_letters, publish_as, publish_raw
 
 pytestmark = pytest.mark.hostile
 
-EXAMPLES = 12
+EXAMPLES = examples(12)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONTENT_TYPES = (None, "application/json")
 
