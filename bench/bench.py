@@ -445,6 +445,38 @@ async def our_pipeline(report: Report, settings: ServiceSettings, n: int) -> Non
 # --- 5. the six services --------------------------------------------------------------------
 
 
+def system_values(
+    database_url: str,
+    amqp_url: str,
+    identity_signing_keys: str,
+    operator_public_keys: dict[str, str],
+    smtp_port: int,
+    pool_size: int,
+) -> dict[str, Any]:
+    """The six services' settings in a benchmark (each service gets its own part of them)."""
+    return {
+        "database_url": database_url,
+        "amqp_url": amqp_url,
+        "identity_jwks": public_jwks(identity_signing_keys),
+        "identity_signing_keys": identity_signing_keys,
+        "operator_public_keys": operator_public_keys,
+        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
+        "purge_proof_key": "pUrG3pr00fK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
+        "log_pseudonym_key": "l0gPs3udOnYmK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bF",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "clock_mode": "adjustable",
+        "log_level": "WARNING",
+        "rpc_timeout_seconds": 30.0,
+        "sweep_interval_seconds": 0.2,
+        "db_pool_size": pool_size,
+        # The sign-in sections ask many codes for few holders from one caller.
+        "code_requests_per_ins": 1_000_000,
+        "code_requests_per_caller": 1_000_000,
+    }
+
+
 async def system(
     report: Report,
     database_url: str,
@@ -473,27 +505,14 @@ async def system(
     operator_id = "bench-operator"
     smtp = SmtpServer()
     smtp.__enter__()
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "amqp_url": amqp_url,
-        "identity_jwks": public_jwks(identity_signing_keys),
-        "identity_signing_keys": identity_signing_keys,
-        "operator_public_keys": {operator_id: operator_public},
-        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
-        "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
-        "purge_proof_key": "pUrG3pr00fK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
-        "log_pseudonym_key": "l0gPs3udOnYmK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bF",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": smtp.port,
-        "clock_mode": "adjustable",
-        "log_level": "WARNING",
-        "rpc_timeout_seconds": 30.0,
-        "sweep_interval_seconds": 0.2,
-        "db_pool_size": pool_size,
-        # The sign-in section asks many codes for few holders from one caller.
-        "code_requests_per_ins": 1_000_000,
-        "code_requests_per_caller": 1_000_000,
-    }
+    values = system_values(
+        database_url,
+        amqp_url,
+        identity_signing_keys,
+        {operator_id: operator_public},
+        smtp.port,
+        pool_size,
+    )
     runtimes: dict[str, Runtime] = {}
     started: list[Runtime] = []
     running: dict[str, Any] = {}

@@ -53,7 +53,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bench import bench
 from libs.bus.rpc import REPLY_TO, RpcClient
-from libs.tokens import key_set, new_keypair, new_signing_key, public_jwks
+from libs.tokens import key_set, new_keypair, new_signing_key
 from scripts import processes
 from tests.support import infra
 
@@ -404,27 +404,15 @@ async def running_system(database_url: str, amqp_url: str) -> AsyncIterator[Syst
     operator_private, operator_public = new_keypair()
     smtp = SmtpServer()
     smtp.__enter__()
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "amqp_url": amqp_url,
-        "identity_jwks": public_jwks(identity_signing_keys),
-        "identity_signing_keys": identity_signing_keys,
-        "operator_public_keys": {"bench-operator": operator_public},
-        "dossier_content_key": "kO7n0Zr0m4v3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
-        "messaging_content_key": "pS1ljXzr3sVv6Nq9o2mFh4tYcK8wQeLbUaR7dG0xZiE",
-        "purge_proof_key": "pUrG3pr00fK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bFhA",
-        "log_pseudonym_key": "l0gPs3udOnYmK3yR9d2bS1cQyC5oS8lQ0dTn6eJw5bF",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": smtp.port,
-        "clock_mode": "adjustable",
-        "log_level": "WARNING",
-        "rpc_timeout_seconds": 30.0,
-        "db_pool_size": bench.DB_POOL_SIZE,
-        "code_requests_per_ins": 1_000_000,
-        "code_requests_per_caller": 1_000_000,
-        # Each alert mailed on its own (see the module's doc).
-        "alerts_before_digest": 1_000_000_000,
-    }
+    values = bench.system_values(
+        database_url,
+        amqp_url,
+        identity_signing_keys,
+        {"bench-operator": operator_public},
+        smtp.port,
+        bench.DB_POOL_SIZE,
+    )
+    values["alerts_before_digest"] = 1_000_000_000  # each alert mailed on its own (module doc)
     running = processes.start(
         lambda name: infra.service_values(values, name), Path(tempfile.mkdtemp()) / "logs"
     )
