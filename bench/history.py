@@ -68,6 +68,30 @@ def _rows(ins: str, count: int, rng: random.Random, span: timedelta) -> Iterator
 COLUMNS = [*TRACE_FIELDS, "seq"]
 
 
+async def copy_in_batches(
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    columns: list[str] | tuple[str, ...],
+    rows: Iterator[tuple[Any, ...]],
+    batch_size: int,
+) -> None:
+    """COPY `rows` into `schema.table`, `batch_size` at a time, saying how far it got."""
+    batch: list[tuple[Any, ...]] = []
+    loaded = 0
+    for row in rows:
+        batch.append(row)
+        if len(batch) == batch_size:
+            await conn.copy_records_to_table(
+                table, schema_name=schema, records=batch, columns=columns
+            )
+            loaded += len(batch)
+            batch.clear()
+            print(f"  {loaded:,} {table} loaded", flush=True)
+    if batch:
+        await conn.copy_records_to_table(table, schema_name=schema, records=batch, columns=columns)
+
+
 async def seed(conn: asyncpg.Connection, total: int, holder: str, holder_traces: int) -> float:
     """Loads `total` traces with COPY; returns the seconds it took, indexes included."""
     rng = random.Random(6)
@@ -97,21 +121,7 @@ async def seed(conn: asyncpg.Connection, total: int, holder: str, holder_traces:
         for n in range(others):
             yield from _rows(f"1{n:014d}", per_other, rng, span)
 
-    batch: list[tuple[Any, ...]] = []
-    loaded = 0
-    for row in everything():
-        batch.append(row)
-        if len(batch) == 200_000:
-            await conn.copy_records_to_table(
-                "traces", schema_name="access", records=batch, columns=COLUMNS
-            )
-            loaded += len(batch)
-            batch.clear()
-            print(f"  {loaded:,} traces loaded", flush=True)
-    if batch:
-        await conn.copy_records_to_table(
-            "traces", schema_name="access", records=batch, columns=COLUMNS
-        )
+    await copy_in_batches(conn, "access", "traces", COLUMNS, everything(), 200_000)
     await conn.execute("ALTER TABLE access.traces ENABLE TRIGGER USER")
     for index in indexes:
         await conn.execute(index["indexdef"])

@@ -60,7 +60,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from bench.history import ACTORS, START, line, seed, timed
+from bench.history import ACTORS, START, copy_in_batches, line, seed, timed
 from libs import db
 from libs import migrate as migrations
 from libs.contracts import commands as cmd
@@ -303,21 +303,14 @@ async def seed_documents(
     rng = random.Random(13)
     started = time.perf_counter()
     restore = await indexes_off(conn, "dossier", "documents")
-    batch: list[tuple[Any, ...]] = []
-    loaded = 0
-    for row in _documents(count, holder_documents, content_bytes, rng):
-        batch.append(row)
-        if len(batch) == 100_000:
-            await conn.copy_records_to_table(
-                "documents", schema_name="dossier", records=batch, columns=COLUMNS
-            )
-            loaded += len(batch)
-            batch.clear()
-            print(f"  {loaded:,} documents loaded", flush=True)
-    if batch:
-        await conn.copy_records_to_table(
-            "documents", schema_name="dossier", records=batch, columns=COLUMNS
-        )
+    await copy_in_batches(
+        conn,
+        "dossier",
+        "documents",
+        COLUMNS,
+        _documents(count, holder_documents, content_bytes, rng),
+        100_000,
+    )
     await restore()
     await conn.execute(
         "SELECT setval(pg_get_serial_sequence('dossier.documents', 'seq'), max(seq))"
