@@ -128,38 +128,54 @@ async def ping(rpc: RpcClient, queue: str) -> dict[str, Any]:
 # --- what the databases hold --------------------------------------------------------------------
 
 
+# Per set of schemas: its last fingerprint and since when it has not moved (monotonic time).
+_UNMOVED: dict[tuple[str, ...], tuple[dict[str, str], float]] = {}
+
+
 async def fingerprint(db: asyncpg.Connection, schemas: Iterable[str] = SERVICES) -> dict[str, str]:
-    """Every table of the services' schemas: its row count and a digest of its rows."""
+    """Every table of the services' schemas: its row count and a digest of its rows (one round
+    trip). Remembers since when it has not moved, for `settled`."""
+    key = tuple(sorted(schemas))
     tables = await db.fetch(
         "SELECT table_schema, table_name FROM information_schema.tables"
         " WHERE table_schema = ANY($1::text[]) AND table_type = 'BASE TABLE'"
         " AND table_name <> 'schema_migrations' ORDER BY 1, 2",
-        list(schemas),
+        list(key),
     )
-    found = {}
-    for row in tables:
-        name = f'"{row["table_schema"]}"."{row["table_name"]}"'
-        count, digest = await db.fetchrow(
-            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-            f" FROM {name} t"
+    names = [f'"{row["table_schema"]}"."{row["table_name"]}"' for row in tables]
+    found: dict[str, str] = {}
+    if names:
+        rows = await db.fetch(
+            " UNION ALL ".join(
+                f"SELECT {i} AS n, count(*) AS count,"
+                f" md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest"
+                f" FROM {name} t"
+                for i, name in enumerate(names)
+            )
         )
-        found[name] = f"{count}:{digest}"
+        found = {names[row["n"]]: f"{row['count']}:{row['digest']}" for row in rows}
+    now = time.monotonic()
+    last = _UNMOVED.get(key)
+    _UNMOVED[key] = (found, last[1] if last is not None and last[0] == found else now)
     return found
 
 
 async def settled(
-    db: asyncpg.Connection, schemas: Iterable[str] = SERVICES, timeout: float = 15.0
+    db: asyncpg.Connection,
+    schemas: Iterable[str] = SERVICES,
+    timeout: float = 15.0,
+    quiet: float = 1.0,
 ) -> dict[str, str]:
-    """The fingerprint once nothing has moved for a second (effects in flight have landed)."""
-    schemas = list(schemas)
+    """The fingerprint once nothing has moved for `quiet` seconds (effects in flight have
+    landed). The quiet time counts from the earlier fingerprints that found the same: a test
+    that follows one which wrote nothing does not wait again."""
+    key = tuple(sorted(schemas))
     deadline = time.monotonic() + timeout
-    last = await fingerprint(db, schemas)
     while True:
-        await asyncio.sleep(1.0)
-        now = await fingerprint(db, schemas)
-        if now == last or time.monotonic() > deadline:
+        now = await fingerprint(db, key)
+        if time.monotonic() - _UNMOVED[key][1] >= quiet or time.monotonic() > deadline:
             return now
-        last = now
+        await asyncio.sleep(min(quiet, max(0.05, quiet - (time.monotonic() - _UNMOVED[key][1]))))
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
