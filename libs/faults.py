@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError, DeliveryError
 
 # PostgreSQL SQLSTATE classes that say "not now", whatever the statement:
 # 08 connection exception, 53 insufficient resources, 57P operator intervention (shutdown,
@@ -31,7 +31,9 @@ def is_transient(exc: BaseException) -> bool:
         | asyncpg.InterfaceError  # the connection was closed under us
         | asyncpg.PostgresConnectionError
         | AMQPConnectionError
-        | ChannelInvalidStateError,
+        | ChannelInvalidStateError
+        # A publish the broker nacked: it could not store it now (no leader, queue full).
+        | DeliveryError,
     ):
         return True
     if isinstance(exc, asyncpg.PostgresError):

@@ -163,6 +163,10 @@ class RpcClient:
             raise RpcTimeout(queue, timeout) from None
         except aio_pika.exceptions.PublishError:
             raise RpcError("unavailable", f"no queue {queue} to take the request") from None
+        except aio_pika.exceptions.DeliveryError:
+            # Nacked: the queue could not take it now (a quorum queue without a leader while
+            # a node is down, or full). The caller may try again with the same request id.
+            raise RpcError("unavailable", f"{queue} could not take the request now") from None
         finally:
             self._pending.pop(correlation_id, None)
 

@@ -667,6 +667,7 @@ class Row:
     recovery_seconds: float | None
     stored_though_failed: int = 0
     note: str = ""
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 ROWS: list[Row] = []
@@ -768,6 +769,7 @@ async def run_fault(
         recovered,
         recovery,
         verdict.stored_though_failed,
+        outcomes=outcomes,
         note=(
             f"outcomes {outcomes}; retried {len(retried)} ({retried_ok} then ok);"
             f" skipped ticks {load.skipped}; mails re-sent {verdict.mails_resent};"

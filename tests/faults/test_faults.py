@@ -34,6 +34,8 @@ def assert_held(row: Row) -> None:
     assert row.lost == 0, f"{row.fault}: {row.lost} acknowledged effects lost ({row.note})"
     assert row.duplicated == 0, f"{row.fault}: {row.duplicated} effects duplicated ({row.note})"
     assert row.recovered, f"{row.fault}: did not serve again within {harness.RECOVERY_BUDGET}s"
+    # A caller must be told to try again (`unavailable`, `timeout`), never that we failed.
+    assert not row.outcomes.get("internal_error"), f"{row.fault}: internal errors ({row.note})"
 
 
 # --- kill -9 of each service ----------------------------------------------------------------
