@@ -748,6 +748,8 @@ class GetSigningKeys(Command[Jwks]):
 
 # --- identity.contacts (services only: the notifier) ------------------------------------------
 
+MAX_ALERT_CONTACTS = 64
+
 
 class AlertContact(Contract):
     ins: Ins
@@ -764,6 +766,21 @@ class GetAlertContact(Command[AlertContact]):
     AUTHENTICATED = False  # the caller is checked instead: the notifier's broker user
 
     ins: Ins
+
+
+class AlertContacts(Contract):
+    contacts: list[AlertContact]
+    unknown: list[Ins]  # no person with this INS: there is no one to alert
+
+
+class GetAlertContacts(Command[AlertContacts]):
+    """`GetAlertContact` for a batch of holders at once (the notifier's batch of mails): one
+    request and one reply instead of one each."""
+
+    QUEUE = IDENTITY_CONTACTS
+    AUTHENTICATED = False  # the caller is checked instead: the notifier's broker user
+
+    ins: Annotated[list[Ins], Field(min_length=1, max_length=MAX_ALERT_CONTACTS)]
 
 
 # --- access.decide (services only) ------------------------------------------------------------

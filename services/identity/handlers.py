@@ -80,6 +80,7 @@ def register(runtime: Runtime[IdentitySettings]) -> None:
     runtime.handle(cmd.DereferenceCatalogueService, directory.dereference_catalogue_service)
     # Asked by services only (the notifier), never by a person: no token, the caller is checked.
     runtime.handle(cmd.GetAlertContact, service.get_alert_contact)
+    runtime.handle(cmd.GetAlertContacts, service.get_alert_contacts)
     runtime.on_events(
         LIFECYCLE_QUEUE,
         {

@@ -616,15 +616,38 @@ async def get_alert_contact(
     """NTF_04: where the holder's alerts go: a minor's or a protected adult's to their
     representative; otherwise by the channels the holder chose (none: kept in the space)."""
     require_service_caller(ctx, "notifier")
-    now = ctx.runtime.now()
     async with ctx.runtime.pool.acquire() as conn:
-        person = await repository.get_person(conn, c.ins)
-        if person is None:
-            raise NotFound(f"no person with INS {c.ins}")
-        represented, email, phone = await alert_destination(conn, person, now)
+        contact = await _alert_contact(conn, c.ins, ctx.runtime.now())
+    if contact is None:
+        raise NotFound(f"no person with INS {c.ins}")
+    return contact
+
+
+async def get_alert_contacts(
+    ctx: CommandContext[IdentitySettings], c: cmd.GetAlertContacts
+) -> cmd.AlertContacts:
+    """`get_alert_contact` for each holder of the notifier's batch of mails."""
+    require_service_caller(ctx, "notifier")
+    now = ctx.runtime.now()
+    contacts, unknown = [], []
+    async with ctx.runtime.pool.acquire() as conn:
+        for ins in dict.fromkeys(c.ins):
+            contact = await _alert_contact(conn, ins, now)
+            if contact is None:
+                unknown.append(ins)
+            else:
+                contacts.append(contact)
+    return cmd.AlertContacts(contacts=contacts, unknown=unknown)
+
+
+async def _alert_contact(conn: Conn, ins: str, now: datetime) -> cmd.AlertContact | None:
+    person = await repository.get_person(conn, ins)
+    if person is None:
+        return None
+    represented, email, phone = await alert_destination(conn, person, now)
     chosen = ["email", "sms"] if represented else person["alert_channels"]
     return cmd.AlertContact(
-        ins=c.ins,
+        ins=ins,
         display_name=f"{person['first_name']} {person['last_name']}",
         minor=domain.is_minor(person["birth_date"], now.date()),
         email=email if "email" in chosen else None,

@@ -8,10 +8,11 @@ and is retried later with backoff. A crash between the SMTP server's acceptance 
 re-sends the mail; its Message-ID is the alert id, so it is recognisably the same mail.
 It wakes on the NOTIFY written with each mail, and polls as a safety net (NOTIFY is not durable).
 
-The address is not kept here: for each mail the worker asks identity (`GetAlertContact`) where
-the holder's alerts go. If identity does not answer, the mail stays pending and is tried again
-with the same backoff as an SMTP failure: a mail is never dropped for an outage. A holder with
-no e-mail (any more) closes the row as `no_address`; the alert stays in the space (SPC_06).
+The address is not kept here: for each batch of mails the worker asks identity
+(`GetAlertContacts`, one request for the batch) where each holder's alerts go. If identity does
+not answer, the mails stay pending and are tried again with the same backoff as an SMTP failure:
+a mail is never dropped for an outage. A holder with no e-mail (any more) closes the row as
+`no_address`; the alert stays in the space (SPC_06).
 Finished rows are deleted `mail_retention_days` after they finished (checked every
 `mail_prune_seconds`); the alerts themselves are the holder's and stay.
 
@@ -36,7 +37,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from libs.bus.rpc import RpcError
-from libs.contracts.commands import GetAlertContact
+from libs.contracts.commands import AlertContact, GetAlertContacts
 from libs.mail import Mailer
 from libs.runtime import Runtime
 from libs.sms import SmsRefused, gateway_for
@@ -44,8 +45,6 @@ from services.notifier import domain, repository
 from services.notifier.settings import NotifierSettings
 
 log = structlog.get_logger()
-
-# identity answers GetAlertContact there, to the notifier only.
 
 
 class MailWorker:
@@ -133,8 +132,9 @@ class MailWorker:
             self._runtime.pool, self._lease, self._batch_size, domain.ACCESS_DIGEST
         )
         if rows:
+            contacts = await self._contacts(rows)
             results = await asyncio.gather(
-                *(self._deliver(row) for row in rows), return_exceptions=True
+                *(self._deliver(row, contacts) for row in rows), return_exceptions=True
             )
             for error in results:
                 if error is not None:
@@ -142,21 +142,42 @@ class MailWorker:
                     log.warning("mail_bookkeeping_failed", error=repr(error))
         return len(rows)
 
-    async def _deliver(self, row: asyncpg.Record) -> None:
+    async def _contacts(
+        self, rows: list[asyncpg.Record]
+    ) -> dict[str, AlertContact | None] | RpcError:
+        """Where each holder's alerts go (None: identity knows no such person), asked of
+        identity once for the whole batch; or why identity did not say."""
+        try:
+            found = await self._runtime.rpc.send(
+                GetAlertContacts(ins=list(dict.fromkeys(row["ins"] for row in rows)))
+            )
+        except RpcError as exc:
+            return exc
+        contacts: dict[str, AlertContact | None] = {ins: None for ins in found.unknown}
+        contacts.update((contact.ins, contact) for contact in found.contacts)
+        return contacts
+
+    async def _deliver(
+        self, row: asyncpg.Record, contacts: dict[str, AlertContact | None] | RpcError
+    ) -> None:
         pool = self._runtime.pool
         settings = self._settings
         alert_id = row["alert_id"]
-        try:
-            contact = await self._runtime.rpc.send(GetAlertContact(ins=row["ins"]))
-        except RpcError as exc:
-            if exc.code == "not_found":
-                # identity knows no such person: there is no one to mail; the alert stays in
-                # the inbox.
-                log.warning("mail_without_person", alert_id=str(alert_id))
-                await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
-                return
+        if isinstance(contacts, RpcError) or row["ins"] not in contacts:
             # identity away, slow or refusing us: keep the mail and ask again later.
-            await self._retry(row, f"contact lookup: {exc}", error_level=exc.code == "forbidden")
+            exc = contacts if isinstance(contacts, RpcError) else None
+            await self._retry(
+                row,
+                f"contact lookup: {exc or 'not answered'}",
+                error_level=exc is not None and exc.code == "forbidden",
+            )
+            return
+        contact = contacts[row["ins"]]
+        if contact is None:
+            # identity knows no such person: there is no one to mail; the alert stays in the
+            # inbox.
+            log.warning("mail_without_person", alert_id=str(alert_id))
+            await repository.mark_done(pool, alert_id, "no_address", self._runtime.now())
             return
         channels = {"email": contact.email, "sms": contact.phone}
         if not any(channels.values()):
@@ -166,12 +187,18 @@ class MailWorker:
             return
         errors: list[str] = []
         delivered = 0
+        todo = []
         for channel, address in channels.items():
             if not address:
                 continue
             if row[f"{channel}_outcome"] is not None:  # done on an earlier attempt
                 delivered += row[f"{channel}_outcome"] == "sent"
                 continue
+            todo.append((channel, address))
+        # The last channel sent is marked with the mail's end, in one statement; one sent before
+        # another is marked at once, so that a crash during the next does not send it again.
+        last_sent: str | None = None
+        for position, (channel, address) in enumerate(todo):
             try:
                 await self._send(channel, address, row, contact.display_name)
             except SmsRefused as exc:  # permanent: never retried
@@ -198,12 +225,17 @@ class MailWorker:
                 continue
             delivered += 1
             self._delivered(channel, "sent")
-            await repository.mark_channel_done(pool, alert_id, channel, "sent")
+            if position == len(todo) - 1:
+                last_sent = channel
+            else:
+                await repository.mark_channel_done(pool, alert_id, channel, "sent")
         if errors:
+            if last_sent is not None:
+                await repository.mark_channel_done(pool, alert_id, last_sent, "sent")
             await self._retry(row, "; ".join(errors))
             return
         outcome = "sent" if delivered else "failed"
-        await repository.mark_done(pool, alert_id, outcome, self._runtime.now())
+        await repository.mark_done(pool, alert_id, outcome, self._runtime.now(), sent=last_sent)
         (log.info if delivered else log.error)(
             "alert_delivered", alert_id=str(alert_id), outcome=outcome
         )

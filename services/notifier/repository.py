@@ -292,19 +292,27 @@ async def claim_mails(
     )
 
 
-async def mark_done(pool: Pool, alert_id: UUID, outcome: str, at: datetime) -> None:
+async def mark_done(
+    pool: Pool, alert_id: UUID, outcome: str, at: datetime, *, sent: str | None = None
+) -> None:
     """Finished: `sent`, or `no_address` (the holder has no e-mail now; the alert is in the
-    space, SPC_06). `at` is the shared clock's, which the pruning schedule counts from."""
+    space, SPC_06). `at` is the shared clock's, which the pruning schedule counts from.
+    `sent`: a channel sent with this attempt and not marked yet (`mark_channel_done`)."""
     # One statement, so one round trip and atomic without BEGIN and COMMIT of its own.
     await pool.execute(
         """WITH finished AS (
                UPDATE mails SET sent_at = $3, outcome = $2, claimed_until = NULL,
-                                last_error = NULL
+                                last_error = NULL,
+                                email_outcome = CASE WHEN $4 = 'email' THEN 'sent'
+                                                     ELSE email_outcome END,
+                                sms_outcome = CASE WHEN $4 = 'sms' THEN 'sent'
+                                                   ELSE sms_outcome END
                WHERE alert_id = $1 RETURNING 1)
            UPDATE alerts SET delivery = $2 WHERE alert_id = $1""",
         alert_id,
         outcome,
         at,
+        sent,
     )
 
 

@@ -284,6 +284,15 @@ TARGETS: tuple[Target, ...] = (
         internal=True,
     ),
     Target(
+        "identity.contacts",
+        "GetAlertContacts",
+        cmd.GetAlertContacts,
+        {"ins": [HOLDER_INS]},
+        None,
+        caller="notifier",
+        internal=True,
+    ),
+    Target(
         "access.decide",
         "Decide",
         cmd.Decide,

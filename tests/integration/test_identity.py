@@ -427,6 +427,13 @@ async def test_a_client_calling_get_alert_contact_is_refused__NTF_04(
     with pytest.raises(RpcError) as refused:
         await identity.rpc.call("identity.contacts", "GetAlertContact", {"ins": ins})
     assert refused.value.code == "forbidden"
+    for command, payload in [("GetAlertContacts", {"ins": [ins]})]:
+        with pytest.raises(RpcError) as refused:
+            await client.rpc.call("identity.contacts", command, payload)
+        assert refused.value.code in ("unavailable", "forbidden")
+        with pytest.raises(RpcError) as refused:
+            await identity.rpc.call("identity.contacts", command, payload)
+        assert refused.value.code == "forbidden"
 
 
 # --- input at the edge (issue 5, item 8) ----------------------------------------------------

@@ -558,6 +558,28 @@ async def test_a_holder_whose_email_is_gone_keeps_the_alert_in_the_space__SPC_06
     assert len(await alerts_of(notifier, ins)) == 1
 
 
+async def test_a_holder_identity_does_not_know_closes_as_no_address_beside_one_it_knows__NTF_04(
+    notifier: Runtime, mail_server: RestartableSmtp, amqp_url: str
+) -> None:
+    """The worker asks identity once for its batch (`GetAlertContacts`); a holder identity
+    does not know is told apart from one it knows, and only the known one is mailed."""
+    known, email, unknown = new_nir(), new_email(), new_nir()
+    await give_contact(amqp_url, notifier, known, email)
+    await notifier.pool.execute(
+        "INSERT INTO contacts (ins, channels, changed_at) VALUES ($1, '{email}', now())", unknown
+    )
+    await publish(amqp_url, access(unknown))
+    await publish(amqp_url, access(known))
+    await mail_server.mailbox.wait_for(email)
+    async with asyncio.timeout(15):
+        while not (rows := await mails_of(notifier, unknown)) or rows[0]["sent_at"] is None:
+            await asyncio.sleep(0.05)
+    assert rows[0]["outcome"] == "no_address"
+    assert len(await alerts_of(notifier, unknown)) == 1
+    [mailed] = await mails_of(notifier, known)
+    assert (mailed["outcome"], mailed["email_outcome"]) == ("sent", "sent")
+
+
 async def test_finished_mail_rows_are_pruned_after_thirty_days_and_alerts_kept(
     settings_values: dict[str, Any], mail_server: RestartableSmtp, notifier: Runtime, amqp_url: str
 ) -> None:
