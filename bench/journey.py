@@ -16,7 +16,10 @@ One run: a fresh database and vhost, then
      server) per second;
    - **open loop** at fixed offered rates (`--rates`), each for `--seconds`: each deposit is sent
      at its time whatever the others are doing, and its latency counts from then (no coordinated
-     omission); the achieved rate, the latency and how long the alerts took to catch up.
+     omission); the achieved rate, the latency and how long the alerts took to catch up;
+   - **`access.decide` open loop** (`--decide-rates`), asked as the dossier asks it on a read
+     (its broker user, through `dmp.internal`): each decision traced, its events published, its
+     alert mailed.
 
 Every figure is printed per round with the median and the spread (min–max) of the rounds, and
 written as JSON (`--json`, default `.run/bench-journey.json`) so runs can be compared. The
@@ -384,6 +387,7 @@ class System:
     pro_tokens: list[str]
     pids: dict[str, int]
     db: asyncpg.Connection
+    as_dossier: Any  # an RpcClient with the dossier's broker user, on dmp.internal
 
     async def mails(self) -> int:
         return len(self.smtp.mailbox.messages)
@@ -417,9 +421,16 @@ async def running_system(database_url: str, amqp_url: str) -> AsyncIterator[Syst
         lambda name: infra.service_values(values, name), Path(tempfile.mkdtemp()) / "logs"
     )
     rpc = RpcClient(infra.client_url(amqp_url), name="bench-journey", timeout=60)
+    as_dossier = RpcClient(
+        infra.party_url(amqp_url, "dossier"),
+        name="bench-journey-as-dossier",
+        timeout=60,
+        exchange="dmp.internal",
+    )
     db = await asyncpg.connect(database_url)
     try:
         await rpc.connect()
+        await as_dossier.connect()
         client = Client(rpc)
         await processes.wait_ready(client)
         operator = (
@@ -456,9 +467,11 @@ async def running_system(database_url: str, amqp_url: str) -> AsyncIterator[Syst
                 )
             )
         pro_tokens = [await sign_in_professional(client, p) for p in pros]
-        yield System(client, smtp, holders, pro_tokens, {n: p.pid for n, p in running.items()}, db)
+        pids = {n: p.pid for n, p in running.items()}
+        yield System(client, smtp, holders, pro_tokens, pids, db, as_dossier)
     finally:
         await db.close()
+        await as_dossier.close()
         await rpc.close()
         processes.stop(running)
         smtp.__exit__()
@@ -506,19 +519,19 @@ async def closed_loop(figures: Figures, system: System, n: int) -> None:
     figures.add("ours journey deposits/s (both mails sent)", n / journey)
 
 
-async def open_loop(figures: Figures, system: System, rate: float, seconds: float) -> None:
-    """Deposits sent at `rate` a second for `seconds`, each at its time (no waiting on the
-    others); latency from its scheduled time."""
-    deposit = deposit_call(system)
-    n = int(rate * seconds)
-    mails = await system.mails()
+async def offered(
+    rate: float, seconds: float, call: Callable[[int], Awaitable[Any]]
+) -> tuple[list[float], int, float]:
+    """`call(i)` at `rate` a second for `seconds`, each at its time whatever the others are
+    doing: latencies (ms, from each one's scheduled time: no coordinated omission), failures,
+    and the seconds until the last reply."""
     latencies: list[float] = []
     failures = 0
 
     async def one(i: int, at: float) -> None:
         nonlocal failures
         try:
-            await deposit(i)
+            await call(i)
         except Exception:
             failures += 1
             return
@@ -526,20 +539,58 @@ async def open_loop(figures: Figures, system: System, rate: float, seconds: floa
 
     started = time.perf_counter()
     tasks = []
-    for i in range(n):
+    for i in range(int(rate * seconds)):
         at = started + i / rate
         delay = at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, at)))
     await asyncio.gather(*tasks)
-    replied = time.perf_counter() - started
-    caught_up = await mails_reach(system, mails + 2 * n)
-    label = f"open {rate:g}/s"
+    return latencies, failures, time.perf_counter() - started
+
+
+def offered_figures(
+    figures: Figures, label: str, n: int, outcome: tuple[list[float], int, float], what: str
+) -> None:
+    latencies, failures, replied = outcome
     figures.add(f"{label}: replied/s", (n - failures) / replied)
-    latency_figures(figures, f"{label}: deposit", latencies or [0.0])
+    latency_figures(figures, f"{label}: {what}", latencies or [0.0])
     figures.add(f"{label}: max ms", max(latencies or [0.0]), "ms")
     figures.add(f"{label}: failed", failures)
+
+
+async def open_loop(figures: Figures, system: System, rate: float, seconds: float) -> None:
+    """Deposits sent at `rate` a second for `seconds`; then how long their mails took to
+    catch up."""
+    n = int(rate * seconds)
+    mails = await system.mails()
+    outcome = await offered(rate, seconds, deposit_call(system))
+    caught_up = await mails_reach(system, mails + 2 * n)
+    label = f"open {rate:g}/s"
+    offered_figures(figures, label, n, outcome, "deposit")
+    figures.add(f"{label}: alerts caught up, s after the last reply", caught_up, "s")
+
+
+async def decide_loop(figures: Figures, system: System, rate: float, seconds: float) -> None:
+    """`access.decide` asked as the dossier asks it on a read (its broker user, through
+    dmp.internal), at `rate` a second: each granted decision writes its trace and its
+    events, and its holder's alert is mailed."""
+    n = int(rate * seconds)
+    mails = await system.mails()
+
+    async def decide(i: int) -> None:
+        result = await system.as_dossier.call(
+            "access.decide",
+            "Decide",
+            {"ins": system.holders[i % len(system.holders)], "action": "read"},
+            token=system.pro_tokens[i % len(system.pro_tokens)],
+        )
+        assert result["granted"], result
+
+    outcome = await offered(rate, seconds, decide)
+    caught_up = await mails_reach(system, mails + n)
+    label = f"decide open {rate:g}/s"
+    offered_figures(figures, label, n, outcome, "decision")
     figures.add(f"{label}: alerts caught up, s after the last reply", caught_up, "s")
 
 
@@ -573,6 +624,7 @@ def start_profiles(system: System, folder: Path, seconds: float) -> list[subproc
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     figures = Figures()
     rates = [float(r) for r in args.rates.split(",") if r]
+    decide_rates = [float(r) for r in args.decide_rates.split(",") if r]
     async with bench.fresh_infra() as (database_url, amqp_url):
         async with running_system(database_url, amqp_url) as system:
             await bench.run_in_flight(200, IN_FLIGHT, deposit_call(system))  # warm-up
@@ -591,6 +643,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     spy.wait()
                 for rate in rates:
                     await open_loop(figures, system, rate, args.seconds)
+                for rate in decide_rates:
+                    await decide_loop(figures, system, rate, args.seconds)
                 current = figures.rounds[-1]
                 journey = "journey deposits/s (both mails sent)"
                 for ours, against in (
@@ -614,6 +668,9 @@ def cli() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--deposits", type=int, default=1_000, help="closed loop, per round")
     parser.add_argument("--rates", default="50,150,300", help="open loop offered rates, per s")
+    parser.add_argument(
+        "--decide-rates", default="150,300", help="access.decide open loop offered rates, per s"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="per offered rate")
     parser.add_argument("--json", default=".run/bench-journey.json")
     parser.add_argument("--profile", help="a folder for py-spy's per-service samples")
