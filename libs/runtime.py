@@ -188,24 +188,20 @@ class EventBatches:
         """The batch in one transaction: what became of each, or None if it was rolled back."""
         runtime, queue = self._runtime, self._queue
         ids = [str(delivery.envelope.event_id) for delivery in batch]
-        outcomes = ["duplicate"] * len(batch)
-        # By holder: batches that share holders lock their rows in the same order, so they
-        # wait for each other instead of deadlocking (a deadlock is seen only after a second).
-        # A holder's own events keep their order (the sort is stable).
-        order = sorted(range(len(batch)), key=lambda i: batch[i].envelope.holder_key)
+        outcomes = []
         try:
             async with runtime.pool.acquire() as conn, conn.transaction():
                 first = await first_deliveries(conn, queue, ids)
-                for i in order:
-                    delivery = batch[i]
-                    if ids[i] not in first:
+                for delivery, event_id in zip(batch, ids, strict=True):
+                    if event_id not in first:
+                        outcomes.append("duplicate")
                         continue
-                    first.discard(ids[i])  # the same event twice in one batch: once
+                    first.discard(event_id)  # the same event twice in one batch: once
                     _message_context(runtime.name, queue, delivery.message, delivery.envelope)
                     await delivery.handler(
                         EventContext(runtime, conn, delivery.envelope), delivery.event
                     )
-                    outcomes[i] = "applied"
+                    outcomes.append("applied")
         except Exception as exc:
             log.info("event_batch_rolled_back", events=len(batch), error=repr(exc))
             return None
