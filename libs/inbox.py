@@ -17,14 +17,3 @@ async def first_delivery(conn: Conn, consumer: str, message_id: str) -> bool:
         message_id,
     )
     return bool(inserted)
-
-
-async def first_deliveries(conn: Conn, consumer: str, message_ids: list[str]) -> set[str]:
-    """`first_delivery` for several messages in one statement: the ids not handled before."""
-    rows = await conn.fetch(
-        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
-        " ON CONFLICT DO NOTHING RETURNING message_id",
-        consumer,
-        message_ids,
-    )
-    return {row["message_id"] for row in rows}

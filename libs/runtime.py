@@ -55,7 +55,7 @@ from libs.db import Conn, Pool
 from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
 from libs.health import HealthServer, Progress
-from libs.inbox import first_deliveries, first_delivery
+from libs.inbox import first_delivery
 from libs.logging import (
     BROKER_LOGGER,
     bind_correlation,
@@ -95,126 +95,6 @@ async def _ack(message: Any) -> None:
     except Exception as exc:
         # The channel went away after the effects committed: the redelivery meets the inbox.
         log.warning("ack_failed", error=repr(exc))
-
-
-@dataclass
-class _Delivery:
-    handler: EventHandler
-    envelope: Envelope
-    event: Event
-    message: Any
-    outcome: asyncio.Future[str]
-
-
-class EventBatches:
-    """Deliveries of one queue applied several to a transaction when they arrive together.
-
-    Each delivery already runs in its own task (up to `prefetch` at once); here they wait
-    their turn, and up to `event_batch_size` of them are applied in one transaction: one BEGIN,
-    one inbox statement and one COMMIT for the batch instead of for each (the handlers' own
-    statements are unchanged), then each is acknowledged. At most `event_batch_flushers`
-    batches of the queue are in flight at once. A batch in which anything fails is rolled back
-    whole and its deliveries applied one by one (`Runtime._apply_event`: its retries, its
-    waiting out of outages, its dead letters), so a bad event costs its batch a second try and
-    never its neighbours' effects. Nothing is acknowledged before its transaction commits: a
-    crash redelivers the batch, and the inbox keeps each effect to one.
-    """
-
-    def __init__(self, runtime: Runtime[Any], queue: str) -> None:
-        self._runtime = runtime
-        self._queue = queue
-        self._size = runtime.settings.event_batch_size
-        self._flushers = runtime.settings.event_batch_flushers
-        self._waiting: list[_Delivery] = []
-        self._active = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def apply(
-        self, handler: EventHandler, envelope: Envelope, event: Event, message: Any
-    ) -> str:
-        """Apply one delivery with whichever batch takes it; returns what became of it."""
-        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Delivery(handler, envelope, event, message, outcome))
-        if self._active < self._flushers:
-            self._active += 1
-            task = asyncio.create_task(self._flush_while_waiting())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await outcome
-
-    async def _flush_while_waiting(self) -> None:
-        try:
-            # The deliveries already read from the socket join this batch.
-            await asyncio.sleep(0)
-            while self._waiting:
-                batch = self._waiting[: self._size]
-                del self._waiting[: self._size]
-                try:
-                    await self._flush(batch)
-                except BaseException:
-                    for delivery in batch:
-                        if not delivery.outcome.done():
-                            delivery.outcome.cancel()
-                    raise
-        finally:
-            self._active -= 1
-
-    async def _flush(self, batch: list[_Delivery]) -> None:
-        runtime, queue = self._runtime, self._queue
-        if len(batch) > 1:
-            outcomes = await self._together(batch)
-            if outcomes is not None:
-                for delivery, outcome in zip(batch, outcomes, strict=True):
-                    runtime.health.progressed(queue)
-                    await _ack(delivery.message)
-                    delivery.outcome.set_result(outcome)
-                return
-        # Each on its own, side by side, as without batches (each waits out an outage itself).
-        await asyncio.gather(*(self._alone(delivery) for delivery in batch))
-
-    async def _alone(self, delivery: _Delivery) -> None:
-        runtime, queue = self._runtime, self._queue
-        _message_context(runtime.name, queue, delivery.message, delivery.envelope)
-        try:
-            outcome = await runtime._apply_event(
-                queue, delivery.handler, delivery.envelope, delivery.event, delivery.message
-            )
-        except Exception as exc:
-            delivery.outcome.set_exception(exc)
-        else:
-            delivery.outcome.set_result(outcome)
-
-    async def _together(self, batch: list[_Delivery]) -> list[str] | None:
-        """The batch in one transaction: what became of each, or None if it was rolled back."""
-        runtime, queue = self._runtime, self._queue
-        ids = [str(delivery.envelope.event_id) for delivery in batch]
-        outcomes = []
-        try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                first = await first_deliveries(conn, queue, ids)
-                for delivery, event_id in zip(batch, ids, strict=True):
-                    if event_id not in first:
-                        outcomes.append("duplicate")
-                        continue
-                    first.discard(event_id)  # the same event twice in one batch: once
-                    _message_context(runtime.name, queue, delivery.message, delivery.envelope)
-                    await delivery.handler(
-                        EventContext(runtime, conn, delivery.envelope), delivery.event
-                    )
-                    outcomes.append("applied")
-        except Exception as exc:
-            log.info("event_batch_rolled_back", events=len(batch), error=repr(exc))
-            return None
-        return outcomes
-
-
-def _message_context(service: str, queue: str, message: Any, envelope: Envelope) -> None:
-    """The log context of one delivery (a batch's task applies several)."""
-    raw = message.raw_message
-    new_message_context(
-        service, correlation_id=raw.correlation_id, queue=queue, message_id=raw.message_id
-    )
-    bind_correlation(envelope.correlation_id, event_type=envelope.type)
 
 
 @dataclass(frozen=True)
@@ -387,7 +267,6 @@ class Runtime(Generic[S]):
         self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
-        self._batches: dict[str, EventBatches] = {}
         self._command_queues: set[str] = set()
         self._commands: dict[str, dict[tuple[str, int], Handler[Any]]] = {}
         self._subscribers: dict[str, Any] = {}
@@ -696,15 +575,7 @@ class Runtime(Generic[S]):
                 await _ack(message)
                 return "ignored"
             handler = handler.handler
-        if self.settings.event_batch_size > 1:
-            return await self._batches_of(queue).apply(handler, envelope, event, message)
         return await self._apply_event(queue, handler, envelope, event, message)
-
-    def _batches_of(self, queue: str) -> EventBatches:
-        batches = self._batches.get(queue)
-        if batches is None:
-            batches = self._batches[queue] = EventBatches(self, queue)
-        return batches
 
     def _forgery(self, raw: Any, envelope: Envelope, event: Event) -> str | None:
         """Why the event cannot be believed, if it cannot: only its owner may have published it.

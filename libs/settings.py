@@ -30,11 +30,6 @@ class ServiceSettings(BaseSettings):
     identity_issuer: str = DEFAULT_ISSUER
     # Unacknowledged deliveries per consumer channel: bounds memory and concurrency.
     prefetch: int = 64
-    # Deliveries of one queue that arrive together are applied up to this many to a
-    # transaction (libs.runtime.EventBatches; 1: each in its own), by at most this many
-    # batches at once per queue.
-    event_batch_size: int = Field(16, ge=1, le=256)
-    event_batch_flushers: int = Field(4, ge=1, le=64)
     # Connections per service replica (PostgreSQL's default cap is 100 for the whole server).
     db_pool_size: int = 10
     rpc_timeout_seconds: float = 5.0

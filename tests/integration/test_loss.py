@@ -262,45 +262,6 @@ async def test_event_emitted_while_consumer_is_down_is_delivered_when_it_starts(
     assert source.process is not None and source.process.returncode is None
 
 
-async def test_deliveries_arriving_together_are_applied_in_shared_transactions_each_once(
-    probes: ProbeFactory, db: asyncpg.Connection, amqp_url: str
-) -> None:
-    """A backlog arrives at once (up to the prefetch): its events are applied several to a
-    transaction (libs.runtime.EventBatches), each once; a poison among them rolls its batch
-    back, is parked alone with its real error, and costs its neighbours nothing."""
-    probe = probes("batch")
-    store = ProbeDb(db, probe.name)
-    await probe.start()  # declares and binds its durable queue
-    await probe.kill()
-    bodies = [envelope(f"batch-{i}") for i in range(40)]
-    bodies.insert(17, envelope("poison-batch"))
-    for body in bodies:
-        await publish_body(amqp_url, body)
-    poison_id = str(bodies[17]["event_id"])
-    valid = [str(b["event_id"]) for b in bodies if b["event_id"] != bodies[17]["event_id"]]
-
-    await probe.start()
-    for event_id in valid:
-        await wait_until(lambda event_id=event_id: _effects_is(store, event_id, 1))
-    parked = await drain_dead_letters(amqp_url, probe.effects_queue, 1, timeout=30)
-    assert "RuntimeError" in (parked[poison_id].headers or {})["x-dead-reason"]
-    await wait_until(lambda: _ready_is(amqp_url, probe.effects_queue, 0))
-    # A graceful stop returns anything unacknowledged to the queue: still empty means acked.
-    await probe.stop()
-    assert await queue_depth(amqp_url, probe.effects_queue) == (0, 0)
-
-    assert [await store.effects(e) for e in valid] == [1] * len(valid)
-    assert [await store.inbox(e) for e in valid] == [1] * len(valid)
-    assert await store.effects(poison_id) == 0 and await store.inbox(poison_id) == 0
-    # The rows' creating transactions: fewer than the events, so several shared one.
-    transactions = await db.fetchval(
-        f'SELECT count(DISTINCT xmin::text) FROM "{probe.name}".inbox WHERE message_id = ANY($1)',
-        valid,
-    )
-    assert transactions < len(valid), f"{transactions} transactions for {len(valid)} events"
-    assert '"event_batch_rolled_back"' in probe.log()
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 
