@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
 
+from libs import outbox
+from libs.contracts.envelope import Envelope
 from libs.db import Conn, Pool
 from libs.paging import Position
 
@@ -242,22 +245,48 @@ async def mark_digest_queued(
 # --- the mail outbox ------------------------------------------------------------------------
 
 
-async def insert_mail(conn: Conn, *, alert_id: UUID) -> None:
-    """A pending mail, in the alert's (or digest's) transaction; the NOTIFY wakes the worker at
-    commit.
+# A pending mail for $1 (an alert's or a digest's id), its alert marked pending, and, when $6,
+# the holder $2's burst set to ($3, $4, $5). The NOTIFY wakes the worker at commit. Written as
+# `name AS (...)` parts so an outbox statement can carry them (`outbox.add_many(also=...)`);
+# a data-modifying part runs once whether or not the statement reads it.
+_MAIL_QUEUED = """
+    queued AS (
+        INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING
+        RETURNING pg_notify('{channel}' || current_schema(), '')),
+    pending AS (
+        UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1 RETURNING 1),
+    burst AS (
+        UPDATE contacts SET burst_started_at = $3::timestamptz, burst_sent = $4::int,
+                            burst_digest_id = $5::uuid
+        WHERE ins = $2::text AND $6::boolean RETURNING 1)"""
+
+
+def _numbered_from(first: int, sql: str) -> str:
+    """`sql` with its parameters renumbered from `first` ($1 becomes `$first`)."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + first - 1}", sql)
+
+
+async def insert_mail(
+    conn: Conn,
+    *,
+    alert_id: UUID,
+    burst: tuple[str, datetime | None, int, UUID | None] | None = None,
+    event: tuple[Envelope, str] | None = None,
+) -> None:
+    """A pending mail, in the alert's (or digest's) transaction, in one round trip with
+    the holder's new `burst` (ins, started at, sent, digest id) and the outbox row of `event`
+    (an envelope and its routing key), if given.
 
     No address, subject or body: the worker builds them when it sends, from the alert (or the
     digest) and the contact identity gives it then.
     """
-    # One round trip (each statement of a WITH runs once, whatever the query reads of it).
-    await conn.execute(
-        f"""WITH queued AS (
-                INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1),
-            pending AS (
-                UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1 RETURNING 1)
-            SELECT pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')""",
-        alert_id,
-    )
+    ins, started_at, sent, digest_id = burst if burst is not None else (None, None, 0, None)
+    args = (alert_id, ins, started_at, sent, digest_id, burst is not None)
+    parts = _MAIL_QUEUED.replace("{channel}", MAIL_CHANNEL_PREFIX)
+    if event is not None:
+        await outbox.add_many(conn, [event], also=_numbered_from(6, parts), also_args=args)
+    else:
+        await conn.execute(f"WITH {parts} SELECT 1", *args)
 
 
 async def claim_mails(

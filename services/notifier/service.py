@@ -16,6 +16,7 @@ import structlog
 from libs import outbox, paging, spaces
 from libs.access import require_access
 from libs.contracts import commands as cmd
+from libs.contracts.envelope import Envelope, envelope_for
 from libs.contracts.events import (
     AccessLogged,
     ContactChanged,
@@ -68,31 +69,45 @@ async def raise_alert(ctx: EventContext[Any], ins: str, words: Words) -> bool:
         # The inbox already de-duplicates redeliveries; this is the second guard (NTF_01).
         log.warning("alert_already_raised", cause_event_id=str(cause))
         return False
-    channels = ["space"]
     outward = sorted(set(holder["channels"]) & {"email", "sms"})
-    if outward:
-        # The addresses are asked of identity when the alert is sent (they are not kept here).
-        folded = await send_or_fold(
-            ctx.runtime, conn, ins, alert_id, alert.foldable, now, burst_row=holder
-        )
-        channels += ["digest"] if folded else outward
-    # Else (SPC_06): no channel; the alert waits in the space. An unknown contact is mailed
-    # once ContactChanged arrives (see change_contact).
-    await outbox.add_event(
-        conn,
-        HolderAlerted(
+
+    def announced(channels: list[str]) -> tuple[Envelope, str]:
+        event = HolderAlerted(
             alert_id=alert_id,
             ins=ins,
             cause_event_id=cause,
             kind=alert.kind,
             channels=channels,
             at=now,
-        ),
-        holder_key=ins,
-        occurred_at=now,
-        correlation_id=ctx.correlation_id,
-        causation_id=ctx.causation_id,
-    )
+        )
+        envelope = envelope_for(
+            event,
+            holder_key=ins,
+            occurred_at=now,
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.causation_id,
+        )
+        return envelope, event.routing_key()
+
+    if outward:
+        # The addresses are asked of identity when the alert is sent (they are not kept here).
+        # Mailed on its own, its HolderAlerted is written with its mail, in one statement.
+        folded = await send_or_fold(
+            ctx.runtime,
+            conn,
+            ins,
+            alert_id,
+            alert.foldable,
+            now,
+            burst_row=holder,
+            announced=announced(["space", *outward]),
+        )
+        if folded:
+            await outbox.add(conn, *announced(["space", "digest"]))
+    else:
+        # SPC_06: no channel; the alert waits in the space. An unknown contact is mailed once
+        # ContactChanged arrives (see change_contact).
+        await outbox.add(conn, *announced(["space"]))
     return True
 
 
@@ -105,11 +120,13 @@ async def send_or_fold(
     now: datetime,
     *,
     burst_row: asyncpg.Record | None = None,
+    announced: tuple[Envelope, str] | None = None,
 ) -> bool:
     """The alert's mail goes out on its own, or, past the first few of its burst, the alert is
     folded into the burst's digest (NTF_01 without flooding; domain.route). True if folded.
     The holder's row is locked by the caller; `burst_row`: that row as locked, if nothing in
-    this transaction has changed its burst since."""
+    this transaction has changed its burst since. `announced`: an event (envelope, routing
+    key) to write with the mail when it goes out on its own."""
     settings = runtime.settings
     window = timedelta(seconds=settings.digest_window_seconds)
     row = burst_row if burst_row is not None else await repository.burst_of(conn, ins)
@@ -118,13 +135,12 @@ async def send_or_fold(
         burst, now, foldable=foldable, alone=settings.alerts_before_digest, window=window
     )
     if not routing.folded:
+        new_burst = None
         if routing.burst != burst:
             same_window = routing.burst.started_at == burst.started_at
             digest_id = row["burst_digest_id"] if same_window else None
-            await repository.set_burst(
-                conn, ins, routing.burst.started_at, routing.burst.sent, digest_id
-            )
-        await repository.insert_mail(conn, alert_id=alert_id)
+            new_burst = (ins, routing.burst.started_at, routing.burst.sent, digest_id)
+        await repository.insert_mail(conn, alert_id=alert_id, burst=new_burst, event=announced)
         return False
     digest_id = row["burst_digest_id"]
     if digest_id is None:
