@@ -1,10 +1,11 @@
-"""Sending e-mail over SMTP with aiosmtplib, on the event loop, over one kept connection.
+"""Sending e-mail over SMTP with aiosmtplib, on the event loop, over kept connections.
 
 A relay in production wants TLS (implicit, or STARTTLS) and authentication: `MailSettings`
 carries them (the password is a secret of the services that mail). The connection is opened on
 the first mail and kept: a relay that closed it meanwhile (idle timeout, restart) is met with a
 new connection and one more try; any other failure raises, so the caller keeps the mail pending
-and retries it later. Mails on one connection go one at a time, as SMTP has them.
+and retries it later. Mails on one connection go one at a time, as SMTP has them; mails sent at
+the same time take up to `smtp_connections` connections.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class MailSettings(ServiceSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     smtp_timeout_seconds: float = 10.0
+    # Connections kept to the relay: mails sent at the same time go side by side, one per
+    # connection (SMTP sends one mail at a time on a connection).
+    smtp_connections: int = Field(4, ge=1, le=32)
     mail_from: str = "Mon espace santé <ne-pas-repondre@espace-sante.local>"
 
 
@@ -69,35 +73,48 @@ def message_for(sender: str, to: str, subject: str, body: str, message_id: str) 
     return crlf.join(headers).encode() + b"\r\n\r\n" + text + b"\r\n"
 
 
+class _Connection:
+    """One of the relay connections a `Mailer` keeps (opened on first use)."""
+
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+
+
 class Mailer:
-    """One relay, one kept connection; `close` when the service stops."""
+    """One relay, up to `smtp_connections` kept connections; `close` when the service stops."""
 
     def __init__(self, settings: MailSettings) -> None:
         self._settings = settings
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        # Last in, first out: mails sent one after the other keep using one connection; only
+        # mails sent at the same time open more.
+        self._idle: asyncio.LifoQueue[_Connection] = asyncio.LifoQueue()
+        for _ in range(settings.smtp_connections):
+            self._idle.put_nowait(_Connection())
         self.connections = 0  # opened so far (a kept connection keeps this at one)
 
     async def send(self, *, to: str, subject: str, body: str, message_id: str) -> None:
         """Raises on any SMTP failure, so the caller can keep the mail pending and retry."""
         message = message_for(self._settings.mail_from, to, subject, body, message_id)
-        async with self._lock:
+        connection = await self._idle.get()
+        try:
             for attempt in (1, 2):
-                client = await self._connected()
+                client = await self._connected(connection)
                 try:
                     await client.sendmail(parseaddr(self._settings.mail_from)[1], [to], message)
                     return
                 except aiosmtplib.SMTPServerDisconnected:
-                    await self._drop()
+                    await _drop(connection)
                     if attempt == 2:
                         raise
                 except Exception:
-                    await self._drop()  # a connection in an unknown state is not reused
+                    await _drop(connection)  # a connection in an unknown state is not reused
                     raise
+        finally:
+            self._idle.put_nowait(connection)
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
+    async def _connected(self, connection: _Connection) -> aiosmtplib.SMTP:
+        if connection.client is not None and connection.client.is_connected:
+            return connection.client
         settings = self._settings
         client = aiosmtplib.SMTP(
             hostname=settings.smtp_host,
@@ -109,18 +126,22 @@ class Mailer:
             password=settings.smtp_password,
         )
         await client.connect()
-        self._client = client
+        connection.client = client
         self.connections += 1
         return client
 
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.quit()
-            except Exception:
-                client.close()
-
     async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
+        """Close every connection, once the mails being sent on them are done."""
+        taken = [await self._idle.get() for _ in range(self._settings.smtp_connections)]
+        for connection in taken:
+            await _drop(connection)
+            self._idle.put_nowait(connection)
+
+
+async def _drop(connection: _Connection) -> None:
+    client, connection.client = connection.client, None
+    if client is not None:
+        try:
+            await client.quit()
+        except Exception:
+            client.close()

@@ -64,7 +64,7 @@ class MailWorker:
         self._task: asyncio.Task[None] | None = None
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
         self._sms = gateway_for(settings)
-        self._mailer = Mailer(settings)  # one kept SMTP connection
+        self._mailer = Mailer(settings)  # kept SMTP connections (`smtp_connections`)
         # Ops see what could not be delivered by a channel (the alert stays in the inbox):
         # `notifier_alert_deliveries_total{service, channel, outcome}` (libs/metrics.py).
         self._deliveries = runtime.meters.alert_deliveries
