@@ -29,13 +29,19 @@ async def insert_message(
     origin: str = "message",
     document_id: uuid.UUID | None = None,
 ) -> bool:
-    """False when the thread already has this deposit's notice."""
+    """False when the thread already has this deposit's notice. A message posted moves its
+    thread's last activity, in the same statement."""
     inserted = await conn.fetchval(
-        """INSERT INTO messages (message_id, ins, sender_kind, sender_id, sender_name,
-                                 subject_nonce, subject_sealed, body_nonce, body_sealed,
-                                 sent_at, origin, document_id, thread_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-           ON CONFLICT (thread_id, document_id) DO NOTHING RETURNING true""",
+        """WITH posted AS (
+               INSERT INTO messages (message_id, ins, sender_kind, sender_id, sender_name,
+                                     subject_nonce, subject_sealed, body_nonce, body_sealed,
+                                     sent_at, origin, document_id, thread_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               ON CONFLICT (thread_id, document_id) DO NOTHING RETURNING true AS posted),
+           touched AS (
+               UPDATE threads SET last_message_at = greatest(last_message_at, $10)
+               WHERE thread_id = $13 AND EXISTS (SELECT FROM posted) RETURNING 1)
+           SELECT posted FROM posted""",
         message_id,
         ins,
         sender_kind,
@@ -185,14 +191,6 @@ async def participants(
     for row in rows:
         found[row["thread_id"]].append((row["kind"], row["id"]))
     return found
-
-
-async def touch_thread(conn: Conn, thread_id: uuid.UUID, at: datetime) -> None:
-    await conn.execute(
-        "UPDATE threads SET last_message_at = greatest(last_message_at, $2) WHERE thread_id = $1",
-        thread_id,
-        at,
-    )
 
 
 async def thread_candidates(

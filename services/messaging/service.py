@@ -104,7 +104,8 @@ async def _write(
     origin: str = "message",
     document_id: uuid.UUID | None = None,
 ) -> bool:
-    """Store one message, sealed; False when the thread already has this deposit's notice."""
+    """Store one message, sealed, and move its thread's last activity; False when the thread
+    already has this deposit's notice."""
     key = _key(runtime)
     subject_nonce, body_nonce = sealing.new_nonce(), sealing.new_nonce()
     return await repository.insert_message(
@@ -210,7 +211,6 @@ async def _post(
     )
     for attachment in attachments:
         await repository.insert_attachment(uow.conn, attachment)
-    await repository.touch_thread(uow.conn, thread_id, now)
     if announce:
         # The holder's side is one party on the bus: the representative's name stays here.
         professional = party.sender == "professional"
@@ -682,11 +682,9 @@ async def on_document_deposited(
             origin="deposit",
             document_id=deposit.document_id,
         )
-        if not posted:
+        # Posted before (a redelivery), or not the holder's: the notifier alerts holders only.
+        if not posted or reader.side != "holder":
             continue
-        await repository.touch_thread(ctx.conn, thread_id, now)
-        if reader.side != "holder":
-            continue  # the notifier alerts holders: this message is not the holder's
         await outbox.add_event(
             ctx.conn,
             MessageSent(
