@@ -1,5 +1,5 @@
-"""The delivery worker: sends each alert — or burst's digest — by e-mail (aiosmtplib, one kept
-connection) and SMS, at least once, retrying failures.
+"""The delivery worker: sends each alert — or burst's digest — by e-mail (aiosmtplib, kept
+connections: `libs.mail.Mailer`) and SMS, at least once, retrying failures.
 
 Like libs.outbox's relay: it claims due pending mails with `FOR UPDATE SKIP LOCKED` and a lease
 (so replicas share the work and a crashed worker's claims come back when the lease runs out),
