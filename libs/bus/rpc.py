@@ -26,6 +26,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 from opentelemetry import trace
 from pydantic import ValidationError
 
@@ -167,6 +168,10 @@ class RpcClient:
             # Nacked: the queue could not take it now (a quorum queue without a leader while
             # a node is down, or full). The caller may try again with the same request id.
             raise RpcError("unavailable", f"{queue} could not take the request now") from None
+        except (ChannelInvalidStateError, AMQPConnectionError):
+            # The connection to the broker is down (it reconnects by itself); whether the
+            # request went is unknown: the caller tries again with the same request id.
+            raise RpcError("unavailable", "the broker cannot be reached now") from None
         finally:
             self._pending.pop(correlation_id, None)
 
