@@ -37,7 +37,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from libs.bus.rpc import RpcError
-from libs.contracts.commands import AlertContact, GetAlertContacts
+from libs.contracts.commands import MAX_ALERT_CONTACTS, AlertContact, GetAlertContacts
 from libs.mail import Mailer
 from libs.runtime import Runtime
 from libs.sms import SmsRefused, gateway_for
@@ -57,6 +57,8 @@ class MailWorker:
     ) -> None:
         self._runtime = runtime
         self._settings = settings
+        # One GetAlertContacts request answers for a whole batch.
+        assert batch_size <= MAX_ALERT_CONTACTS, batch_size
         self._batch_size = batch_size
         self._lease = timedelta(seconds=settings.delivery_lease_seconds)
         self._poll_interval = settings.mail_poll_seconds

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -245,25 +244,21 @@ async def mark_digest_queued(
 # --- the mail outbox ------------------------------------------------------------------------
 
 
-# A pending mail for $1 (an alert's or a digest's id), its alert marked pending, and, when $6,
-# the holder $2's burst set to ($3, $4, $5). The NOTIFY wakes the worker at commit. Written as
-# `name AS (...)` parts so an outbox statement can carry them (`outbox.add_many(also=...)`);
-# a data-modifying part runs once whether or not the statement reads it.
-_MAIL_QUEUED = """
+def _mail_queued(p: int) -> str:
+    """A pending mail for $p (an alert's or a digest's id), its alert marked pending, and, when
+    $p+5, the holder $p+1's burst set to ($p+2, $p+3, $p+4); the NOTIFY wakes the worker at
+    commit. Written as `name AS (...)` parts so an outbox statement can carry them
+    (`outbox.add_many(also=...)`); a data-modifying part runs once whether or not it is read."""
+    return f"""
     queued AS (
-        INSERT INTO mails (alert_id) VALUES ($1) ON CONFLICT DO NOTHING
-        RETURNING pg_notify('{channel}' || current_schema(), '')),
+        INSERT INTO mails (alert_id) VALUES (${p}) ON CONFLICT DO NOTHING
+        RETURNING pg_notify('{MAIL_CHANNEL_PREFIX}' || current_schema(), '')),
     pending AS (
-        UPDATE alerts SET delivery = 'pending' WHERE alert_id = $1 RETURNING 1),
+        UPDATE alerts SET delivery = 'pending' WHERE alert_id = ${p} RETURNING 1),
     burst AS (
-        UPDATE contacts SET burst_started_at = $3::timestamptz, burst_sent = $4::int,
-                            burst_digest_id = $5::uuid
-        WHERE ins = $2::text AND $6::boolean RETURNING 1)"""
-
-
-def _numbered_from(first: int, sql: str) -> str:
-    """`sql` with its parameters renumbered from `first` ($1 becomes `$first`)."""
-    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + first - 1}", sql)
+        UPDATE contacts SET burst_started_at = ${p + 2}::timestamptz, burst_sent = ${p + 3}::int,
+                            burst_digest_id = ${p + 4}::uuid
+        WHERE ins = ${p + 1}::text AND ${p + 5}::boolean RETURNING 1)"""
 
 
 async def insert_mail(
@@ -282,11 +277,10 @@ async def insert_mail(
     """
     ins, started_at, sent, digest_id = burst if burst is not None else (None, None, 0, None)
     args = (alert_id, ins, started_at, sent, digest_id, burst is not None)
-    parts = _MAIL_QUEUED.replace("{channel}", MAIL_CHANNEL_PREFIX)
-    if event is not None:
-        await outbox.add_many(conn, [event], also=_numbered_from(6, parts), also_args=args)
+    if event is not None:  # the outbox statement's own parameters are $1 to $5
+        await outbox.add_many(conn, [event], also=_mail_queued(6), also_args=args)
     else:
-        await conn.execute(f"WITH {parts} SELECT 1", *args)
+        await conn.execute(f"WITH {_mail_queued(1)} SELECT 1", *args)
 
 
 async def claim_mails(

@@ -100,7 +100,7 @@ async def raise_alert(ctx: EventContext[Any], ins: str, words: Words) -> bool:
             alert.foldable,
             now,
             burst_row=holder,
-            announced=announced(["space", *outward]),
+            announced=lambda: announced(["space", *outward]),
         )
         if folded:
             await outbox.add(conn, *announced(["space", "digest"]))
@@ -120,12 +120,12 @@ async def send_or_fold(
     now: datetime,
     *,
     burst_row: asyncpg.Record | None = None,
-    announced: tuple[Envelope, str] | None = None,
+    announced: Callable[[], tuple[Envelope, str]] | None = None,
 ) -> bool:
     """The alert's mail goes out on its own, or, past the first few of its burst, the alert is
     folded into the burst's digest (NTF_01 without flooding; domain.route). True if folded.
     The holder's row is locked by the caller; `burst_row`: that row as locked, if nothing in
-    this transaction has changed its burst since. `announced`: an event (envelope, routing
+    this transaction has changed its burst since. `announced`: the event (envelope, routing
     key) to write with the mail when it goes out on its own."""
     settings = runtime.settings
     window = timedelta(seconds=settings.digest_window_seconds)
@@ -140,7 +140,8 @@ async def send_or_fold(
             same_window = routing.burst.started_at == burst.started_at
             digest_id = row["burst_digest_id"] if same_window else None
             new_burst = (ins, routing.burst.started_at, routing.burst.sent, digest_id)
-        await repository.insert_mail(conn, alert_id=alert_id, burst=new_burst, event=announced)
+        event = announced() if announced is not None else None
+        await repository.insert_mail(conn, alert_id=alert_id, burst=new_burst, event=event)
         return False
     digest_id = row["burst_digest_id"]
     if digest_id is None:
