@@ -55,7 +55,7 @@ from libs.db import Conn, Pool
 from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
 from libs.health import HealthServer, Progress
-from libs.inbox import first_delivery
+from libs.inbox import applying_once
 from libs.logging import (
     BROKER_LOGGER,
     bind_correlation,
@@ -624,8 +624,11 @@ class Runtime(Generic[S]):
         while True:
             applied = True
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    if await first_delivery(conn, queue, str(envelope.event_id)):
+                async with (
+                    self.pool.acquire() as conn,
+                    applying_once(conn, queue, envelope.event_id) as first,
+                ):
+                    if first:
                         await handler(EventContext(self, conn, envelope), event)
                     else:
                         applied = False
