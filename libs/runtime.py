@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -78,6 +78,10 @@ S = TypeVar("S", bound=ServiceSettings, default=ServiceSettings)
 
 # A message whose handler fails this many times, for a reason that is not an outage, is poison.
 POISON_ATTEMPTS = 3
+
+
+# The name faststream gives the message being handled in its context (faststream.Context).
+_FASTSTREAM_MESSAGE = "message"
 
 
 async def _the_message(message: RabbitMessage) -> RabbitMessage:
@@ -311,7 +315,8 @@ class Runtime(Generic[S]):
             started = time.perf_counter()
             outcome = "failed"
             try:
-                outcome = await self._consume_event(queue, handlers, message)
+                with self._let_go_when_handled(message):
+                    outcome = await self._consume_event(queue, handlers, message)
             finally:
                 self.health.ended(queue)
                 self._count(queue, "event", outcome, started)
@@ -347,11 +352,28 @@ class Runtime(Generic[S]):
             started = time.perf_counter()
             outcome = "failed"
             try:
-                outcome = await self._serve_command(queue, commands, message)
+                with self._let_go_when_handled(message):
+                    outcome = await self._serve_command(queue, commands, message)
                 self.health.progressed(queue)
             finally:
                 self.health.ended(queue)
                 self._count(queue, "command", outcome, started)
+
+    @contextlib.contextmanager
+    def _let_go_when_handled(self, message: RabbitMessage) -> Iterator[None]:
+        """Nothing keeps a message once handled: its body (up to `max_message_bytes`) is freed
+        then, not minutes later. Two things kept it. faststream keeps the message it is handling
+        in a context variable, and asyncio copies the context into every timer and callback
+        scheduled meanwhile (a call's deadline, the driver's five-minute expiry of a statement
+        it prepared), kept until due, cancelled or not: while the runtime handles a message,
+        the variable is empty. And faststream caches what its decoder returned on the message,
+        here the message itself: a cycle, freed only by a full garbage collection."""
+        token = self.broker.context.set_local(_FASTSTREAM_MESSAGE, None)
+        try:
+            yield
+        finally:
+            self.broker.context.reset_local(_FASTSTREAM_MESSAGE, token)
+            message.clear_cache()
 
     def _count(self, queue: str, kind: str, outcome: str, started: float) -> None:
         meters, service = self.meters, self.name

@@ -110,6 +110,7 @@ async def deposit_document(
     document_id = uuid.uuid4()
     key_id, master = current_master_key(ctx)
     sealed = domain.seal_document(master, key_id, content, c.title, document_id, c.ins)
+    del content  # sealed: the plaintext is not kept while the deposit is stored
     async with ctx.unit_of_work() as uow:
         return uow.answer(
             await store_deposit(
