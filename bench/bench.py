@@ -741,6 +741,11 @@ async def system(
         report.add(section_sign_in, "code p50 latency", statistics.median(latencies), "ms")
         report.add(section_sign_in, "code p99 latency", percentile(latencies, 99), "ms")
 
+        # The "every service under 150 MB resident under load": each process's peak
+        # so far (decisions, the journey, sign-ins), before the dossier's large documents.
+        for name, process in running.items():
+            if (peak := _peak_rss_mb(process)) is not None:
+                report.add("system memory", f"{name} peak RSS under load", peak, "MB")
         await dossier_section(
             report,
             client,
@@ -840,6 +845,8 @@ async def dossier_section(
         report.add(section, f"{label} deposits/s ({in_flight} in flight)", n / elapsed)
         report.add(section, f"{label} p99 deposit latency", percentile(latencies, 99), "ms")
         report.add(section, f"{label} MB/s deposited", n * size / elapsed / 1e6)
+        if (peak := _peak_rss_mb(dossier_process)) is not None:
+            report.add(section, f"dossier peak RSS after the {label} deposits", peak, "MB")
 
     # A dossier of 5,000 documents, sealed as the dossier seals them, loaded with COPY.
     ins = depositors[0][0]
