@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from typing_extensions import TypeVar  # with defaults (PEP 696) before Python 3.13
 
 from libs import db, outbox
+from libs.budget import ByteBudget
 from libs.bus import topology
 from libs.bus.authority import OPS
 from libs.bus.publisher import ConfirmingPublisher
@@ -268,6 +269,7 @@ class Runtime(Generic[S]):
             exchange=topology.INTERNAL_EXCHANGE,
             tracer=self.tracing.tracer if self.tracing.enabled else None,
         )
+        self.request_bytes = ByteBudget(settings.request_bytes_at_once)
         self._pool: Pool | None = None
         self.relay: OutboxRelay | None = None
         self._queues: dict[str, list[str]] = {}
@@ -750,22 +752,23 @@ class Runtime(Generic[S]):
         raw = message.raw_message
         new_message_context(self.name, correlation_id=raw.correlation_id, queue=queue)
         deadline = (raw.headers or {}).get(DEADLINE_HEADER)
-        if isinstance(deadline, int) and time.time() * 1000 > deadline:
-            # The caller has given up and been told so: acting now would surprise them.
-            log.warning("request_expired_dropped")
-            await message.ack()
-            return "expired"
-        reply = await self._run_command(
-            commands, raw.body, deadline if isinstance(deadline, int) else None, raw.user_id
-        )
-        if raw.reply_to:
-            try:
-                await self.publisher.reply(
-                    raw.reply_to, raw.correlation_id, reply.model_dump_json().encode()
-                )
-            except Exception as exc:
-                log.error("reply_failed", error=repr(exc))
-        elif not reply.ok:
+        async with self.request_bytes.held(len(raw.body)):
+            if isinstance(deadline, int) and time.time() * 1000 > deadline:
+                # The caller has given up and been told so: acting now would surprise them.
+                log.warning("request_expired_dropped")
+                await message.ack()
+                return "expired"
+            reply = await self._run_command(
+                commands, raw.body, deadline if isinstance(deadline, int) else None, raw.user_id
+            )
+            if raw.reply_to:
+                try:
+                    await self.publisher.reply(
+                        raw.reply_to, raw.correlation_id, reply.model_dump_json().encode()
+                    )
+                except Exception as exc:
+                    log.error("reply_failed", error=repr(exc))
+        if not raw.reply_to and not reply.ok:
             assert reply.error is not None
             return await self._dead_letter_and_ack(
                 queue, message, f"{reply.error.code}: {reply.error.message}", kind="unanswered"

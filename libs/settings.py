@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     # The largest request or event body taken (a 10 MiB document is about 14 MiB in base64);
     # far below the broker's frame limit (128 MiB), so no reply can approach it either.
     max_message_bytes: int = 32 * 1024 * 1024
+    # Bytes of requests worked on at once (libs/budget.py): a request costs a few times its size
+    # while it is handled, and prefetch counts messages, not bytes. Larger requests wait their
+    # turn; one larger than this runs alone.
+    request_bytes_at_once: int = Field(16 * 1024 * 1024, ge=1)
     # Technical rows kept (libs.maintenance), and how often each replica prunes.
     outbox_retention_days: float = 7
     inbox_retention_days: float = 30
