@@ -7,6 +7,9 @@ do not race.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeAlias
 
@@ -31,6 +34,44 @@ async def _keep_session(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
     transaction-scoped advisory locks, no LISTEN on pooled connections, cursors inside
     transactions; the one session lock (migrations, `migrate`) is released before its
     connection goes back."""
+
+
+class TransactionAborted(Exception):
+    """COMMIT rolled back: a statement of the transaction failed and its error was swallowed."""
+
+
+@contextlib.asynccontextmanager
+async def begun_with(conn: Conn, first: str) -> AsyncIterator[str]:
+    """A transaction whose first statement goes with its `BEGIN`, in one round trip: yields that
+    statement's status (`INSERT 0 1`...). Commits when the block ends, rolls back if it raises.
+
+    One simple query takes no parameters: build `first` with `literal` only."""
+    try:
+        yield await conn.execute(f"BEGIN; {first}")
+    except BaseException:
+        # Also when the connection is gone or busy: the pool rolls back what is left open.
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        raise
+    if (ended := await conn.execute("COMMIT")) != "COMMIT":
+        raise TransactionAborted(f"the transaction ended {ended}: a statement of it had failed")
+
+
+# What `literal` writes into SQL: no quote, backslash, space or control character can pass.
+_PLAIN = re.compile(r"[A-Za-z0-9_.:|@-]{1,512}")
+
+
+def literal(value: str) -> str:
+    """`value` as an SQL string literal, for `begun_with`'s simple query; ValueError unless it
+    is made of letters, digits and `_.:|@-` only (ids and names of ours)."""
+    if not _PLAIN.fullmatch(value):
+        raise ValueError("not a plain value for a literal")
+    return f"'{value}'"
+
+
+def plain(value: str) -> bool:
+    """Whether `literal` takes `value`."""
+    return _PLAIN.fullmatch(value) is not None
 
 
 async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from libs import outbox
+from libs import db, outbox
 from libs.contracts.envelope import Envelope, Event, envelope_for
 from libs.contracts.rpc import ErrorCode
 from libs.db import Conn, Pool
@@ -138,21 +138,44 @@ async def unit_of_work(
     request: RequestKey | None = None,
     causation_id: str | None = None,
 ) -> AsyncIterator[UnitOfWork]:
-    async with pool.acquire() as conn, conn.transaction():
-        if request is not None:
-            claimed = await conn.fetchval(
+    async with pool.acquire() as conn, _claiming(conn, request) as claimed:
+        if not claimed:
+            assert request is not None
+            raise AlreadyAnswered(await stored_reply(conn, request))
+        uow = UnitOfWork(conn, correlation_id, now, causation_id)
+        yield uow
+        await _record(conn, uow, request)
+
+
+@asynccontextmanager
+async def _claiming(conn: Conn, request: RequestKey | None) -> AsyncIterator[bool]:
+    """The unit of work's transaction, with its request's claim if it answers one: yields
+    False when the request was claimed before. A key, command and fingerprint of plain
+    characters (as request ids, broker users and token subjects are) go with the `BEGIN`, in
+    one round trip (`db.begun_with`); any other key in a statement of its own."""
+    if request is None:
+        async with conn.transaction():
+            yield True
+        return
+    if db.plain(request.key) and db.plain(request.command) and db.plain(request.fingerprint):
+        values = ", ".join(map(db.literal, (request.key, request.command, request.fingerprint)))
+        async with db.begun_with(
+            conn,
+            "INSERT INTO requests (request_key, command, fingerprint, reply)"
+            f" VALUES ({values}, 'null') ON CONFLICT DO NOTHING",
+        ) as status:
+            yield status == "INSERT 0 1"
+        return
+    async with conn.transaction():
+        yield bool(
+            await conn.fetchval(
                 "INSERT INTO requests (request_key, command, fingerprint, reply)"
                 " VALUES ($1, $2, $3, 'null') ON CONFLICT DO NOTHING RETURNING true",
                 request.key,
                 request.command,
                 request.fingerprint,
             )
-            if not claimed:
-                found = await stored_reply(conn, request)
-                raise AlreadyAnswered(found)
-        uow = UnitOfWork(conn, correlation_id, now, causation_id)
-        yield uow
-        await _record(conn, uow, request)
+        )
 
 
 async def _record(conn: Conn, uow: UnitOfWork, request: RequestKey | None) -> None:

@@ -7,8 +7,8 @@ import uuid
 import asyncpg
 import pytest
 
-from libs.db import Conn
-from libs.inbox import TransactionAborted, applying_once
+from libs.db import Conn, TransactionAborted
+from libs.inbox import applying_once
 from libs.runtime import Runtime
 
 pytestmark = pytest.mark.integration
