@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -71,7 +72,10 @@ def private_cluster() -> Iterator[RabbitCluster]:
 def logs(request: pytest.FixtureRequest) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:120]
     path = harness.RUN_DIR / name
-    path.mkdir(parents=True, exist_ok=True)
+    # This run's logs only: a test reads them back (a crash point's marker, say), and a
+    # previous run's lines would be read as this one's.
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
     return path
 
 
