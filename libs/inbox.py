@@ -9,20 +9,6 @@ from collections.abc import AsyncIterator
 from libs.db import Conn, begun_with, literal
 
 
-async def first_delivery(conn: Conn, consumer: str, message_id: str) -> bool:
-    """Record the message as handled by this consumer; False if it already was.
-
-    Call inside the transaction that applies the message's effects, so both commit or neither.
-    """
-    inserted = await conn.fetchval(
-        "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        consumer,
-        message_id,
-    )
-    return bool(inserted)
-
-
 @contextlib.asynccontextmanager
 async def applying_once(conn: Conn, consumer: str, message_id: uuid.UUID) -> AsyncIterator[bool]:
     """The transaction that applies a message, opened with the message's inbox row: yields

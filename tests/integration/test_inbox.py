@@ -24,6 +24,11 @@ async def _rows(identity: Runtime, *consumers: str) -> list[str]:
     ]
 
 
+def _names() -> tuple[str, str]:
+    """A consumer of the test's own, and the consumer name its effect row is written under."""
+    return f"test.inbox-{uuid.uuid4().hex[:8]}", f"effect-{uuid.uuid4()}"
+
+
 async def _effect(conn: Conn, consumer: str) -> None:
     # The effect of applying the message: a row of its own, in the same transaction.
     await conn.execute("INSERT INTO inbox (consumer, message_id) VALUES ($1, 'effect')", consumer)
@@ -32,11 +37,7 @@ async def _effect(conn: Conn, consumer: str) -> None:
 async def test_a_first_delivery_commits_its_inbox_row_with_its_effect_a_second_applies_nothing(
     identity: Runtime,
 ) -> None:
-    queue, effect, message_id = (
-        f"test.inbox-{uuid.uuid4().hex[:8]}",
-        f"effect-{uuid.uuid4()}",
-        uuid.uuid4(),
-    )
+    (queue, effect), message_id = _names(), uuid.uuid4()
     async with identity.pool.acquire() as conn:
         async with applying_once(conn, queue, message_id) as first:
             assert first
@@ -50,7 +51,7 @@ async def test_a_first_delivery_commits_its_inbox_row_with_its_effect_a_second_a
 async def test_a_failure_while_applying_rolls_back_the_inbox_row_and_the_effect(
     identity: Runtime,
 ) -> None:
-    queue, effect = f"test.inbox-{uuid.uuid4().hex[:8]}", f"effect-{uuid.uuid4()}"
+    queue, effect = _names()
     async with identity.pool.acquire() as conn:
         with pytest.raises(RuntimeError):
             async with applying_once(conn, queue, uuid.uuid4()):
@@ -63,7 +64,7 @@ async def test_a_failure_while_applying_rolls_back_the_inbox_row_and_the_effect(
 async def test_a_failed_statement_whose_error_was_swallowed_keeps_nothing(
     identity: Runtime,
 ) -> None:
-    queue, effect = f"test.inbox-{uuid.uuid4().hex[:8]}", f"effect-{uuid.uuid4()}"
+    queue, effect = _names()
     async with identity.pool.acquire() as conn:
         with pytest.raises(TransactionAborted):
             async with applying_once(conn, queue, uuid.uuid4()):
