@@ -63,13 +63,39 @@ class RequestKey:
         payload: dict[str, Any],
         replay_window: timedelta | None = None,
     ) -> RequestKey:
-        canonical = json.dumps([command, payload], sort_keys=True, separators=(",", ":"))
-        return cls(
-            f"{scope}|{request_id}",
-            command,
-            hashlib.sha256(canonical.encode()).hexdigest(),
-            replay_window,
-        )
+        return cls(f"{scope}|{request_id}", command, fingerprint(command, payload), replay_window)
+
+
+def fingerprint(command: str, payload: dict[str, Any]) -> str:
+    """The SHA-256 of `[command, payload]` as canonical JSON (sorted keys, no spaces): what tells
+    a retry from another request under the same id. A payload carrying a document (a deposit's
+    base64, megabytes) is hashed a slice at a time: whole, its JSON and their bytes would be two
+    more copies of it at once in the dossier's memory. Either way, the same digest."""
+    digest = hashlib.sha256()
+    if any(isinstance(v, str) and len(v) > _SLICE for v in payload.values()):
+        digest.update(f"[{_dumps(command)},{{".encode())
+        for position, name in enumerate(sorted(payload)):
+            digest.update(f"{',' if position else ''}{_dumps(name)}:".encode())
+            value = payload[name]
+            if isinstance(value, str) and len(value) > _SLICE:
+                digest.update(b'"')
+                for start in range(0, len(value), _SLICE):
+                    # JSON escapes one character at a time: the slices' escapes join up.
+                    digest.update(_dumps(value[start : start + _SLICE])[1:-1].encode())
+                digest.update(b'"')
+            else:
+                digest.update(_dumps(value).encode())
+        digest.update(b"}]")
+    else:
+        digest.update(_dumps([command, payload]).encode())
+    return digest.hexdigest()
+
+
+_SLICE = 1 << 16
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 async def stored_reply(conn: Conn | Pool, request: RequestKey) -> Any | None:
