@@ -760,7 +760,10 @@ class Runtime(Generic[S]):
                 await message.ack()
                 return "expired"
             reply = await self._run_command(
-                commands, raw.body, deadline if isinstance(deadline, int) else None, raw.user_id
+                commands,
+                _taken_body(message),
+                deadline if isinstance(deadline, int) else None,
+                raw.user_id,
             )
             if raw.reply_to:
                 try:
@@ -796,6 +799,7 @@ class Runtime(Generic[S]):
             request = Request.model_validate_json(body)
         except ValidationError as exc:
             return _error(ErrorCode.MALFORMED_REQUEST, describe(exc))
+        del body  # its last use (`_taken_body`)
         bind_correlation(request.correlation_id, command=request.command)
         command = commands.get((request.command, request.version))
         if command is None:
@@ -888,6 +892,17 @@ class Runtime(Generic[S]):
             request.payload,
             command.replay_window,
         )
+
+
+def _taken_body(message: RabbitMessage) -> bytes:
+    """A request's body, left on its message only while it may still be dead-lettered (nobody
+    waits for its reply): otherwise parsing is its last use, and a document's base64 is freed
+    once parsed rather than once answered (the dossier's memory under large deposits)."""
+    raw = message.raw_message
+    body: bytes = raw.body
+    if raw.reply_to:
+        raw.body = message.body = b""
+    return body
 
 
 # A refusal is the caller's (a domain rule, a bad request); these are the service's own.
