@@ -1,11 +1,13 @@
 """How many bytes of requests a service works on at once.
 
-RabbitMQ's prefetch counts messages, not bytes: 64 deliveries in hand may be 64 small reads or
-64 documents of several megabytes, each of which costs a few times its size while it is parsed,
-decoded, sealed and written. A service takes a request's size from its budget before working on
-it and gives it back when done; a request that does not fit waits, in its delivery, for those
-in progress to finish (one larger than the whole budget waits to run alone). Small requests pass
-beside the large ones: only large ones ever wait for each other.
+RabbitMQ's prefetch counts messages, not bytes. What a service holds in its deliveries is bounded
+by its queues' limits (requests over `SMALL_REQUEST_BYTES` come by a large lane, `large_prefetch`
+at a time, libs/contracts/rpc.py); what it works on, by this budget: a document costs a few
+times its size while it is parsed, decoded, sealed and written. A service takes a request's
+size from its budget before working on it and gives it back when done; a request that does not
+fit waits, in its delivery, for those in progress to finish (one larger than the whole budget
+waits to run alone). Small requests pass beside the large ones: only large ones ever wait for
+each other.
 """
 
 from __future__ import annotations

@@ -52,7 +52,16 @@ from libs.bus.topology import ORIGINAL_PUBLISHER
 from libs.clock import Clock
 from libs.contracts.commands import Ping, Readiness
 from libs.contracts.envelope import Contract, Envelope, Event, open_envelope
-from libs.contracts.rpc import Command, ErrorCode, ErrorInfo, Reply, Request
+from libs.contracts.rpc import (
+    SMALL_REQUEST_BYTES,
+    Command,
+    ErrorCode,
+    ErrorInfo,
+    Reply,
+    Request,
+    is_large_lane,
+    large_lane,
+)
 from libs.db import Conn, Pool
 from libs.errors import DomainError, Forbidden, InvalidInput
 from libs.faults import is_transient
@@ -340,14 +349,24 @@ class Runtime(Generic[S]):
             # Every command queue answers Ping: readiness probes and the demo wait on it.
             self._commands[queue] = {(Ping.NAME, Ping.VERSION): Handler(Ping, self._ping)}
             self._serve_queue(queue, self._commands[queue])
+        if contract.LARGE and (lane := large_lane(queue)) not in self._commands:
+            # The same commands, a few deliveries at a time: at most `large_prefetch` requests
+            # of up to `max_message_bytes` in hand, whatever a burst of documents sends.
+            self._commands[lane] = self._commands[queue]
+            self._serve_queue(lane, self._commands[queue], prefetch=self.settings.large_prefetch)
         key = (contract.NAME, contract.VERSION)
         assert key not in self._commands[queue], f"{contract.NAME} registered twice"
         self._commands[queue][key] = Handler(contract, use_case, replay_window, replay_first)
 
-    def _serve_queue(self, queue: str, commands: dict[tuple[str, int], Handler[Any]]) -> None:
+    def _serve_queue(
+        self,
+        queue: str,
+        commands: dict[tuple[str, int], Handler[Any]],
+        prefetch: int | None = None,
+    ) -> None:
         self._queues[queue] = []
         self._command_queues.add(queue)
-        subscriber = self._subscriber(queue)
+        subscriber = self._subscriber(queue, prefetch)
 
         @subscriber
         async def serve(message: RabbitMessage) -> None:
@@ -383,12 +402,19 @@ class Runtime(Generic[S]):
         meters.handled.labels(service, queue, kind, outcome).inc()
         meters.handling_seconds.labels(service, queue, kind).observe(time.perf_counter() - started)
 
-    def _subscriber(self, queue: str) -> RabbitSubscriber:
+    def _subscriber(self, queue: str, prefetch: int | None = None) -> RabbitSubscriber:
         subscriber: RabbitSubscriber = self.broker.subscriber(
             RabbitQueue(queue, declare=False),
             no_reply=True,
             ack_policy=AckPolicy.MANUAL,
             decoder=_the_message,
+            # A channel of its own for another prefetch (the broker's default channel's is
+            # `prefetch`).
+            channel=(
+                None
+                if prefetch is None
+                else Channel(prefetch_count=prefetch, on_return_raises=True)
+            ),
         )
         self._subscribers[queue] = subscriber
         return subscriber
@@ -753,13 +779,16 @@ class Runtime(Generic[S]):
         raw = message.raw_message
         new_message_context(self.name, correlation_id=raw.correlation_id, queue=queue)
         deadline = (raw.headers or {}).get(DEADLINE_HEADER)
-        async with self.request_bytes.held(len(raw.body)):
+        # Refused before it waits for its share of the budget: an oversized request costs
+        # nothing but its delivery.
+        too_large = self._too_large(queue, len(raw.body))
+        async with self.request_bytes.held(0 if too_large else len(raw.body)):
             if isinstance(deadline, int) and time.time() * 1000 > deadline:
                 # The caller has given up and been told so: acting now would surprise them.
                 log.warning("request_expired_dropped")
                 await message.ack()
                 return "expired"
-            reply = await self._run_command(
+            reply = too_large or await self._run_command(
                 commands,
                 _taken_body(message),
                 deadline if isinstance(deadline, int) else None,
@@ -783,6 +812,22 @@ class Runtime(Generic[S]):
         assert reply.error is not None
         return _COMMAND_OUTCOMES.get(reply.error.code, "refused")
 
+    def _too_large(self, queue: str, size: int) -> Reply | None:
+        """A request over its queue's limit: `max_message_bytes` on a large lane,
+        `SMALL_REQUEST_BYTES` on any other queue (pointing to its lane, when it has one)."""
+        largest = self.settings.max_message_bytes
+        if not is_large_lane(queue):
+            largest = min(largest, SMALL_REQUEST_BYTES)
+        if size <= largest:
+            return None
+        lane = large_lane(queue)
+        return _error(
+            ErrorCode.TOO_LARGE,
+            f"{queue} takes requests of at most {largest} bytes; send larger ones to {lane}"
+            if lane in self._commands
+            else f"requests are limited to {largest} bytes",
+        )
+
     async def _run_command(
         self,
         commands: dict[tuple[str, int], Handler[Any]],
@@ -790,11 +835,6 @@ class Runtime(Generic[S]):
         deadline_ms: int | None,
         caller: str | None = None,
     ) -> Reply:
-        if len(body) > self.settings.max_message_bytes:
-            return _error(
-                ErrorCode.TOO_LARGE,
-                f"requests are limited to {self.settings.max_message_bytes} bytes",
-            )
         try:
             request = Request.model_validate_json(body)
         except ValidationError as exc:

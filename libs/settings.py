@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     # turn; one larger than this runs alone. 8 MiB: one 5 MB document at a time (its base64 is
     # 6.7 MB), which deposits as fast as two (the work is the CPU's) for 15 MB less at peak.
     request_bytes_at_once: int = Field(8 * 1024 * 1024, ge=1)
+    # Deliveries in hand at once on a large lane (libs/contracts/rpc.py): with
+    # `max_message_bytes`, the most its documents can take before they are handled.
+    large_prefetch: int = Field(2, ge=1)
     # Technical rows kept (libs.maintenance), and how often each replica prunes.
     outbox_retention_days: float = 7
     inbox_retention_days: float = 30

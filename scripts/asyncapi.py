@@ -23,7 +23,15 @@ from libs.bus.rpc import DEADLINE_HEADER, REPLY_TO
 from libs.contracts import commands as cmd
 from libs.contracts import events as events_module
 from libs.contracts.envelope import Event, all_events
-from libs.contracts.rpc import EVERY_QUEUE, Command, ErrorCode, ErrorInfo, Request
+from libs.contracts.rpc import (
+    EVERY_QUEUE,
+    SMALL_REQUEST_BYTES,
+    Command,
+    ErrorCode,
+    ErrorInfo,
+    Request,
+    large_lane,
+)
 from libs.provision import SERVICES
 
 REF = "#/components/schemas/{model}"
@@ -279,6 +287,13 @@ def document() -> dict[str, Any]:
                     ""
                     if topology.is_public(queue)
                     else " Services only: clients cannot publish to this exchange."
+                )
+                + (
+                    f" A request over {SMALL_REQUEST_BYTES} bytes (a document) goes to"
+                    f" `{large_lane(queue)}` instead, on the same exchange: the same commands,"
+                    " taken a couple at a time; here it is refused (`too_large`)."
+                    if any(command.LARGE for command in served)
+                    else f" Requests are limited to {SMALL_REQUEST_BYTES} bytes (`too_large`)."
                 )
             ),
             "messages": channel_messages,

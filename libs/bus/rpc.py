@@ -34,7 +34,15 @@ from libs import telemetry
 from libs.bus.publisher import broker_user
 from libs.bus.topology import COMMANDS_EXCHANGE
 from libs.contracts.envelope import Contract
-from libs.contracts.rpc import EVERY_QUEUE, Command, Reply, Request
+from libs.contracts.rpc import (
+    EVERY_QUEUE,
+    SMALL_REQUEST_BYTES,
+    Command,
+    Reply,
+    Request,
+    is_large_lane,
+    large_lane,
+)
 
 R = TypeVar("R", bound=Contract)
 
@@ -127,6 +135,12 @@ class RpcClient:
             raise RpcError(
                 "too_large", f"the request is {len(body)} bytes; at most {self.max_request_bytes}"
             )
+        # A document goes by its queue's large lane; a queue without one refuses it (below).
+        lane = (
+            large_lane(queue)
+            if len(body) > SMALL_REQUEST_BYTES and not is_large_lane(queue)
+            else None
+        )
         timeout = self.timeout if timeout is None else timeout
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -156,13 +170,19 @@ class RpcClient:
                             headers=headers,
                             user_id=self._user_id,
                         ),
-                        routing_key=queue,
+                        routing_key=lane or queue,
                         mandatory=True,
                     )
                     return await future
         except TimeoutError:
             raise RpcTimeout(queue, timeout) from None
         except aio_pika.exceptions.PublishError:
+            if lane is not None:
+                raise RpcError(
+                    "too_large",
+                    f"the request is {len(body)} bytes; {queue} takes at most"
+                    f" {SMALL_REQUEST_BYTES} (no command there carries a document)",
+                ) from None
             raise RpcError("unavailable", f"no queue {queue} to take the request") from None
         except aio_pika.exceptions.DeliveryError:
             # Nacked: the queue could not take it now (a quorum queue without a leader while

@@ -8,7 +8,8 @@
 - Commands are quorum queues, same arguments, bound by their own name to `dmp.internal` (what
   services call each other through) and, for the public `<service>.commands` queues, to
   `dmp.commands` (the only exchange clients may publish to: `access.decide` and other internal
-  queues are out of their reach).
+  queues are out of their reach). A queue serving a command that may carry a document has a
+  large lane, `<queue>.large`, bound alike (libs/contracts/rpc.py, `SMALL_REQUEST_BYTES`).
 - Exchanges and the ops queue are declared by the administrator (`libs.provision`); services
   only check that they exist, and declare their own queues.
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
+
+from libs.contracts.rpc import LARGE_LANE_SUFFIX
 
 EVENTS_EXCHANGE = "dmp.events"
 UNROUTED_EXCHANGE = "dmp.unrouted"
@@ -72,8 +75,9 @@ async def declare_exchanges(channel: AbstractChannel) -> None:
 
 
 def is_public(queue: str) -> bool:
-    """Clients may send to `<service>.commands`; every other command queue is internal."""
-    return queue.endswith(".commands")
+    """Clients may send to `<service>.commands` (and its large lane); every other command queue
+    is internal."""
+    return queue.removesuffix(LARGE_LANE_SUFFIX).endswith(".commands")
 
 
 async def declare_queue(

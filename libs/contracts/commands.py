@@ -1112,6 +1112,7 @@ class DepositDocument(Command[Deposited]):
     """The dossier checks the rest (known type, base64, size cap) before access is asked."""
 
     QUEUE = DOSSIER
+    LARGE = True
     REQUEST_ID = "required"
 
     ins: Ins
@@ -1300,6 +1301,7 @@ class UploadDocumentPart(Command[UploadProgress]):
     with the same bytes changes nothing; with other bytes it is refused."""
 
     QUEUE = DOSSIER
+    LARGE = True
 
     upload_id: UUID
     index: int = Field(ge=0)
@@ -1397,6 +1399,7 @@ class ImportLegacyRecord(Command[LegacyImport]):
     nothing twice; a document whose id comes back with other content is refused."""
 
     QUEUE = DOSSIER
+    LARGE = True
     REQUEST_ID = "required"
 
     ins: Ins
@@ -1433,6 +1436,7 @@ class SendMessage(Command[MessageReceipt]):
     else until they write to someone (StartThread names the professionals)."""
 
     QUEUE = MESSAGING
+    LARGE = True
     REQUEST_ID = "required"
 
     ins: Ins
@@ -1447,6 +1451,7 @@ class StartThread(Command[MessageReceipt]):
     professionals they write to; a professional writes to the holder, and names no one else."""
 
     QUEUE = MESSAGING
+    LARGE = True
     REQUEST_ID = "required"
 
     ins: Ins

@@ -24,6 +24,25 @@ RequestIdPolicy = Literal["required", "optional", "none"]
 # Every command queue also answers `Ping` (readiness); its QUEUE is this wildcard.
 EVERY_QUEUE = "*"
 
+# A request over this many bytes goes to its queue's large lane (`large_lane`): RabbitMQ's
+# prefetch counts messages, not bytes, so a queue taking documents takes them a couple at a
+# time on a lane of their own, while small requests keep their many in flight. A queue without
+# a lane refuses larger requests (`too_large`); so does a queue's small lane.
+SMALL_REQUEST_BYTES = 1024 * 1024
+
+
+LARGE_LANE_SUFFIX = ".large"
+
+
+def large_lane(queue: str) -> str:
+    """Where requests over `SMALL_REQUEST_BYTES` to `queue` go, for a queue serving a command
+    that may carry a document (`Command.LARGE`)."""
+    return queue + LARGE_LANE_SUFFIX
+
+
+def is_large_lane(queue: str) -> bool:
+    return queue.endswith(LARGE_LANE_SUFFIX)
+
 
 class ErrorCode(StrEnum):
     """Every error a reply can carry. A client may branch on these; the message is for humans."""
@@ -100,6 +119,9 @@ class Command(Contract, Generic[R]):
     # "required" for every command that changes state; "optional" where a retry is harmless
     # but an id, when given, is honoured (it is passed on to the access service).
     REQUEST_ID: ClassVar[RequestIdPolicy] = "none"
+    # True for a command that may carry a document: its queue then has a large lane, which
+    # serves every command of that queue and which requests over `SMALL_REQUEST_BYTES` go to.
+    LARGE: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
