@@ -787,8 +787,9 @@ async def dossier_section(
     pro_tokens: list[str],
     dossier_process: Any,
 ) -> None:
-    """The dossier's peak memory around a 50 MB upload in parts, deposits of 10 kB and of 5 MB,
-    a listing in a dossier of 5,000 documents (issue 9)."""
+    """The dossier's peak memory around a 50 MB upload in parts, deposits of 10 kB, of 5 MB and a
+    burst of 5 MB ones (as many at once as a small lane's prefetch), then a listing in a dossier
+    of 5,000 documents (issue 9)."""
     from libs.contracts import commands as cmd
     from libs.tokens import b64d
     from services.dossier import domain as dossier_domain
@@ -827,6 +828,8 @@ async def dossier_section(
     for label, size, n, in_flight in (
         ("10 kB", 10_000, 300, IN_FLIGHT),
         ("5 MB", 5_000_000, 16, 4),
+        # As many as the prefetch of a small lane: what the large lanes bound.
+        ("5 MB at once", 5_000_000, IN_FLIGHT, IN_FLIGHT),
     ):
         content = b64(os.urandom(size))
 
