@@ -13,6 +13,7 @@ from typing import Any, Literal
 from libs.contracts import commands as cmd
 from libs.contracts import events as ev
 from libs.contracts.envelope import Contract, Event, all_events
+from libs.contracts.rpc import large_lane
 from libs.tokens import new_keypair
 from scripts import asyncapi
 
@@ -603,8 +604,10 @@ def owner_of(queue: str) -> str:
 
 
 def every_queue() -> list[str]:
-    """Every queue the running system has: commands, consumers, their dead letters, ops."""
-    queues = sorted({*COMMAND_QUEUES, *EVENT_QUEUES})
+    """Every queue the running system has: commands and their large lanes, consumers, their
+    dead letters, ops."""
+    lanes = {large_lane(c.QUEUE) for c in asyncapi.registered()[0] if c.LARGE}
+    queues = sorted({*COMMAND_QUEUES, *lanes, *EVENT_QUEUES})
     return [*queues, *(f"{q}.dlq" for q in queues), "ops.unrouted"]
 
 

@@ -29,6 +29,7 @@ DOCUMENTS = "probe.documents"  # serves a command that may carry a document: it 
 SMALL_ONLY = "probe.small"  # serves none
 MIGRATIONS = Path(__file__).parents[1] / "support" / "probe" / "migrations"
 DOCUMENT = "x" * (SMALL_REQUEST_BYTES + 512 * 1024)
+LARGEST = 4 * SMALL_REQUEST_BYTES  # this service's `max_message_bytes`: its large lane's limit
 
 
 class Held(Contract):
@@ -73,7 +74,9 @@ async def rpc(settings_values: dict[str, Any], gate: Gate) -> AsyncIterator[RpcC
     async def note(_ctx: CommandContext, c: Note) -> Held:
         return Held(size=len(c.content))
 
-    settings = ServiceSettings(**infra.service_values(settings_values, "probe"))
+    settings = ServiceSettings(
+        **{**infra.service_values(settings_values, "probe"), "max_message_bytes": LARGEST}
+    )
     runtime = Runtime("probe", settings, MIGRATIONS)
     runtime.handle(Hold, hold)
     runtime.handle(Note, note)
@@ -160,3 +163,12 @@ async def test_a_queue_without_a_large_lane_refuses_a_document_with_too_large(
         await rpc.send(Note(content=DOCUMENT))
     assert refused.value.code == ErrorCode.TOO_LARGE
     assert await rpc.send(Note(content="x" * 1000)) == Held(size=1000)
+
+
+async def test_a_request_over_the_services_largest_is_refused_on_the_large_lane_too(
+    rpc: RpcClient,
+) -> None:
+    with pytest.raises(RpcError) as refused:
+        await rpc.send(Hold(content="x" * (LARGEST + 1)))
+    assert refused.value.code == ErrorCode.TOO_LARGE
+    assert f"limited to {LARGEST} bytes" in refused.value.message
