@@ -29,6 +29,10 @@ def is_transient(exc: BaseException) -> bool:
         | TimeoutError
         | asyncio.TimeoutError
         | asyncpg.InterfaceError  # the connection was closed under us
+        # A connection the server ended mid-statement (shutting down), handed out again before
+        # the driver saw it close: "cannot switch to state ...; another operation is in
+        # progress" (asyncpg #1069; SQLAlchemy counts it a disconnect, its #13241).
+        | asyncpg.InternalClientError
         | asyncpg.PostgresConnectionError
         | AMQPConnectionError
         | ChannelInvalidStateError

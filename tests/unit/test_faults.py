@@ -41,6 +41,8 @@ def _wrapped(cause: BaseException) -> Exception:
         TimeoutError(),
         asyncpg.SerializationError(),
         asyncpg.CannotConnectNowError(),
+        # Seen at the instant the database shut down (docs/faults.md).
+        asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in"),
         Transient("identity away"),
         _wrapped(DeliveryError(None, Basic.Nack(delivery_tag=1))),
     ],
