@@ -4,26 +4,20 @@ typed replies (a reply that drifts from its type is never sent), and refusals wi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from libs.bus import topology
 from libs.bus.rpc import RpcClient, RpcError
 from libs.contracts.envelope import Contract
 from libs.contracts.rpc import Command, ErrorCode
 from libs.errors import Forbidden
 from libs.runtime import CommandContext, Runtime
-from libs.settings import ServiceSettings
-from tests.support import infra
+from tests.support.probe_harness import probe_serving
 
 pytestmark = pytest.mark.integration
 
 QUEUE = "probe.commands"
-# The probe's schema (a table of effects), without importing the probe: its event class would
-# join the registry every other test module sees.
-MIGRATIONS = Path(__file__).parents[1] / "support" / "probe" / "migrations"
 
 
 class Counted(Contract):
@@ -77,25 +71,14 @@ async def refuse(_ctx: CommandContext, _c: Refuse) -> Counted:
 
 @pytest.fixture(scope="module")
 async def rpc(settings_values: dict[str, Any]) -> AsyncIterator[RpcClient]:
-    settings = ServiceSettings(**infra.service_values(settings_values, "probe"))
-    runtime = Runtime("probe", settings, MIGRATIONS)
-    runtime.handle(Count, count)
-    runtime.handle(CountV2, count_v2)
-    runtime.handle(Drift, drift)
-    runtime.handle(Refuse, refuse)
-    await runtime.start()
-    # As another service calls it: `probe.commands` is bound to dmp.internal only.
-    client = RpcClient(
-        infra.party_url(settings_values["amqp_url"], "bench"),
-        name="contract",
-        exchange=topology.INTERNAL_EXCHANGE,
-    )
-    await client.connect()
-    try:
+    def register(runtime: Runtime) -> None:
+        runtime.handle(Count, count)
+        runtime.handle(CountV2, count_v2)
+        runtime.handle(Drift, drift)
+        runtime.handle(Refuse, refuse)
+
+    async with probe_serving(settings_values, register, name="contract") as client:
         yield client
-    finally:
-        await client.close()
-        await runtime.stop()
 
 
 async def test_each_version_of_a_command_is_served_by_its_own_contract(rpc: RpcClient) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -18,16 +17,14 @@ from libs.bus.rpc import RpcClient, RpcError
 from libs.contracts.envelope import Contract
 from libs.contracts.rpc import SMALL_REQUEST_BYTES, Command, ErrorCode, large_lane
 from libs.runtime import CommandContext, Runtime
-from libs.settings import ServiceSettings
 from tests.support import infra
 from tests.support.bus import dead_letters, publish_as
-from tests.support.probe_harness import wait_until
+from tests.support.probe_harness import probe_serving, wait_until
 
 pytestmark = pytest.mark.integration
 
 DOCUMENTS = "probe.documents"  # serves a command that may carry a document: it has a lane
 SMALL_ONLY = "probe.small"  # serves none
-MIGRATIONS = Path(__file__).parents[1] / "support" / "probe" / "migrations"
 DOCUMENT = "x" * (SMALL_REQUEST_BYTES + 512 * 1024)
 LARGEST = 4 * SMALL_REQUEST_BYTES  # this service's `max_message_bytes`: its large lane's limit
 
@@ -74,27 +71,17 @@ async def rpc(settings_values: dict[str, Any], gate: Gate) -> AsyncIterator[RpcC
     async def note(_ctx: CommandContext, c: Note) -> Held:
         return Held(size=len(c.content))
 
-    settings = ServiceSettings(
-        **{**infra.service_values(settings_values, "probe"), "max_message_bytes": LARGEST}
-    )
-    runtime = Runtime("probe", settings, MIGRATIONS)
-    runtime.handle(Hold, hold)
-    runtime.handle(Note, note)
-    await runtime.start()
-    # As another service calls it: these queues are bound to dmp.internal only.
-    client = RpcClient(
-        infra.party_url(settings_values["amqp_url"], "bench"),
-        name="lanes",
-        exchange=topology.INTERNAL_EXCHANGE,
-        timeout=30,
-    )
-    await client.connect()
+    def register(runtime: Runtime) -> None:
+        runtime.handle(Hold, hold)
+        runtime.handle(Note, note)
+
     try:
-        yield client
+        async with probe_serving(
+            settings_values, register, name="lanes", timeout=30, max_message_bytes=LARGEST
+        ) as client:
+            yield client
     finally:
         gate.open.set()
-        await client.close()
-        await runtime.stop()
 
 
 async def _ready(amqp_url: str, queue: str) -> int:

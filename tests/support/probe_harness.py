@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,12 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+
+from libs.bus import topology
+from libs.bus.rpc import RpcClient
+from libs.runtime import Runtime
+from libs.settings import ServiceSettings
+from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_TYPE = "EffectRequested"
@@ -196,3 +203,38 @@ async def publish_to_queue(amqp_url: str, queue: str, body: bytes, message_id: s
         )
     finally:
         await connection.close()
+
+
+# --- a probe runtime in this process, for commands of a test's own ------------------------------
+
+PROBE_MIGRATIONS = ROOT / "tests" / "support" / "probe" / "migrations"
+
+
+@contextlib.asynccontextmanager
+async def probe_serving(
+    settings_values: dict[str, Any],
+    register: Callable[[Runtime], None],
+    *,
+    name: str,
+    timeout: float = 5.0,
+    **settings: Any,
+) -> AsyncIterator[RpcClient]:
+    """The real runtime as `probe`, in this process, serving what `register` registers (with
+    `settings` over the test's), and a client calling it as another service would: the probe's
+    command queues are bound to dmp.internal only."""
+    values = {**infra.service_values(settings_values, "probe"), **settings}
+    runtime = Runtime("probe", ServiceSettings(**values), PROBE_MIGRATIONS)
+    register(runtime)
+    await runtime.start()
+    client = RpcClient(
+        infra.party_url(settings_values["amqp_url"], "bench"),
+        name=name,
+        exchange=topology.INTERNAL_EXCHANGE,
+        timeout=timeout,
+    )
+    try:
+        await client.connect()
+        yield client
+    finally:
+        await client.close()
+        await runtime.stop()
